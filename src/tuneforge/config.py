@@ -1,0 +1,177 @@
+"""Typed configuration: YAML files fill pydantic sections; `--set a.b=c` overrides.
+
+Each section is a small model with `extra="forbid"`, so a misspelled key is an error that names it
+and the closest valid key. Attribute docstrings are the documentation shown by `--help` and docs.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tuneforge.errors import ConfigError
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+
+class ModelConfig(Section):
+    name_or_path: str = DEFAULT_MODEL
+    """An alias (`tuneforge models`), a local HF directory, a .gguf file or a hub id in the local cache."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """`auto`: float32 on CPU, bfloat16 on CUDA where supported, else float16."""
+    device: str = "auto"
+    """`auto`, `cpu`, `cuda`, `cuda:1`, `mps`."""
+    quantization: Literal["none", "8bit", "4bit"] = "none"
+    """Load the base weights quantised through bitsandbytes (CUDA only)."""
+    trust_remote_code: bool = False
+    """Run model code shipped with the checkpoint. Off unless you trust its author."""
+    revision: str | None = None
+
+
+class DatasetConfig(Section):
+    path: str | list[str]
+    """Files, folders, globs or a HF `save_to_disk` directory; `info.json#name` picks an entry of a
+    LLaMA-Factory `dataset_info.json`."""
+    format: Literal["auto", "alpaca", "sharegpt", "messages", "text", "preference", "tuneforge"] = "auto"
+    columns: dict[str, str] = Field(default_factory=dict)
+    """Map our field names to the file's columns, e.g. `{instruction: question, output: answer}`."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """sharegpt role-tag mapping, e.g. `{role_tag: from, content_tag: value, user_tag: human}`."""
+    task: str | None = None
+    """Task name for multi-task training; stored on every sample read from this dataset."""
+    split: str | None = None
+    """For HF dataset directories holding several splits."""
+
+
+class DataConfig(Section):
+    datasets: list[DatasetConfig] = Field(default_factory=list)
+    placeholders: dict[str, str] = Field(default_factory=dict)
+    """Values for `{{name}}`-style placeholders in the data (see identity.json)."""
+    on_error: Literal["raise", "skip"] = "raise"
+    """`raise` stops at the first malformed record with `file:line: reason`; `skip` writes it to the
+    rejects file and counts it."""
+    rejects_path: str | None = None
+    """Where skipped records go (jsonl); default: `rejects.jsonl` beside the output."""
+
+
+class TemplateConfig(Section):
+    name: str = "auto"
+    """`auto` uses the tokenizer's own chat template, else a built-in (`tuneforge data show --help`)."""
+    jinja: str | None = None
+    """Your own Jinja chat template (HF `apply_chat_template` conventions); overrides `name`."""
+    system: str | None = None
+    """Default system prompt for conversations that have none."""
+    train_on: Literal["assistant", "last", "all"] = "assistant"
+    """Which tokens carry loss: every assistant turn, only the last one, or the whole sequence."""
+    cutoff_len: int = Field(1024, gt=0)
+    """Maximum tokens per sample."""
+    cutoff_policy: Literal["truncate", "drop"] = "truncate"
+    """`truncate` cuts the prompt and whole earlier turns, never an assistant reply silently: a sample
+    whose last reply does not fit is dropped and counted. `drop` drops every sample that is too long."""
+
+
+class MethodConfig(Section):
+    name: str = "lora"
+    """Fine-tuning method; the training stage adds each method's own settings."""
+
+
+class TrainConfig(Section):
+    stage: Literal["sft", "pt", "dpo"] = "sft"
+    output_dir: str = "runs/latest"
+    seed: int = 42
+
+
+class EvalConfig(Section):
+    datasets: list[DatasetConfig] = Field(default_factory=list)
+
+
+class Config(Section):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    template: TemplateConfig = Field(default_factory=TemplateConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data_shorthand(cls, v: Any) -> Any:
+        # `data: file.json` or `data: [a.json, b.json]` is the common case; spell it out.
+        if isinstance(v, (str, list)):
+            return {"datasets": [{"path": p} for p in ([v] if isinstance(v, str) else v)]}
+        return v
+
+
+def apply_override(tree: dict[str, Any], assignment: str) -> None:
+    """Apply `a.b.c=value` to a nested dict; the value is parsed as YAML (`1e-4`, `true`, `[a, b]`)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. train.seed=1")
+    key, raw = assignment.split("=", 1)
+    *parents, leaf = key.strip().split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: '{part}' is not a section")
+    node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+
+
+def _explain(error: ValidationError, root: type[BaseModel]) -> str:
+    lines = []
+    for err in error.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            valid = _fields_at(root, err["loc"][:-1])
+            close = difflib.get_close_matches(str(err["loc"][-1]), valid, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
+            lines.append(f"unknown key '{loc}'{hint}")
+        else:
+            lines.append(f"'{loc}': {err['msg']}")
+    return "\n".join(lines)
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[str(part)].annotation
+        inner = getattr(annotation, "__args__", (annotation,))
+        model = next(t for t in inner if isinstance(t, type) and issubclass(t, BaseModel))
+    return list(model.model_fields)
+
+
+def build_config(tree: dict[str, Any], overrides: list[str] = ()) -> Config:
+    tree = dict(tree)
+    for assignment in overrides:
+        apply_override(tree, assignment)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(_explain(e, Config)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
+    """Read a YAML config (or none, for defaults) and apply `--set` overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: invalid YAML: {e}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    try:
+        return build_config(tree, overrides)
+    except ConfigError as e:
+        raise ConfigError(f"{path or 'config'}: {e}") from None
