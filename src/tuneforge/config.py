@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tuneforge.errors import ConfigError
 
@@ -34,6 +34,8 @@ class ModelConfig(Section):
     trust_remote_code: bool = False
     """Run model code shipped with the checkpoint. Off unless you trust its author."""
     revision: str | None = None
+    allow_download: bool = False
+    """Let a hub id download when it is not in the local cache. Off: tuneforge works offline."""
 
 
 class DatasetConfig(Section):
@@ -101,14 +103,6 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
-    @field_validator("data", mode="before")
-    @classmethod
-    def _data_shorthand(cls, v: Any) -> Any:
-        # `data: file.json` or `data: [a.json, b.json]` is the common case; spell it out.
-        if isinstance(v, (str, list)):
-            return {"datasets": [{"path": p} for p in ([v] if isinstance(v, str) else v)]}
-        return v
-
 
 def apply_override(tree: dict[str, Any], assignment: str) -> None:
     """Apply `a.b.c=value` to a nested dict; the value is parsed as YAML (`1e-4`, `true`, `[a, b]`)."""
@@ -150,6 +144,10 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 def build_config(tree: dict[str, Any], overrides: list[str] = ()) -> Config:
     tree = dict(tree)
+    # `data: file.json` or `data: [a.json, b.json]` is the common case; spell it out (before --set).
+    if isinstance(tree.get("data"), (str, list)):
+        paths = [tree["data"]] if isinstance(tree["data"], str) else tree["data"]
+        tree["data"] = {"datasets": [{"path": p} for p in paths]}
     for assignment in overrides:
         apply_override(tree, assignment)
     try:

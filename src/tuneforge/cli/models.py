@@ -1,0 +1,39 @@
+"""`tuneforge models`: the model aliases and what is already available offline."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from tuneforge.models.aliases import ALIASES
+from tuneforge.models.cache import cache_root
+from tuneforge.models.gguf_convert import converted_dir
+
+
+def models() -> None:
+    """List model aliases (offline, shipped in wheels), converted models and the local HF hub cache."""
+    console = Console()
+    table = Table(title="Model aliases")
+    for col in ("alias", "status", "description"):
+        table.add_column(col)
+    for alias in ALIASES.values():
+        try:
+            ready = (converted_dir(alias.gguf_path(), alias.name) / "config.json").exists()
+            status = "[green]converted[/]" if ready else "[yellow]installed (converted on first use)[/]"
+        except Exception:  # the wheel is missing: say how to get it rather than fail the listing
+            status = f"[red]missing[/]: {alias.install_hint}"
+        table.add_row(alias.name, status, alias.description)
+    console.print(table)
+
+    converted = sorted(p for p in (cache_root() / "models").glob("*") if (p / "config.json").exists())
+    console.print(f"\nConverted GGUF models in {cache_root() / 'models'}: "
+                  + (", ".join(p.name for p in converted) or "none"))
+
+    from huggingface_hub import scan_cache_dir
+
+    try:
+        repos = [r for r in scan_cache_dir().repos if r.repo_type == "model"]
+    except Exception:  # no HF cache directory yet
+        repos = []
+    console.print("Local Hugging Face cache: "
+                  + (", ".join(sorted(r.repo_id for r in repos)) or "empty (hub ids need a download first)"))

@@ -1,0 +1,1 @@
+"""Generation, chat and (later) serving and export."""

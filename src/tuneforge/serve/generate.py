@@ -1,0 +1,39 @@
+"""One-shot generation through a model's chat template, with token streaming."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from tuneforge.types import Message
+
+
+def _streamer(tokenizer, on_text: Callable[[str], None]):
+    from transformers import TextStreamer
+
+    class CallbackStreamer(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text:
+                on_text(text)
+
+    return CallbackStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+
+@torch.inference_mode()
+def generate_reply(model, tokenizer, messages: list[Message], *, template: str = "auto",
+                   max_new_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
+                   stream: Callable[[str], None] | None = None) -> str:
+    """Render `messages` plus the generation prompt, generate, and return the reply text."""
+    from tuneforge.formatting import prompt_ids
+
+    ids = torch.tensor([prompt_ids(messages, tokenizer, template)], device=model.device)  # (1, T)
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
+        "do_sample": False}
+    torch.manual_seed(seed)
+    out = model.generate(
+        input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        streamer=_streamer(tokenizer, stream) if stream else None, **sampling,
+    )
+    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)

@@ -1,0 +1,58 @@
+import pytest
+
+from tuneforge.config import build_config, load_config
+from tuneforge.errors import ConfigError
+
+
+def test_defaults_are_offline_and_safe():
+    cfg = build_config({})
+    assert cfg.model.name_or_path == "smollm2-135m-instruct"
+    assert cfg.model.trust_remote_code is False and cfg.model.allow_download is False
+    assert cfg.template.train_on == "assistant"
+
+
+def test_unknown_top_level_key_names_closest():
+    with pytest.raises(ConfigError, match=r"unknown key 'templat'; did you mean 'template'\?"):
+        build_config({"templat": {}})
+
+
+def test_unknown_nested_key_inside_list_names_closest():
+    with pytest.raises(ConfigError, match=r"unknown key 'data.datasets.0.pth'; did you mean 'path'\?"):
+        build_config({"data": {"datasets": [{"path": "a.json", "pth": "b"}]}})
+
+
+def test_unknown_key_without_close_match_lists_valid_keys():
+    with pytest.raises(ConfigError, match=r"unknown key 'model.zzz'; valid keys: name_or_path, dtype"):
+        build_config({"model": {"zzz": 1}})
+
+
+def test_wrong_value_names_key():
+    with pytest.raises(ConfigError, match=r"'template.cutoff_len'"):
+        build_config({"template": {"cutoff_len": -3}})
+
+
+def test_set_overrides_parse_yaml_values():
+    cfg = build_config({"data": "a.json"}, ["template.cutoff_len=512", "model.trust_remote_code=true",
+                                            "data.placeholders={name: Forge}"])
+    assert cfg.template.cutoff_len == 512
+    assert cfg.model.trust_remote_code is True
+    assert cfg.data.placeholders == {"name": "Forge"}
+    assert [d.path for d in cfg.data.datasets] == ["a.json"]
+
+
+def test_set_without_equals_is_an_error():
+    with pytest.raises(ConfigError, match="expected key=value"):
+        build_config({}, ["train.seed"])
+
+
+def test_load_config_reports_file_and_yaml_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: invalid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match=r"missing.yaml: no such config file"):
+        load_config(tmp_path / "missing.yaml")
+    good = tmp_path / "good.yaml"
+    good.write_text("model:\n  name_or_path: some/dir\ntemplate:\n  cutof_len: 3\n")
+    with pytest.raises(ConfigError, match=r"good.yaml: unknown key 'template.cutof_len'"):
+        load_config(good)
