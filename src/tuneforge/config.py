@@ -87,8 +87,44 @@ class MethodConfig(Section):
 
 class TrainConfig(Section):
     stage: Literal["sft", "pt", "dpo"] = "sft"
+    """`sft` instruction/chat tuning, `pt` continued pre-training on raw text, `dpo` preference pairs."""
     output_dir: str = "runs/latest"
+    """The run directory: config, manifest, metrics, checkpoints, final artefact, report."""
     seed: int = 42
+    epochs: float = 1.0
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (overrides `epochs`)."""
+    learning_rate: float = Field(2e-4, gt=0)
+    weight_decay: float = 0.0
+    """AdamW weight decay; never applied to biases, norms or embeddings."""
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    batch_size: int = Field(4, gt=0)
+    """Micro-batch size: sequences (or packed rows) per forward pass."""
+    grad_accum: int = Field(1, gt=0)
+    """Micro-batches per optimizer step; the loss is normalised by the step's total label tokens."""
+    max_grad_norm: float | None = 1.0
+    packing: bool = True
+    """Pack several samples per row (each still attends only to itself); else length-grouped padding."""
+    gradient_checkpointing: bool = False
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    """`auto`: bf16 on CUDA where supported, none on CPU."""
+    neftune_alpha: float | None = None
+    """Add NEFTune noise (alpha / sqrt(T*d), uniform) to input embeddings while training."""
+    loss_chunk_size: int = Field(2048, gt=0)
+    """Labelled positions per chunk of the fused LM-head + cross-entropy."""
+    val_size: float = Field(0.0, ge=0)
+    """Held-out share (< 1) or count (>= 1) of the training data for evaluation."""
+    eval_every: int | None = None
+    """Evaluate every N optimizer steps (and at the end) when there is a validation set."""
+    early_stopping_patience: int | None = None
+    """Stop after this many evaluations without improvement; the best weights are kept."""
+    save_every: int | None = None
+    """Write a checkpoint every N optimizer steps (and always on Ctrl-C)."""
+    keep_last: int = Field(2, gt=0)
+    resume: Literal["auto", "never"] | str = "never"
+    """`auto` resumes from the newest checkpoint in `output_dir`; or a checkpoint directory."""
+    log_every: int = Field(1, gt=0)
 
 
 class EvalConfig(Section):

@@ -1,0 +1,1 @@
+"""The training engine: batching, losses, the loop, checkpoints and run directories."""

@@ -1,0 +1,134 @@
+"""Turning tokenised examples into micro-batches: packing without cross-contamination, or padding
+with length grouping. Both orders are a pure function of (seed, epoch), so a resumed run sees exactly
+the batches an uninterrupted one would."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import torch
+
+from tuneforge.train.losses import IGNORE
+
+
+class Example(Protocol):
+    input_ids: Sequence[int]
+    labels: Sequence[int]
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, T)
+    labels: torch.Tensor  # (B, T)
+    position_ids: torch.Tensor | None  # (B, T): restarts at 0 at each packed sample
+    attention_mask: torch.Tensor | None  # (B, T): padding mask when not packed
+    n_labels: int  # positions that carry loss after the shift
+    n_tokens: int  # non-pad tokens
+
+    def model_inputs(self, device: torch.device) -> dict[str, torch.Tensor]:
+        out = {"input_ids": self.input_ids.to(device)}
+        if self.position_ids is not None:
+            # No 2-D attention mask and restarting position ids: transformers builds a block-diagonal
+            # causal mask, so packed samples never attend to each other.
+            out["position_ids"] = self.position_ids.to(device)
+        if self.attention_mask is not None:
+            out["attention_mask"] = self.attention_mask.to(device)
+        return out
+
+
+def count_labels(labels: Sequence[int]) -> int:
+    return sum(1 for y in labels[1:] if y != IGNORE)
+
+
+def pack_rows(lengths: Sequence[int], block_size: int, seed: int) -> list[list[int]]:
+    """Group example indices into rows of at most `block_size` tokens: shuffle, then first-fit
+    decreasing over windows, which fills rows to ~99% without reordering data across the epoch."""
+    order = list(range(len(lengths)))
+    random.Random(seed).shuffle(order)
+    rows: list[list[int]] = []
+    window = 512
+    for w in range(0, len(order), window):
+        chunk = sorted(order[w:w + window], key=lambda i: -lengths[i])
+        open_rows: list[tuple[int, list[int]]] = []  # (free space, indices)
+        for i in chunk:
+            for r, (free, idx) in enumerate(open_rows):
+                if lengths[i] <= free:
+                    idx.append(i)
+                    open_rows[r] = (free - lengths[i], idx)
+                    break
+            else:
+                open_rows.append((block_size - lengths[i], [i]))
+        rows.extend(idx for _, idx in open_rows)
+    return rows
+
+
+def group_by_length(lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Batches of similar length (less padding), in random order: shuffle, sort within mega-batches."""
+    order = list(range(len(lengths)))
+    rng = random.Random(seed)
+    rng.shuffle(order)
+    mega = batch_size * 32
+    batches = []
+    for m in range(0, len(order), mega):
+        chunk = sorted(order[m:m + mega], key=lambda i: -lengths[i])
+        batches.extend(chunk[b:b + batch_size] for b in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def collate_packed(examples: Sequence[Example], rows: Sequence[Sequence[int]], pad_id: int) -> Batch:
+    width = max(sum(len(examples[i].input_ids) for i in row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    pos = torch.zeros((len(rows), width), dtype=torch.long)
+    n_labels = n_tokens = 0
+    for r, row in enumerate(rows):
+        at = 0
+        for i in row:
+            ex = examples[i]
+            n = len(ex.input_ids)
+            ids[r, at:at + n] = torch.tensor(ex.input_ids)
+            labels[r, at:at + n] = torch.tensor(ex.labels)
+            # The first token of each sample is never a target of the previous one.
+            labels[r, at] = IGNORE
+            pos[r, at:at + n] = torch.arange(n)
+            n_labels += count_labels(ex.labels)
+            n_tokens += n
+            at += n
+        pos[r, at:] = torch.arange(width - at)  # the tail padding is a segment of its own
+    return Batch(ids, labels, pos, None, n_labels, n_tokens)
+
+
+def collate_padded(examples: Sequence[Example], indices: Sequence[int], pad_id: int) -> Batch:
+    width = max(len(examples[i].input_ids) for i in indices)
+    ids = torch.full((len(indices), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(indices), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(indices), width), dtype=torch.long)
+    n_labels = n_tokens = 0
+    for r, i in enumerate(indices):
+        ex = examples[i]
+        n = len(ex.input_ids)
+        ids[r, :n] = torch.tensor(ex.input_ids)
+        labels[r, :n] = torch.tensor(ex.labels)  # padding is masked by position, never by id
+        mask[r, :n] = 1
+        n_labels += count_labels(ex.labels)
+        n_tokens += n
+    return Batch(ids, labels, None, mask, n_labels, n_tokens)
+
+
+def epoch_batches(examples: Sequence[Example], *, batch_size: int, packing: bool, block_size: int,
+                  pad_id: int, seed: int, epoch: int, group_lengths: bool = True) -> list[Batch]:
+    lengths = [len(e.input_ids) for e in examples]
+    epoch_seed = seed * 100_003 + epoch
+    if packing:
+        rows = pack_rows(lengths, block_size, epoch_seed)
+        return [collate_packed(examples, rows[b:b + batch_size], pad_id) for b in range(0, len(rows), batch_size)]
+    if group_lengths:
+        groups = group_by_length(lengths, batch_size, epoch_seed)
+    else:
+        order = list(range(len(lengths)))
+        random.Random(epoch_seed).shuffle(order)
+        groups = [order[b:b + batch_size] for b in range(0, len(order), batch_size)]
+    return [collate_padded(examples, g, pad_id) for g in groups]

@@ -1,0 +1,94 @@
+"""Losses. The LM loss is computed only where labels are set, in chunks, with the gradient taken in
+the forward pass: with a 49k vocabulary the (tokens × vocab) logits dominate time and memory, and most
+positions of an SFT batch (prompts, padding) carry no label at all."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE = -100
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """sum_i CE(h_i @ W.T, y_i) without keeping logits: each chunk's softmax gradient is folded into
+    dL/dh (and dL/dW when W trains) immediately, so peak memory is one chunk of logits."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, chunk_size: int):  # hidden (N, H), weight (V, H), targets (N,)
+        grad_hidden = torch.empty_like(hidden)
+        grad_weight = torch.zeros_like(weight) if weight.requires_grad else None
+        total = hidden.new_zeros((), dtype=torch.float32)
+        for start in range(0, hidden.shape[0], chunk_size):
+            h = hidden[start:start + chunk_size]  # (C, H)
+            y = targets[start:start + chunk_size]  # (C,)
+            logits = (h @ weight.T).float()  # (C, V)
+            lse = torch.logsumexp(logits, dim=-1)  # (C,)
+            total += (lse - logits.gather(1, y[:, None]).squeeze(1)).sum()
+            grad_logits = torch.softmax(logits, dim=-1)  # d(lse - logit_y)/d logits = softmax - onehot
+            grad_logits[torch.arange(y.shape[0], device=y.device), y] -= 1
+            grad_logits = grad_logits.to(h.dtype)
+            grad_hidden[start:start + chunk_size] = grad_logits @ weight  # (C, H)
+            if grad_weight is not None:
+                grad_weight.addmm_(grad_logits.T, h)  # (V, H)
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        grad_weight = None if grad_weight is None else grad_weight * grad_out.to(grad_weight.dtype)
+        return grad_hidden * grad_out.to(grad_hidden.dtype), grad_weight, None, None
+
+
+def lm_loss_sum(hidden: torch.Tensor, labels: torch.Tensor, lm_head: torch.nn.Linear,
+                chunk_size: int = 2048) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy over labelled positions, and how many there were.
+
+    hidden (B, T, H) are the final hidden states; labels (B, T) are aligned with the inputs (the
+    shift happens here). Summing, not averaging, lets the caller normalise by the token count of
+    the whole optimizer step, across micro-batches and processes.
+    """
+    targets = labels[:, 1:]  # (B, T-1)
+    keep = targets != IGNORE
+    h = hidden[:, :-1][keep]  # (N, H)
+    y = targets[keep]  # (N,)
+    if lm_head.bias is not None:
+        raise ValueError("lm_loss_sum expects an LM head without bias")
+    if h.shape[0] == 0:
+        return hidden.sum() * 0.0, 0
+    return _LinearCrossEntropy.apply(h, lm_head.weight, y, chunk_size), int(y.shape[0])
+
+
+def logits_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The same sum from full logits (B, T, V), for models whose forward must run whole (prompt methods)."""
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    n = int(keep.sum())
+    loss = F.cross_entropy(logits[:, :-1][keep].float(), targets[keep], reduction="sum")
+    return loss, n
+
+
+def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of log p(label) per sequence over labelled positions: (B, T, V), (B, T) -> (B,)."""
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    picked = logp.gather(2, targets.clamp(min=0)[..., None]).squeeze(-1)  # (B, T-1)
+    return (picked * keep).sum(-1)
+
+
+def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
+             ref_rejected: torch.Tensor, beta: float = 0.1, kind: str = "sigmoid"):
+    """DPO (Rafailov et al. 2023) on sequence log-probs (B,); IPO (Azar et al. 2023) as an option.
+
+    Returns the mean loss, the per-pair rewards margin and whether the chosen reply won."""
+    logits = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)  # (B,)
+    if kind == "sigmoid":
+        losses = -F.logsigmoid(beta * logits)
+    elif kind == "ipo":
+        losses = (logits - 1 / (2 * beta)) ** 2
+    else:
+        raise ValueError(f"unknown DPO loss '{kind}' (sigmoid, ipo)")
+    margin = beta * logits.detach()
+    return losses.mean(), margin, (margin > 0).float()
