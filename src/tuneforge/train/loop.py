@@ -1,0 +1,227 @@
+"""The training loop: one function that reads top to bottom.
+
+forward → summed loss over labelled tokens → scale by the step's token count → backward → clip →
+step → zero_grad → log; with evaluation, checkpoints and resumption around it.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+from contextlib import nullcontext
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from tuneforge.config import TrainConfig
+from tuneforge.errors import TuneforgeError
+from tuneforge.train.batching import Batch, Example, epoch_batches
+from tuneforge.train.checkpoint import TrainState, list_checkpoints, load_checkpoint, save_checkpoint
+from tuneforge.train.schedule import make_scheduler
+from tuneforge.train.step import CausalLMLoss
+
+
+@dataclass
+class LoopResult:
+    state: TrainState
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+    interrupted: bool = False
+
+
+def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: no decay on biases, norms and embeddings (1-D tensors or embedding tables)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "embed" in name or "norm" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def add_neftune(model: nn.Module, alpha: float) -> torch.utils.hooks.RemovableHandle:
+    """NEFTune (Jain et al. 2023): uniform noise of scale alpha / sqrt(T * d) on input embeddings,
+    in training mode only."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+
+    def hook(module, args, output):  # output (B, T, d)
+        if module.training:
+            scale = alpha / math.sqrt(output.shape[1] * output.shape[2])
+            output = output + torch.zeros_like(output).uniform_(-scale, scale)
+        return output
+
+    return base.get_input_embeddings().register_forward_hook(hook)
+
+
+@torch.no_grad()
+def evaluate(loss_fn: nn.Module, batches: Sequence[Batch], device: torch.device) -> tuple[float, int]:
+    """Mean token loss over `batches` (weights of every labelled token equal)."""
+    loss_fn.eval()
+    total, count = 0.0, 0
+    for b in batches:
+        s, n = loss_fn(b.labels.to(device), **b.model_inputs(device))
+        total, count = total + float(s), count + n
+    loss_fn.train()
+    return (total / count if count else float("nan")), count
+
+
+def train_loop(
+    model: nn.Module,
+    train_examples: Sequence[Example],
+    cfg: TrainConfig,
+    *,
+    run_dir: Path,
+    pad_id: int,
+    block_size: int,
+    whole_forward: bool = False,
+    eval_sets: dict[str, Sequence[Example]] | None = None,
+    accelerator=None,
+    on_log: Callable[[dict], None] | None = None,
+    on_best: Callable[[], None] | None = None,
+) -> LoopResult:
+    """Train `model` in place on tokenised examples; returns the final state and the logged history.
+
+    `eval_sets` maps a name ("val", or one per task) to held-out examples; `on_best` is called when
+    the validation loss improves (keep-best)."""
+    from accelerate import Accelerator
+
+    accelerator = accelerator or Accelerator(mixed_precision=_mixed_precision(cfg.mixed_precision))
+    torch.manual_seed(cfg.seed)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    noise = add_neftune(model, cfg.neftune_alpha) if cfg.neftune_alpha else None
+
+    world, rank = accelerator.num_processes, accelerator.process_index
+    per_step = cfg.grad_accum * world  # micro-batches consumed by one optimizer step
+
+    def batches_of(epoch: int) -> list[Batch]:
+        return epoch_batches(train_examples, batch_size=cfg.batch_size, packing=cfg.packing,
+                             block_size=block_size, pad_id=pad_id, seed=cfg.seed, epoch=epoch)
+
+    steps_per_epoch = len(batches_of(0)) // per_step
+    if steps_per_epoch == 0:
+        raise TuneforgeError(f"too little data for one optimizer step: {len(train_examples)} samples, "
+                             f"batch_size={cfg.batch_size} × grad_accum={cfg.grad_accum} × {world} processes")
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+
+    optimizer = torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
+    scheduler = make_scheduler(optimizer, total_steps, cfg.warmup_ratio, cfg.scheduler)
+    loss_fn = CausalLMLoss(model, whole_forward=whole_forward, chunk_size=cfg.loss_chunk_size)
+    loss_fn, optimizer = accelerator.prepare(loss_fn, optimizer)
+    device = accelerator.device
+    eval_batches = {name: epoch_batches(ex, batch_size=cfg.batch_size, packing=cfg.packing,
+                                        block_size=block_size, pad_id=pad_id, seed=0, epoch=0)
+                    for name, ex in (eval_sets or {}).items() if ex}
+
+    state = TrainState()
+    resume_from = _resume_path(cfg.resume, run_dir)
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, model, optimizer, scheduler)
+        accelerator.print(f"resumed from {resume_from} at step {state.step}")
+
+    result = LoopResult(state=state)
+    stop = {"signal": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(signal=True))  # Ctrl-C: checkpoint, then stop
+    loss_fn.train()
+    epoch_cache: tuple[int, list[Batch]] | None = None
+    try:
+        while state.step < total_steps and not stop["signal"]:
+            epoch, in_epoch = divmod(state.step, steps_per_epoch)
+            if epoch_cache is None or epoch_cache[0] != epoch:
+                epoch_cache = (epoch, batches_of(epoch))
+            step_batches = epoch_cache[1][in_epoch * per_step:(in_epoch + 1) * per_step]
+            mine = step_batches[rank::world]  # this process's micro-batches of the global step
+            t0 = time.perf_counter()
+
+            # Normalise by the labelled tokens of the whole step, over micro-batches and processes, so
+            # that 4×1 and 1×4 accumulation (and 1 or N processes) give the same gradient.
+            n_step = accelerator.reduce(torch.tensor(sum(b.n_labels for b in mine), device=device), "sum").item()
+            step_loss = 0.0
+            for i, batch in enumerate(mine):
+                sync = i == len(mine) - 1
+                ctx = accelerator.no_sync(loss_fn) if not sync else nullcontext()
+                with ctx, accelerator.autocast():
+                    loss_sum, _ = loss_fn(batch.labels.to(device), **batch.model_inputs(device))
+                    loss = loss_sum * world / max(n_step, 1)  # DDP averages gradients over processes
+                accelerator.backward(loss)
+                step_loss += float(loss_sum.detach())
+            step_loss = accelerator.reduce(torch.tensor(step_loss, device=device), "sum").item() / max(n_step, 1)
+            if not math.isfinite(step_loss):
+                raise TuneforgeError(f"step {state.step + 1}: loss is {step_loss}; stopping. The last good "
+                                     f"checkpoint is kept in {run_dir / 'checkpoints'}; try a lower "
+                                     f"learning rate or check the data.")
+            grad_norm = (accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                         if cfg.max_grad_norm else None)
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+
+            elapsed = time.perf_counter() - t0
+            n_tokens = accelerator.reduce(torch.tensor(sum(b.n_tokens for b in mine), device=device), "sum").item()
+            record = {"step": state.step, "epoch": state.step / steps_per_epoch, "loss": step_loss, "lr": lr,
+                      "grad_norm": None if grad_norm is None else float(grad_norm),
+                      "tokens": n_tokens, "trained_tokens": n_step, "tokens_per_s": n_step / elapsed,
+                      "total_steps": total_steps}
+            if eval_batches and cfg.eval_every and (state.step % cfg.eval_every == 0 or state.step == total_steps):
+                record.update(_run_eval(loss_fn, eval_batches, device, state, on_best))
+                if cfg.early_stopping_patience and state.evals_without_improvement >= cfg.early_stopping_patience:
+                    result.stopped_early = True
+            result.history.append(record)
+            if on_log and (state.step % cfg.log_every == 0 or state.step == total_steps):
+                on_log(record)
+            if accelerator.is_main_process and cfg.save_every and state.step % cfg.save_every == 0:
+                save_checkpoint(run_dir, model, optimizer, scheduler, state, cfg.keep_last)
+            if result.stopped_early:
+                break
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if noise is not None:
+            noise.remove()
+    if stop["signal"]:
+        result.interrupted = True
+        if accelerator.is_main_process:
+            save_checkpoint(run_dir, model, optimizer, scheduler, state, cfg.keep_last)
+    model.eval()
+    return result
+
+
+def _run_eval(loss_fn, eval_batches, device, state: TrainState, on_best) -> dict:
+    out = {}
+    for name, batches in eval_batches.items():
+        out[f"eval_{name}_loss"], _ = evaluate(loss_fn, batches, device)
+    main = out.get("eval_val_loss", next(iter(out.values())))
+    if state.best_eval is None or main < state.best_eval:
+        state.best_eval, state.best_step, state.evals_without_improvement = main, state.step, 0
+        if on_best:
+            on_best()
+    else:
+        state.evals_without_improvement += 1
+    return out
+
+
+def _resume_path(resume: str, run_dir: Path) -> Path | None:
+    if resume == "never":
+        return None
+    if resume == "auto":
+        found = list_checkpoints(run_dir)
+        return found[-1] if found else None
+    path = Path(resume)
+    if not (path / "state.json").exists():
+        raise TuneforgeError(f"train.resume: {path} is not a checkpoint directory (no state.json)")
+    return path
+
+
+def _mixed_precision(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"
