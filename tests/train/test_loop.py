@@ -7,7 +7,9 @@ from tuneforge.config import TrainConfig
 from tuneforge.models import tiny_llama
 from tuneforge.train.checkpoint import list_checkpoints
 from tuneforge.train.loop import train_loop
+from tuneforge.train.batching import epoch_batches
 from tuneforge.train.losses import IGNORE
+from tuneforge.train.step import CausalLMLoss
 
 
 @dataclass
@@ -26,6 +28,14 @@ def _data(n=16, seed=0):
     return out
 
 
+def _run(model, data, cfg, run_dir, **kw):
+    def batches_of(epoch):
+        return epoch_batches(data, batch_size=cfg.batch_size, packing=cfg.packing, block_size=64, pad_id=0,
+                             seed=cfg.seed, epoch=epoch)
+
+    return train_loop(model, CausalLMLoss(model, whole_forward=False), batches_of, cfg, run_dir=run_dir, **kw)
+
+
 def _cfg(**kw):
     base = dict(learning_rate=1e-2, warmup_ratio=0.0, scheduler="constant", packing=False, seed=0,
                 max_grad_norm=None)
@@ -35,8 +45,7 @@ def _cfg(**kw):
 
 def test_loss_decreases(tmp_path):
     model = tiny_llama(vocab_size=64)
-    result = train_loop(model, _data(), _cfg(batch_size=4, epochs=6), run_dir=tmp_path, pad_id=0,
-                        block_size=64)
+    result = _run(model, _data(), _cfg(batch_size=4, epochs=6), tmp_path)
     losses = [r["loss"] for r in result.history]
     assert len(losses) == 24
     assert losses[-1] < losses[0] * 0.8
@@ -50,7 +59,7 @@ def _grads_after_one_step(batch_size, grad_accum):
     grads = {}  # the accumulated gradient, as the optimizer sees it
     for n, p in model.named_parameters():
         p.register_post_accumulate_grad_hook(lambda p, n=n: grads.__setitem__(n, p.grad.detach().clone()))
-    train_loop(model, data, cfg, run_dir=None, pad_id=0, block_size=64)
+    _run(model, data, cfg, None)
     return grads
 
 
@@ -65,15 +74,13 @@ def test_accumulation_4x1_equals_1x4():
 _KILLED_RUN = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
-from test_loop import _cfg, _data
+from test_loop import _cfg, _data, _run
 from tuneforge.models import tiny_llama
-from tuneforge.train.loop import train_loop
 def on_log(r):
     if r["step"] == 5:
         os.kill(os.getpid(), signal.SIGKILL)
-train_loop(tiny_llama(vocab_size=64), _data(), _cfg(batch_size=2, grad_accum=2, max_steps=9, save_every=2,
-           scheduler="cosine", warmup_ratio=0.2), run_dir=__import__("pathlib").Path({run!r}), pad_id=0,
-           block_size=64, on_log=on_log)
+_run(tiny_llama(vocab_size=64), _data(), _cfg(batch_size=2, grad_accum=2, max_steps=9, save_every=2,
+           scheduler="cosine", warmup_ratio=0.2), __import__("pathlib").Path({run!r}), on_log=on_log)
 """
 
 
@@ -84,7 +91,7 @@ def test_sigkill_and_resume_ends_with_the_same_weights(tmp_path):
 
     cfg = dict(batch_size=2, grad_accum=2, max_steps=9, save_every=2, scheduler="cosine", warmup_ratio=0.2)
     reference = tiny_llama(vocab_size=64)
-    train_loop(reference, _data(), _cfg(**cfg), run_dir=tmp_path / "ref", pad_id=0, block_size=64)
+    _run(reference, _data(), _cfg(**cfg), tmp_path / "ref")
 
     run = tmp_path / "killed"
     code = _KILLED_RUN.format(tests=str(Path(__file__).parent), run=str(run))
@@ -93,7 +100,7 @@ def test_sigkill_and_resume_ends_with_the_same_weights(tmp_path):
     assert [p.name for p in list_checkpoints(run)] == ["step-00000002", "step-00000004"]
 
     resumed = tiny_llama(vocab_size=64)
-    result = train_loop(resumed, _data(), _cfg(**cfg, resume="auto"), run_dir=run, pad_id=0, block_size=64)
+    result = _run(resumed, _data(), _cfg(**cfg, resume="auto"), run)
     assert result.history[0]["step"] == 5
     for (name, a), (_, b) in zip(reference.named_parameters(), resumed.named_parameters()):
         assert torch.allclose(a, b, atol=1e-6), name
@@ -101,11 +108,10 @@ def test_sigkill_and_resume_ends_with_the_same_weights(tmp_path):
 
 def test_keep_last_and_nan_loss_stops(tmp_path):
     model = tiny_llama(vocab_size=64)
-    train_loop(model, _data(), _cfg(batch_size=2, max_steps=6, save_every=1, keep_last=2), run_dir=tmp_path,
-               pad_id=0, block_size=64)
+    _run(model, _data(), _cfg(batch_size=2, max_steps=6, save_every=1, keep_last=2), tmp_path)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000005", "step-00000006"]
     with torch.no_grad():
         model.model.embed_tokens.weight.fill_(float("nan"))
     from tuneforge.errors import TuneforgeError
     with pytest.raises(TuneforgeError, match="loss is nan"):
-        train_loop(model, _data(), _cfg(batch_size=2, max_steps=2), run_dir=tmp_path / "b", pad_id=0, block_size=64)
+        _run(model, _data(), _cfg(batch_size=2, max_steps=2), tmp_path / "b")

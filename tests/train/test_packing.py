@@ -29,8 +29,8 @@ def test_fast_path_equals_transformers_loss():
     model = tiny_llama(vocab_size=128)
     ex = _examples(1)[0]
     batch = collate_padded([ex], [0], pad_id=0)
-    loss_sum, n = CausalLMLoss(model, whole_forward=False)(batch.labels, **batch.model_inputs(torch.device("cpu")))
-    ref = model(input_ids=batch.input_ids, labels=batch.labels).loss
+    loss_sum, n = CausalLMLoss(model, whole_forward=False)(**batch.tensors)
+    ref = model(input_ids=batch.tensors["input_ids"], labels=batch.tensors["labels"]).loss
     assert n == sum(1 for y in ex.labels[1:] if y != IGNORE)
     assert torch.allclose(loss_sum / n, ref, atol=1e-6)
 
@@ -39,19 +39,18 @@ def test_packed_loss_equals_unpacked_loss():
     model = tiny_llama(vocab_size=128)
     examples = _examples(6)
     step = CausalLMLoss(model, whole_forward=False)
-    cpu = torch.device("cpu")
     packed = collate_packed(examples, [[0, 1, 2], [3, 4, 5]], pad_id=0)
-    assert packed.attention_mask is None and packed.position_ids[0, 0] == 0
-    p_sum, p_n = step(packed.labels, **packed.model_inputs(cpu))
+    assert "attention_mask" not in packed.tensors and packed.tensors["position_ids"][0, 0] == 0
+    p_sum, p_n = step(**packed.tensors)
     u_sum, u_n = 0.0, 0
     for i in range(6):  # one sample at a time: no padding, no neighbours
         b = collate_padded(examples, [i], pad_id=0)
-        s, n = step(b.labels, **b.model_inputs(cpu))
+        s, n = step(**b.tensors)
         u_sum, u_n = u_sum + s, u_n + n
-    assert p_n == u_n == packed.n_labels
+    assert p_n == u_n == packed.n_units
     assert torch.allclose(p_sum, u_sum, rtol=1e-5)
     padded = collate_padded(examples, list(range(6)), pad_id=0)
-    d_sum, d_n = step(padded.labels, **padded.model_inputs(cpu))
+    d_sum, d_n = step(**padded.tensors)
     assert d_n == u_n and torch.allclose(d_sum, u_sum, rtol=1e-5)
 
 
@@ -68,7 +67,7 @@ def test_epoch_batches_are_deterministic_per_epoch():
     a = epoch_batches(ex, batch_size=2, packing=False, block_size=64, pad_id=0, seed=3, epoch=0)
     b = epoch_batches(ex, batch_size=2, packing=False, block_size=64, pad_id=0, seed=3, epoch=0)
     c = epoch_batches(ex, batch_size=2, packing=False, block_size=64, pad_id=0, seed=3, epoch=1)
-    assert all(torch.equal(x.input_ids, y.input_ids) for x, y in zip(a, b))
-    order = lambda batches: [tuple(r[:3].tolist()) for x in batches for r in x.input_ids]  # noqa: E731
+    assert all(torch.equal(x.tensors["input_ids"], y.tensors["input_ids"]) for x, y in zip(a, b))
+    order = lambda batches: [tuple(r[:3].tolist()) for x in batches for r in x.tensors["input_ids"]]  # noqa: E731
     assert order(a) != order(c)
-    assert sum(x.n_labels for x in a) == sum(x.n_labels for x in c)
+    assert sum(x.n_units for x in a) == sum(x.n_units for x in c)

@@ -20,22 +20,18 @@ class Example(Protocol):
 
 @dataclass
 class Batch:
-    input_ids: torch.Tensor  # (B, T)
-    labels: torch.Tensor  # (B, T)
-    position_ids: torch.Tensor | None  # (B, T): restarts at 0 at each packed sample
-    attention_mask: torch.Tensor | None  # (B, T): padding mask when not packed
-    n_labels: int  # positions that carry loss after the shift
-    n_tokens: int  # non-pad tokens
+    tensors: dict[str, torch.Tensor]
+    """What the loss module's forward takes: `input_ids` and `labels` (B, T); `position_ids` (B, T)
+    restarting at 0 at each packed sample (no 2-D attention mask: transformers then builds a
+    block-diagonal causal mask, so packed samples never attend to each other); or `attention_mask`
+    (B, T) for padded batches."""
+    n_units: int
+    """What the loss is a sum over: labelled positions (after the shift), or pairs for DPO."""
+    n_tokens: int
+    """Non-pad tokens, for throughput."""
 
-    def model_inputs(self, device: torch.device) -> dict[str, torch.Tensor]:
-        out = {"input_ids": self.input_ids.to(device)}
-        if self.position_ids is not None:
-            # No 2-D attention mask and restarting position ids: transformers builds a block-diagonal
-            # causal mask, so packed samples never attend to each other.
-            out["position_ids"] = self.position_ids.to(device)
-        if self.attention_mask is not None:
-            out["attention_mask"] = self.attention_mask.to(device)
-        return out
+    def to(self, device: torch.device) -> dict[str, torch.Tensor]:
+        return {k: v.to(device) for k, v in self.tensors.items()}
 
 
 def count_labels(labels: Sequence[int]) -> int:
@@ -98,7 +94,7 @@ def collate_packed(examples: Sequence[Example], rows: Sequence[Sequence[int]], p
             n_tokens += n
             at += n
         pos[r, at:] = torch.arange(width - at)  # the tail padding is a segment of its own
-    return Batch(ids, labels, pos, None, n_labels, n_tokens)
+    return Batch({"input_ids": ids, "labels": labels, "position_ids": pos}, n_labels, n_tokens)
 
 
 def collate_padded(examples: Sequence[Example], indices: Sequence[int], pad_id: int) -> Batch:
@@ -115,7 +111,7 @@ def collate_padded(examples: Sequence[Example], indices: Sequence[int], pad_id: 
         mask[r, :n] = 1
         n_labels += count_labels(ex.labels)
         n_tokens += n
-    return Batch(ids, labels, None, mask, n_labels, n_tokens)
+    return Batch({"input_ids": ids, "labels": labels, "attention_mask": mask}, n_labels, n_tokens)
 
 
 def epoch_batches(examples: Sequence[Example], *, batch_size: int, packing: bool, block_size: int,

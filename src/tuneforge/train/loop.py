@@ -19,10 +19,9 @@ from torch import nn
 
 from tuneforge.config import TrainConfig
 from tuneforge.errors import TuneforgeError
-from tuneforge.train.batching import Batch, Example, epoch_batches
+from tuneforge.train.batching import Batch
 from tuneforge.train.checkpoint import TrainState, list_checkpoints, load_checkpoint, save_checkpoint
 from tuneforge.train.schedule import make_scheduler
-from tuneforge.train.step import CausalLMLoss
 
 
 @dataclass
@@ -63,7 +62,7 @@ def evaluate(loss_fn: nn.Module, batches: Sequence[Batch], device: torch.device)
     loss_fn.eval()
     total, count = 0.0, 0
     for b in batches:
-        s, n = loss_fn(b.labels.to(device), **b.model_inputs(device))
+        s, n = loss_fn(**b.to(device))
         total, count = total + float(s), count + n
     loss_fn.train()
     return (total / count if count else float("nan")), count
@@ -71,22 +70,22 @@ def evaluate(loss_fn: nn.Module, batches: Sequence[Batch], device: torch.device)
 
 def train_loop(
     model: nn.Module,
-    train_examples: Sequence[Example],
+    loss_fn: nn.Module,
+    batches_of: Callable[[int], Sequence[Batch]],
     cfg: TrainConfig,
     *,
-    run_dir: Path,
-    pad_id: int,
-    block_size: int,
-    whole_forward: bool = False,
-    eval_sets: dict[str, Sequence[Example]] | None = None,
+    run_dir: Path | None,
+    eval_batches: dict[str, Sequence[Batch]] | None = None,
     accelerator=None,
     on_log: Callable[[dict], None] | None = None,
     on_best: Callable[[], None] | None = None,
 ) -> LoopResult:
-    """Train `model` in place on tokenised examples; returns the final state and the logged history.
+    """Train `model` in place; returns the final state and the logged history.
 
-    `eval_sets` maps a name ("val", or one per task) to held-out examples; `on_best` is called when
-    the validation loss improves (keep-best)."""
+    `loss_fn(**batch.tensors)` returns (summed loss, units summed over) — `CausalLMLoss` for SFT and
+    pre-training, `DPOLoss` for preference pairs; `batches_of(epoch)` gives that epoch's micro-batches,
+    a pure function of the epoch so that resumption replays the same data. `eval_batches` maps a name
+    ("val", or one per task) to held-out batches; `on_best` runs when the validation loss improves."""
     from accelerate import Accelerator
 
     accelerator = accelerator or Accelerator(mixed_precision=_mixed_precision(cfg.mixed_precision))
@@ -100,24 +99,17 @@ def train_loop(
     world, rank = accelerator.num_processes, accelerator.process_index
     per_step = cfg.grad_accum * world  # micro-batches consumed by one optimizer step
 
-    def batches_of(epoch: int) -> list[Batch]:
-        return epoch_batches(train_examples, batch_size=cfg.batch_size, packing=cfg.packing,
-                             block_size=block_size, pad_id=pad_id, seed=cfg.seed, epoch=epoch)
-
     steps_per_epoch = len(batches_of(0)) // per_step
     if steps_per_epoch == 0:
-        raise TuneforgeError(f"too little data for one optimizer step: {len(train_examples)} samples, "
-                             f"batch_size={cfg.batch_size} × grad_accum={cfg.grad_accum} × {world} processes")
+        raise TuneforgeError(f"too little data for one optimizer step: {len(batches_of(0))} micro-batches, "
+                             f"need grad_accum={cfg.grad_accum} × {world} processes")
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
 
     optimizer = torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
     scheduler = make_scheduler(optimizer, total_steps, cfg.warmup_ratio, cfg.scheduler)
-    loss_fn = CausalLMLoss(model, whole_forward=whole_forward, chunk_size=cfg.loss_chunk_size)
     loss_fn, optimizer = accelerator.prepare(loss_fn, optimizer)
     device = accelerator.device
-    eval_batches = {name: epoch_batches(ex, batch_size=cfg.batch_size, packing=cfg.packing,
-                                        block_size=block_size, pad_id=pad_id, seed=0, epoch=0)
-                    for name, ex in (eval_sets or {}).items() if ex}
+    eval_batches = {name: b for name, b in (eval_batches or {}).items() if b}
 
     state = TrainState()
     resume_from = _resume_path(cfg.resume, run_dir)
@@ -141,13 +133,13 @@ def train_loop(
 
             # Normalise by the labelled tokens of the whole step, over micro-batches and processes, so
             # that 4×1 and 1×4 accumulation (and 1 or N processes) give the same gradient.
-            n_step = accelerator.reduce(torch.tensor(sum(b.n_labels for b in mine), device=device), "sum").item()
+            n_step = accelerator.reduce(torch.tensor(sum(b.n_units for b in mine), device=device), "sum").item()
             step_loss = 0.0
             for i, batch in enumerate(mine):
                 sync = i == len(mine) - 1
                 ctx = accelerator.no_sync(loss_fn) if not sync else nullcontext()
                 with ctx, accelerator.autocast():
-                    loss_sum, _ = loss_fn(batch.labels.to(device), **batch.model_inputs(device))
+                    loss_sum, _ = loss_fn(**batch.to(device))
                     loss = loss_sum * world / max(n_step, 1)  # DDP averages gradients over processes
                 accelerator.backward(loss)
                 step_loss += float(loss_sum.detach())

@@ -28,7 +28,7 @@ class CausalLMLoss(nn.Module):
         self.whole_forward = whole_forward or type(head) is not nn.Linear or head.bias is not None
         self.chunk_size = chunk_size
 
-    def forward(self, labels: torch.Tensor, **inputs: torch.Tensor) -> tuple[torch.Tensor, int]:
+    def forward(self, labels: torch.Tensor, **inputs: torch.Tensor) -> tuple[torch.Tensor, int]:  # labels (B, T)
         if self.whole_forward:
             logits = self.model(**inputs, use_cache=False).logits  # (B, V_tokens + T, V)
             return logits_loss_sum(logits[:, -labels.shape[1]:], labels)
