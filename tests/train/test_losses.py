@@ -59,8 +59,8 @@ def test_dpo_loss_equals_hand_computed_value():
     loss, margin, acc = dpo_loss(pc, pr, rc, rr, beta=0.1)
     # pair 1: (−10+11) − (−12+11.5) = 1.5 ; pair 2: (−7+7.5) − (−6+6.5) = 0.0
     expected = (-math.log(1 / (1 + math.exp(-0.15))) - math.log(0.5)) / 2
-    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert loss.mean().item() == pytest.approx(expected, rel=1e-6)
     assert margin.tolist() == pytest.approx([0.15, 0.0])
     assert acc.tolist() == [1.0, 0.0]
     ipo, _, _ = dpo_loss(pc, pr, rc, rr, beta=0.1, kind="ipo")
-    assert ipo.item() == pytest.approx(((1.5 - 5) ** 2 + (0 - 5) ** 2) / 2)
+    assert ipo.mean().item() == pytest.approx(((1.5 - 5) ** 2 + (0 - 5) ** 2) / 2)

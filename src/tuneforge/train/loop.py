@@ -158,7 +158,7 @@ def train_loop(
 
             elapsed = time.perf_counter() - t0
             n_tokens = accelerator.reduce(torch.tensor(sum(b.n_tokens for b in mine), device=device), "sum").item()
-            record = {"step": state.step, "epoch": state.step / steps_per_epoch, "loss": step_loss, "lr": lr,
+            record = {**_loss_stats(loss_fn), "step": state.step, "epoch": state.step / steps_per_epoch, "loss": step_loss, "lr": lr,
                       "grad_norm": None if grad_norm is None else float(grad_norm),
                       "tokens": n_tokens, "trained_tokens": n_step, "tokens_per_s": n_step / elapsed,
                       "total_steps": total_steps}
@@ -197,6 +197,11 @@ def _run_eval(loss_fn, eval_batches, device, state: TrainState, on_best) -> dict
     else:
         state.evals_without_improvement += 1
     return out
+
+
+def _loss_stats(loss_fn: nn.Module) -> dict:
+    inner = getattr(loss_fn, "module", loss_fn)  # unwrap DDP
+    return inner.pop_stats() if hasattr(inner, "pop_stats") else {}
 
 
 def _resume_path(resume: str, run_dir: Path) -> Path | None:

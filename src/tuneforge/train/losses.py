@@ -82,7 +82,7 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
              ref_rejected: torch.Tensor, beta: float = 0.1, kind: str = "sigmoid"):
     """DPO (Rafailov et al. 2023) on sequence log-probs (B,); IPO (Azar et al. 2023) as an option.
 
-    Returns the mean loss, the per-pair rewards margin and whether the chosen reply won."""
+    Returns the per-pair losses (B,), reward margins (B,) and whether the chosen reply won (B,)."""
     logits = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)  # (B,)
     if kind == "sigmoid":
         losses = -F.logsigmoid(beta * logits)
@@ -91,4 +91,4 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     else:
         raise ValueError(f"unknown DPO loss '{kind}' (sigmoid, ipo)")
     margin = beta * logits.detach()
-    return losses.mean(), margin, (margin > 0).float()
+    return losses, margin, (margin > 0).float()

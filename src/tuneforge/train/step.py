@@ -1,11 +1,11 @@
-"""The loss of one micro-batch, as a module so that DDP / FSDP wrap (and synchronise) it."""
+"""The loss of one micro-batch, as modules so that DDP / FSDP wrap (and synchronise) them."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from tuneforge.train.losses import lm_loss_sum, logits_loss_sum
+from tuneforge.train.losses import dpo_loss, lm_loss_sum, logits_loss_sum, sequence_logprobs
 
 
 def _base(model: nn.Module) -> nn.Module:
@@ -35,3 +35,57 @@ class CausalLMLoss(nn.Module):
         base = _base(self.model)
         hidden = base.get_decoder()(**inputs, use_cache=False).last_hidden_state  # (B, T, H)
         return lm_loss_sum(hidden, labels, base.get_output_embeddings(), self.chunk_size)
+
+
+class DPOLoss(nn.Module):
+    """forward(chosen/rejected ids, labels, masks) -> (summed DPO loss over pairs, number of pairs).
+
+    The reference is the same model with its adapters disabled for PEFT methods (no second copy in
+    memory), a frozen copy for full fine-tuning, or log-probs precomputed once and carried in the
+    batch (`ref_chosen`, `ref_rejected`)."""
+
+    def __init__(self, model: nn.Module, *, beta: float, kind: str = "sigmoid", ref_model: nn.Module | None = None):
+        super().__init__()
+        self.model = model
+        self.ref_model = ref_model
+        self.beta, self.kind = beta, kind
+        self.stats = {"reward_margin": 0.0, "reward_accuracy": 0.0, "pairs": 0}
+
+    def pair_logprobs(self, model: nn.Module, chosen_ids, chosen_labels, chosen_mask, rejected_ids,
+                      rejected_labels, rejected_mask) -> tuple[torch.Tensor, torch.Tensor]:
+        # One forward over chosen and rejected stacked: (2B, T).
+        width = max(chosen_ids.shape[1], rejected_ids.shape[1])
+        pad = lambda t, v: nn.functional.pad(t, (0, width - t.shape[1]), value=v)  # noqa: E731
+        ids = torch.cat([pad(chosen_ids, 0), pad(rejected_ids, 0)])
+        labels = torch.cat([pad(chosen_labels, -100), pad(rejected_labels, -100)])
+        mask = torch.cat([pad(chosen_mask, 0), pad(rejected_mask, 0)])
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits  # (2B, T, V)
+        logps = sequence_logprobs(logits, labels)  # (2B,)
+        return logps.chunk(2)
+
+    @torch.no_grad()
+    def reference_logprobs(self, **pair) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.ref_model is not None:
+            return self.pair_logprobs(self.ref_model, **pair)
+        with self.model.disable_adapter():
+            return self.pair_logprobs(self.model, **pair)
+
+    def forward(self, ref_chosen: torch.Tensor | None = None, ref_rejected: torch.Tensor | None = None,
+                **pair: torch.Tensor) -> tuple[torch.Tensor, int]:
+        policy_chosen, policy_rejected = self.pair_logprobs(self.model, **pair)
+        if ref_chosen is None:
+            ref_chosen, ref_rejected = self.reference_logprobs(**pair)
+        losses, margin, won = dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected,
+                                       beta=self.beta, kind=self.kind)
+        if self.training:
+            self.stats["reward_margin"] += float(margin.sum())
+            self.stats["reward_accuracy"] += float(won.sum())
+            self.stats["pairs"] += int(losses.shape[0])
+        return losses.sum(), int(losses.shape[0])
+
+    def pop_stats(self) -> dict[str, float]:
+        """Mean reward margin and accuracy since the last call (for logging once per step)."""
+        n = max(self.stats["pairs"], 1)
+        out = {"reward_margin": self.stats["reward_margin"] / n, "reward_accuracy": self.stats["reward_accuracy"] / n}
+        self.stats = {"reward_margin": 0.0, "reward_accuracy": 0.0, "pairs": 0}
+        return out
