@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator,
+                      model_validator)
 
 from tuneforge.errors import ConfigError
 
@@ -42,7 +43,9 @@ class DatasetConfig(Section):
     path: str | list[str]
     """Files, folders, globs or a HF `save_to_disk` directory; `info.json#name` picks an entry of a
     LLaMA-Factory `dataset_info.json`."""
-    format: Literal["auto", "alpaca", "sharegpt", "messages", "text", "preference", "tuneforge"] = "auto"
+    format: Literal["auto", "alpaca", "sharegpt", "messages", "text", "preference", "self_instruct",
+                    "tuneforge"] = "auto"
+    """`auto` tells the format from the first record of each file (`tuneforge data convert --help`)."""
     columns: dict[str, str] = Field(default_factory=dict)
     """Map our field names to the file's columns, e.g. `{instruction: question, output: answer}`."""
     tags: dict[str, str] = Field(default_factory=dict)
@@ -80,9 +83,11 @@ class TemplateConfig(Section):
     whose last reply does not fit is dropped and counted. `drop` drops every sample that is too long."""
 
 
-class MethodConfig(Section):
-    name: str = "lora"
-    """Fine-tuning method; the training stage adds each method's own settings."""
+class MethodSettings(Section):
+    """What every method's own settings class (in `tuneforge.methods`) has in common."""
+
+    name: str
+    """Fine-tuning method: full, freeze, lora, qlora, adapter, prefix, prompt, ptuning, ia3."""
 
 
 class TrainConfig(Section):
@@ -135,9 +140,27 @@ class Config(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     template: TemplateConfig = Field(default_factory=TemplateConfig)
-    method: MethodConfig = Field(default_factory=MethodConfig)
+    # SerializeAsAny: the resolved config written to a run directory must keep the method's own fields.
+    method: SerializeAsAny[MethodSettings] = Field(default_factory=dict, validate_default=True)
+    """`{name: lora, r: 16, ...}`: validated by the named method's settings class (default: lora)."""
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method_settings(cls, raw: Any) -> Any:
+        if isinstance(raw, MethodSettings):
+            return raw
+        from tuneforge.methods import method_config  # lazily: the methods import this module
+
+        return method_config({"name": raw} if isinstance(raw, str) else raw)
+
+    @model_validator(mode="after")
+    def _qlora_needs_a_4bit_base(self) -> Config:
+        if self.method.name == "qlora" and self.model.quantization != "4bit":
+            raise ConfigError("method 'qlora' trains LoRA over a 4-bit base: set model.quantization: 4bit "
+                              "(CUDA only), or use method 'lora'")
+        return self
 
 
 def apply_override(tree: dict[str, Any], assignment: str) -> None:

@@ -1,0 +1,221 @@
+"""Records out of each file kind, with the line each one starts on.
+
+jsonl, txt, csv and parquet stream, so large files are never loaded whole; a `.json` array is read
+whole but parsed element by element, so every record still knows its line. Text is decoded with
+`surrogateescape` so that a stray invalid byte rejects one record instead of the whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from tuneforge.errors import DataError, MissingDependency
+from tuneforge.io.files import file_kind, is_gzip
+from tuneforge.io.report import BadRecord
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+@dataclass
+class RawRecord:
+    source: str
+    line: int | None
+    """1-based line the record starts on; the row number for parquet and HF datasets."""
+    data: Any
+    """The parsed record, or the raw text when it could not be parsed (then `error` says why)."""
+    error: BadRecord | None = None
+    index: int | None = None
+    """Position in a `.json` array, shown in messages next to the line."""
+
+    @property
+    def where(self) -> str:
+        loc = self.source if self.line is None else f"{self.source}:{self.line}"
+        return loc if self.index is None else f"{loc} (index {self.index})"
+
+
+def read_records(path: Path, split: str | None = None) -> Iterator[RawRecord]:
+    kind = file_kind(path)
+    source = str(path)
+    if kind == "hf":
+        yield from _hf_records(path, split)
+    elif kind == ".parquet":
+        yield from _parquet_records(path)
+    else:
+        with _open_binary(path) as f:
+            if kind == ".jsonl":
+                yield from _jsonl_records(f, source)
+            elif kind == ".txt":
+                yield from _txt_records(f, source)
+            elif kind == ".csv":
+                yield from _csv_records(f, source)
+            else:
+                yield from _json_records(f.read(), source)
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if is_gzip(path) else path.open("rb")
+
+
+def undecodable_field(value: Any, name: str = "") -> str | None:
+    """Name of the first string inside `value` holding bytes that were not valid UTF-8, else None."""
+    if isinstance(value, str):
+        return name if _UNDECODABLE.search(value) else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((f"{name}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        found = undecodable_field(item, str(key) if isinstance(value, dict) else key)
+        if found is not None:
+            return found or "record"
+    return None
+
+
+def _decode_line(raw: bytes) -> tuple[str, BadRecord | None]:
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as e:
+        detail = f"byte 0x{raw[e.start]:02x} at column {e.start + 1}"
+        return raw.decode("utf-8", "replace"), BadRecord("invalid UTF-8", detail)
+
+
+def _lines(f: IO[bytes]) -> Iterator[tuple[int, str, BadRecord | None]]:
+    """Non-empty lines with their number, decoded; a BOM at the start is dropped."""
+    for number, raw in enumerate(f, start=1):
+        if number == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        raw = raw.rstrip(b"\r\n")
+        if raw.strip():
+            text, error = _decode_line(raw)
+            yield number, text, error
+
+
+def _jsonl_records(f: IO[bytes], source: str) -> Iterator[RawRecord]:
+    for number, text, error in _lines(f):
+        if error is None:
+            try:
+                yield RawRecord(source, number, json.loads(text))
+                continue
+            except json.JSONDecodeError as e:
+                error = BadRecord("malformed JSON", f"{e.msg} at column {e.colno}")
+        yield RawRecord(source, number, text, error)
+
+
+def _txt_records(f: IO[bytes], source: str) -> Iterator[RawRecord]:
+    # As LLaMA-Factory (and HF's `text` builder) do: every line is one text sample; blank lines
+    # separate nothing and are not records.
+    for number, text, error in _lines(f):
+        yield RawRecord(source, number, {"text": text}, error)
+
+
+def _csv_records(f: IO[bytes], source: str) -> Iterator[RawRecord]:
+    text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    reader = csv.DictReader(text)
+    start = 2  # line 1 is the header
+    for row in reader:
+        surplus = row.pop(None, None)  # DictReader files cells beyond the header under None
+        error = None if surplus is None else BadRecord(
+            "wrong number of columns", f"{len(reader.fieldnames or [])} in the header, {len(row) + len(surplus)} here")
+        yield RawRecord(source, start, row, error)
+        start = reader.line_num + 1
+
+
+def _json_records(raw: bytes, source: str) -> Iterator[RawRecord]:
+    text = raw.decode("utf-8-sig", "surrogateescape")
+    decoder = json.JSONDecoder()
+    pos = _skip_space(text, 0)
+    if pos == len(text):
+        return
+    if text[pos] != "[":  # a single object is one record
+        try:
+            yield RawRecord(source, text.count("\n", 0, pos) + 1, json.loads(text))
+        except json.JSONDecodeError as e:
+            raise _unskippable(source, e) from None
+        return
+    pos += 1
+    index, line, counted_to = 0, 1, 0
+    while True:
+        pos = _skip_space(text, pos)
+        if text.startswith("]", pos):
+            break
+        line += text.count("\n", counted_to, pos)
+        counted_to = pos
+        try:
+            record, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise _unskippable(source, e) from None
+        yield RawRecord(source, line, record, index=index)
+        index += 1
+        pos = _skip_space(text, end)
+        if text.startswith(",", pos):
+            pos += 1
+        elif not text.startswith("]", pos):
+            raise _unskippable(source, json.JSONDecodeError("expected ',' or ']' after a record", text, pos))
+    if _skip_space(text, pos + 1) != len(text):
+        raise _unskippable(source, json.JSONDecodeError("extra data after the array", text, pos + 1))
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _unskippable(source: str, e: json.JSONDecodeError) -> DataError:
+    # Inside a broken JSON array the end of the bad record is unknown, so it cannot be skipped.
+    return DataError(f"{source}:{e.lineno}",
+                     f"malformed JSON: {e.msg} at column {e.colno} (a .json file must parse as a whole; "
+                     "fix it, or use .jsonl so that bad lines can be skipped)")
+
+
+def _parquet_records(path: Path) -> Iterator[RawRecord]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MissingDependency("pyarrow", "data", "reading parquet files") from None
+    source = str(path)
+    handle: Any = source
+    if is_gzip(path):  # parquet needs to seek, which a gzip stream cannot
+        with _open_binary(path) as f:
+            handle = io.BytesIO(f.read())
+    row = 0
+    for batch in pq.ParquetFile(handle).iter_batches(batch_size=1024):
+        for record in batch.to_pylist():
+            row += 1
+            yield RawRecord(source, row, drop_nulls(record))
+
+
+def _hf_records(path: Path, split: str | None) -> Iterator[RawRecord]:
+    try:
+        import datasets
+    except ImportError:
+        raise MissingDependency("datasets", "data", "reading HF datasets directories") from None
+    ds = datasets.load_from_disk(str(path))
+    source = str(path)
+    if isinstance(ds, datasets.DatasetDict):
+        names = list(ds)
+        chosen = split or ("train" if "train" in ds else names[0] if len(names) == 1 else None)
+        if chosen not in ds:
+            raise DataError(source, f"choose a split with `split:` (this directory has {', '.join(names)})")
+        ds, source = ds[chosen], f"{source}[{chosen}]"
+    for row, record in enumerate(ds, start=1):
+        yield RawRecord(source, row, drop_nulls(record))
+
+
+def drop_nulls(value: Any) -> Any:
+    """Arrow has no "absent": a key missing from some rows is null there. Read nulls as absent keys."""
+    if isinstance(value, dict):
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_nulls(v) for v in value]
+    return value
