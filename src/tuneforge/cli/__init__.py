@@ -31,9 +31,14 @@ def main() -> None:
 
 
 def _register() -> None:
-    from tuneforge.cli import data
+    from tuneforge.cli import chat, curate, data, doctor, models
 
+    data.app.command()(curate.curate)
+    data.app.command()(curate.report)
     app.add_typer(data.app, name="data")
+    app.command()(doctor.doctor)
+    app.command()(models.models)
+    app.command()(chat.chat)
 
 
 _register()

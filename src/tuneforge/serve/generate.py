@@ -25,9 +25,11 @@ def generate_reply(model, tokenizer, messages: list[Message], *, template: str =
                    max_new_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
                    stream: Callable[[str], None] | None = None) -> str:
     """Render `messages` plus the generation prompt, generate, and return the reply text."""
-    from tuneforge.formatting import prompt_ids
+    from tuneforge.formatting import load_template, prompt_text
 
-    ids = torch.tensor([prompt_ids(messages, tokenizer, template)], device=model.device)  # (1, T)
+    text = prompt_text(load_template(template, tokenizer), messages)
+    # The template already wrote BOS and other specials where the model expects them.
+    ids = torch.tensor([tokenizer(text, add_special_tokens=False).input_ids], device=model.device)  # (1, T)
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
         "do_sample": False}
     torch.manual_seed(seed)

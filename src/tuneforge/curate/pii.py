@@ -1,0 +1,145 @@
+"""PII detection and redaction. Recognizers are regular expressions plus, where the format has one,
+a checksum (Chinese resident ID: ISO 7064 mod 11-2; bank cards: Luhn): a 16-digit order number that
+fails Luhn is not a card, which is what keeps false positives on ordinary text low.
+
+Actions: `mask` (same length of `*`, keeps layout), `placeholder` (`<EMAIL>`, `<PHONE>`, ...),
+`drop` (the record goes, reason `pii`), `tag` (only counts into `meta.pii`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from tuneforge.curate.base import Drop, OpConfig, register
+from tuneforge.curate.text import map_fields, resolve_fields
+from tuneforge.errors import ConfigError
+from tuneforge.types import Sample
+
+PiiType = Literal["email", "phone_cn", "phone_intl", "id_cn", "bank_card", "ip", "passport", "medical_record"]
+
+
+@dataclass(frozen=True)
+class Span:
+    type: str
+    start: int
+    end: int
+    text: str
+
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def valid_cn_id(s: str) -> bool:
+    """Chinese resident ID (GB 11643): 17 digits and a check character from ISO 7064 mod 11-2."""
+    if len(s) != 18 or not s[:17].isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(s[:17], _ID_WEIGHTS))
+    return "10X98765432"[total % 11] == s[17].upper()
+
+
+def luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _digits(s: str) -> str:
+    return re.sub(r"\D", "", s)
+
+
+_D = r"(?<![\w.-])"  # not glued to a longer token on the left
+_E = r"(?![\w-])"
+RECOGNIZERS: dict[str, tuple[re.Pattern[str], Callable[[str], bool] | None]] = {
+    "email": (re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), None),
+    "id_cn": (re.compile(_D + r"[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]" + _E),
+              valid_cn_id),
+    "bank_card": (re.compile(_D + r"(?:\d{4}[ -]){3}\d{4}(?:[ -]?\d{1,3})?" + _E + "|" + _D + r"\d{15,19}" + _E),
+                  lambda s: 15 <= len(_digits(s)) <= 19 and luhn(_digits(s))),
+    "phone_cn": (re.compile(r"(?<![\w+])(?:(?:\+|00)86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)"), None),
+    # International numbers must carry their + country code: bare digit runs are too often quantities.
+    # US style (555) 123-4567 / 555-123-4567 is common enough in English data to be matched without.
+    "phone_intl": (re.compile(r"(?<![\w+])\+(?!86)[1-9]\d{0,2}[ -]?(?:\(\d{1,4}\)[ -]?)?\d{1,4}(?:[ -]?\d{2,4}){1,4}(?!\d)"
+                              r"|(?<![\w(])\(\d{3}\) ?\d{3}-\d{4}(?!\d)|(?<![\w-])\d{3}-\d{3}-\d{4}(?![\w-])"),
+                   lambda s: 8 <= len(_digits(s)) <= 15),
+    "ip": (re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.])"), None),
+    # Passport and medical-record numbers have no checksum; they count only next to their keyword.
+    "passport": (re.compile(r"(?i:passport(?: number| no\.?)?|护照(?:号码|号)?)\s*(?:is|:|：|#)?\s*([A-Z]{1,2}\d{6,9})\b"), None),
+    "medical_record": (re.compile(r"(?i:medical record (?:number|no\.?)|MRN|病历号|病案号|住院号)\s*(?:is|:|：|#)?\s*([A-Za-z]{0,3}\d{5,12})\b"), None),
+}
+PLACEHOLDERS = {"email": "<EMAIL>", "phone_cn": "<PHONE>", "phone_intl": "<PHONE>", "id_cn": "<ID>",
+                "bank_card": "<BANK_CARD>", "ip": "<IP>", "passport": "<PASSPORT>", "medical_record": "<MEDICAL_RECORD>"}
+# Which recognizer wins where two overlap: a valid ID number is not also a bank card or a phone.
+_PRIORITY = ["email", "id_cn", "bank_card", "medical_record", "passport", "phone_cn", "phone_intl", "ip"]
+
+
+def detect(text: str, types: list[str], patterns: dict[str, re.Pattern[str]] | None = None) -> list[Span]:
+    """Non-overlapping PII spans, sorted by position."""
+    found: list[Span] = []
+    taken: list[tuple[int, int]] = []
+    for t in [t for t in _PRIORITY if t in types] + list(patterns or {}):
+        pattern, check = RECOGNIZERS[t] if t in RECOGNIZERS else ((patterns or {})[t], None)
+        for m in pattern.finditer(text):
+            g = 1 if m.lastindex else 0  # keyword recognizers redact the number, not the keyword
+            s, e = m.span(g)
+            if check is not None and not check(m.group(g)):
+                continue
+            if any(s < te and ts < e for ts, te in taken):
+                continue
+            taken.append((s, e))
+            found.append(Span(t, s, e, m.group(g)))
+    return sorted(found, key=lambda sp: sp.start)
+
+
+@register
+class Pii(OpConfig):
+    """Detect and redact personal data."""
+
+    op: Literal["pii"] = "pii"
+    types: list[PiiType] = list(PLACEHOLDERS)  # type: ignore[assignment]
+    action: Literal["mask", "placeholder", "drop", "tag"] = "placeholder"
+    patterns: dict[str, str] = {}
+    """Your own recognizers, `NAME: regex` (e.g. employee ids); placeholder `<NAME>`."""
+
+    def build(self) -> _PiiOp:
+        return _PiiOp(self)
+
+
+class _PiiOp:
+    def __init__(self, cfg: Pii):
+        self.cfg, self.name, self.fields = cfg, cfg.label, resolve_fields(cfg.fields)
+        try:
+            self.patterns = {k: re.compile(v) for k, v in cfg.patterns.items()}
+        except re.error as e:
+            raise ConfigError(f"{cfg.label}.patterns: {e}") from None
+
+    def __call__(self, sample: Sample) -> Sample | Drop:
+        hits: Counter[str] = Counter()
+
+        def redact(text: str) -> str:
+            spans = detect(text, self.cfg.types, self.patterns)
+            hits.update(sp.type for sp in spans)
+            if self.cfg.action in ("drop", "tag"):
+                return text
+            out, last = [], 0
+            for sp in spans:
+                repl = "*" * (sp.end - sp.start) if self.cfg.action == "mask" else PLACEHOLDERS.get(sp.type, f"<{sp.type.upper()}>")
+                out += [text[last:sp.start], repl]
+                last = sp.end
+            return "".join(out) + text[last:]
+
+        new = map_fields(sample, self.fields, redact)
+        if not hits:
+            return sample
+        if self.cfg.action == "drop":
+            return Drop("pii", ", ".join(f"{t}={n}" for t, n in sorted(hits.items())))
+        base = new if new is not sample else dataclasses.replace(sample)
+        return dataclasses.replace(base, meta={**sample.meta, "pii": dict(sorted(hits.items()))})

@@ -1,0 +1,316 @@
+"""The runner: streams samples through the operators in shards, counts every removal by reason,
+writes kept records, `rejects.jsonl` and `stats.json`, and checks that the counts add up.
+
+The operator list is cut into *stages*: a run of record operators is one map stage (each shard is
+processed independently, in any worker), and each global operator (dedup) is a stage of its own
+(keys per shard in the workers, one decision over all shards, then a filtering pass). Every stage
+writes one file per shard under `OUT/.work/` followed by a `.done` marker, so a killed run resumes
+where it stopped, and outputs are concatenated in shard order: the result is the same for any number
+of workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from tuneforge.curate.base import Drop, GlobalOp, OpConfig, RecordOp
+from tuneforge.errors import ConfigError
+from tuneforge.types import Sample
+
+OUTPUT = "data.jsonl"
+REJECTS = "rejects.jsonl"
+STATS = "stats.json"
+
+
+@dataclass
+class Stage:
+    index: int
+    ops: list[OpConfig]
+
+    @property
+    def is_global(self) -> bool:
+        return len(self.ops) == 1 and self.ops[0].is_global
+
+
+def plan(ops: list[OpConfig]) -> list[Stage]:
+    """Stage 0 is always a map stage (possibly with no operator): it also shards the input."""
+    labels = Counter(op.label for op in ops)
+    if dup := [name for name, n in labels.items() if n > 1]:
+        raise ConfigError(f"operators: {dup[0]!r} appears twice; give one of them a distinct `name:`")
+    stages = [Stage(0, [])]
+    for op in ops:
+        if op.is_global:
+            stages.append(Stage(len(stages), [op]))
+        elif stages[-1].is_global:
+            stages.append(Stage(len(stages), [op]))
+        else:
+            stages[-1].ops.append(op)
+    return stages
+
+
+# ---------------------------------------------------------------- shard files
+
+
+def _write_atomic(path: Path, lines: Iterable[str]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.writelines(lines)
+    os.replace(tmp, path)
+
+
+def _read_shard(path: Path) -> list[Sample]:
+    with path.open(encoding="utf-8") as f:
+        return [Sample.from_dict(json.loads(line)) for line in f]
+
+
+def _reject(sample: Sample, op: str, drop: Drop) -> str:
+    return json.dumps({"operator": op, "reason": drop.reason, "detail": drop.detail, "where": sample.where,
+                       "record": sample.to_dict()}, ensure_ascii=False) + "\n"
+
+
+def _dump(sample: Sample) -> str:
+    return json.dumps(sample.to_dict(), ensure_ascii=False) + "\n"
+
+
+@dataclass
+class _ShardFiles:
+    dir: Path
+    shard: int
+
+    def path(self, suffix: str) -> Path:
+        return self.dir / f"{self.shard:06d}{suffix}"
+
+    @property
+    def done(self) -> bool:
+        return self.path(".done").exists()
+
+    def finish(self, kept: list[str], rejects: list[str], counts: dict[str, Any], write_rejects: bool) -> None:
+        _write_atomic(self.path(".jsonl"), kept)
+        if write_rejects:
+            _write_atomic(self.path(".rejects.jsonl"), rejects)
+        _write_atomic(self.path(".stats.json"), [json.dumps(counts)])
+        self.path(".done").touch()  # last: a shard without it is redone on resume
+
+
+# ---------------------------------------------------------------- work done in workers
+
+_built: dict[tuple[str, int], list[Any]] = {}
+
+
+def _ops(key: str, stage: Stage) -> list[Any]:
+    """Operators are built once per process (models and phrase tables are not cheap)."""
+    if (key, stage.index) not in _built:
+        _built[(key, stage.index)] = [op.build() for op in stage.ops]
+    return _built[(key, stage.index)]
+
+
+def _map_shard(key: str, stage: Stage, work: Path, shard: int, samples: list[Sample] | None,
+               write_rejects: bool) -> None:
+    ops: list[RecordOp] = _ops(key, stage)
+    files = _ShardFiles(work / f"{stage.index:02d}", shard)
+    if samples is None:
+        samples = _read_shard(work / f"{stage.index - 1:02d}" / f"{shard:06d}.jsonl")
+    counts = {op.name: {"in": 0, "modified": 0, "removed": Counter()} for op in ops}
+    kept, rejects = [], []
+    for sample in samples:
+        for op in ops:
+            c = counts[op.name]
+            c["in"] += 1
+            result = op(sample)
+            if isinstance(result, Drop):
+                c["removed"][result.reason] += 1
+                rejects.append(_reject(sample, op.name, result))
+                break
+            if result is not sample:
+                c["modified"] += 1
+            sample = result
+        else:
+            kept.append(_dump(sample))
+    files.finish(kept, rejects, {"in": len(samples), "ops": counts}, write_rejects)
+
+
+def _shard_keys(key: str, stage: Stage, work: Path, shard: int) -> tuple[Any, list[str]]:
+    op: GlobalOp = _ops(key, stage)[0]
+    samples = _read_shard(work / f"{stage.index - 1:02d}" / f"{shard:06d}.jsonl")
+    return op.keys(samples), [s.where for s in samples]
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass
+class RunOptions:
+    workers: int = 1
+    shard_size: int = 5000
+    write_rejects: bool = True
+    resume: bool = False
+
+
+@dataclass
+class _Run:
+    key: str
+    stages: list[Stage]
+    work: Path
+    opts: RunOptions
+    pool: Any = None
+    shards: int = 0
+    resumed: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.pool is None:
+            fn(*args)
+            return None
+        return self.pool.apply_async(fn, args)
+
+    def map_stage(self, stage: Stage, samples: Iterator[Sample] | None) -> None:
+        d = self.work / f"{stage.index:02d}"
+        d.mkdir(exist_ok=True)
+        pending: deque[Any] = deque()
+        shard_inputs = (enumerate(_chunks(samples, self.opts.shard_size)) if samples is not None
+                        else ((k, None) for k in range(self.shards)))
+        for shard, chunk in shard_inputs:
+            if stage.index == 0:
+                self.shards = shard + 1
+            if _ShardFiles(d, shard).done:
+                self.resumed += 1
+                continue
+            pending.append(self.submit(_map_shard, self.key, stage, self.work, shard, chunk,
+                                       self.opts.write_rejects))
+            # bounded look-ahead keeps memory flat while the workers stay busy
+            while self.pool is not None and len(pending) > 2 * self.opts.workers:
+                pending.popleft().get()
+        for p in pending:
+            if p is not None:
+                p.get()
+
+    def global_stage(self, stage: Stage) -> None:
+        d = self.work / f"{stage.index:02d}"
+        d.mkdir(exist_ok=True)
+        if (d / "stage.done").exists():
+            self.resumed += self.shards
+            return
+        args = [(self.key, stage, self.work, k) for k in range(self.shards)]
+        results = (self.pool.starmap(_shard_keys, args) if self.pool is not None
+                   else [_shard_keys(*a) for a in args])
+        op: GlobalOp = _ops(self.key, stage)[0]
+        dup_of = op.decide([r[0] for r in results])
+        wheres = [w for r in results for w in r[1]]
+        start = 0
+        for shard in range(self.shards):
+            samples = _read_shard(self.work / f"{stage.index - 1:02d}" / f"{shard:06d}.jsonl")
+            kept, rejects = [], []
+            for i, sample in enumerate(samples, start):
+                if dup_of[i] < 0:
+                    kept.append(_dump(sample))
+                else:
+                    rejects.append(_reject(sample, op.name, Drop(op.reason, f"duplicate of {wheres[dup_of[i]]}")))
+            start += len(samples)
+            removed = {op.reason: len(rejects)} if rejects else {}
+            counts = {"in": len(samples), "ops": {op.name: {"in": len(samples), "modified": 0, "removed": removed}}}
+            _ShardFiles(d, shard).finish(kept, rejects, counts, self.opts.write_rejects)
+        (d / "stage.done").touch()
+
+
+def _chunks(it: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
+    it = iter(it)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _recipe_key(ops: list[OpConfig], shard_size: int) -> str:
+    spec = json.dumps([op.model_dump(mode="json") for op in ops] + [shard_size], sort_keys=True)
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str,
+        options: RunOptions | None = None) -> dict[str, Any]:
+    """Curate `samples` with `ops` into `out_dir`; returns the stats (also in `stats.json`)."""
+    opts = options or RunOptions()
+    out_dir = Path(out_dir)
+    work = out_dir / ".work"
+    key = _recipe_key(ops, opts.shard_size)
+    if work.exists() and not opts.resume:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    manifest = work / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text())["recipe"] != key:
+        raise ConfigError(f"{work} holds a run of a different recipe; run without resume to start over")
+    manifest.write_text(json.dumps({"recipe": key, "shard_size": opts.shard_size}))
+
+    stages = plan(ops)
+    for stage in stages:
+        for op in stage.ops:  # fail on a missing optional package now, not in a worker an hour in
+            op.build()
+    t0 = time.perf_counter()
+    r = _Run(key, stages, work, opts)
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    r.pool = ctx.Pool(opts.workers) if opts.workers > 1 else None
+    try:
+        for stage in stages:
+            ts = time.perf_counter()
+            if stage.is_global:
+                r.global_stage(stage)
+            else:
+                r.map_stage(stage, iter(samples) if stage.index == 0 else None)
+            r.timings[stage.ops[0].label if stage.ops else "read"] = round(time.perf_counter() - ts, 3)
+    finally:
+        if r.pool is not None:
+            r.pool.close()
+            r.pool.join()
+    stats = _finish(r, out_dir)
+    stats["seconds"] = round(time.perf_counter() - t0, 3)
+    stats["records_per_second"] = round(stats["records_in"] / max(stats["seconds"], 1e-9), 1)
+    (out_dir / STATS).write_text(json.dumps(stats, indent=2, ensure_ascii=False))
+    return stats
+
+
+def _finish(r: _Run, out_dir: Path) -> dict[str, Any]:
+    """Concatenate shard outputs in order, sum the counts, check the invariant."""
+    last = r.work / f"{r.stages[-1].index:02d}"
+    with (out_dir / OUTPUT).open("w", encoding="utf-8") as out:
+        for shard in range(r.shards):
+            with (last / f"{shard:06d}.jsonl").open(encoding="utf-8") as f:
+                shutil.copyfileobj(f, out)
+    if r.opts.write_rejects:
+        with (out_dir / REJECTS).open("w", encoding="utf-8") as out:
+            for stage in r.stages:
+                for shard in range(r.shards):
+                    with (r.work / f"{stage.index:02d}" / f"{shard:06d}.rejects.jsonl").open(encoding="utf-8") as f:
+                        shutil.copyfileobj(f, out)
+
+    operators: dict[str, dict[str, Any]] = {}
+    records_in = 0
+    for stage in r.stages:
+        for op in stage.ops:
+            operators[op.label] = {"op": op.op, "in": 0, "modified": 0, "removed": Counter()}
+        for shard in range(r.shards):
+            counts = json.loads((r.work / f"{stage.index:02d}" / f"{shard:06d}.stats.json").read_text())
+            if stage.index == 0:
+                records_in += counts["in"]
+            for name, c in counts["ops"].items():
+                o = operators[name]
+                o["in"] += c["in"]
+                o["modified"] += c["modified"]
+                o["removed"].update(c["removed"])
+    records_out = sum(1 for _ in (out_dir / OUTPUT).open(encoding="utf-8"))
+    removed = Counter({f"{name}/{reason}": n for name, o in operators.items() for reason, n in o["removed"].items()})
+    if records_in != records_out + sum(removed.values()):
+        raise RuntimeError(f"curation lost records: {records_in} in != {records_out} kept + "
+                           f"{sum(removed.values())} removed {dict(removed)}")
+    return {"records_in": records_in, "records_out": records_out, "removed": dict(removed.most_common()),
+            "operators": [{"name": k, **v, "removed": dict(v["removed"])} for k, v in operators.items()],
+            "shards": r.shards, "shards_resumed": r.resumed, "workers": r.opts.workers,
+            "stage_seconds": r.timings}
+

@@ -1,0 +1,139 @@
+"""A curation recipe: inputs, the ordered operators, the output and how to execute. YAML fills it;
+unknown keys are errors that name the key."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from tuneforge.curate.base import OpConfig, parse_op
+from tuneforge.curate.pipeline import OUTPUT, RunOptions, run
+from tuneforge.errors import ConfigError
+from tuneforge.types import Sample
+
+REPORT = "report.html"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputSpec(_Strict):
+    path: Path
+    format: str = "auto"
+    """Reader format (alpaca, sharegpt, messages, text, preference, tuneforge) or `auto`."""
+
+
+class OutputSpec(_Strict):
+    dir: Path
+    format: Literal["jsonl", "json", "parquet"] = "jsonl"
+    """File kind of an extra copy of the kept records besides the canonical `data.jsonl`."""
+    rejects: bool = True
+    report: bool = True
+    """Write `report.html` with diagnostics of the kept records."""
+
+
+class ExecutorSpec(_Strict):
+    kind: Literal["local"] = "local"
+    workers: int = 1
+    shard_size: int = 5000
+    resume: bool = True
+    """Skip shards a previous run of the same recipe finished (their `.done` markers)."""
+
+
+class Recipe(_Strict):
+    inputs: list[InputSpec]
+    output: OutputSpec
+    executor: ExecutorSpec = ExecutorSpec()
+    operators: list[OpConfig]
+
+    @field_validator("operators", mode="before")
+    @classmethod
+    def _ops(cls, raw: Any) -> list[OpConfig]:
+        if not isinstance(raw, list):
+            raise ValueError("a list of operators, each with an `op:` key")
+        return [parse_op(r, f"operators[{i}]") for i, r in enumerate(raw)]
+
+
+def load_recipe(path: Path | str, base: Path | None = None) -> Recipe:
+    """Read a recipe; relative input and output paths are relative to the recipe file's folder
+    (or `base`)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return parse_recipe(raw, base or path.parent, str(path))
+
+
+def parse_recipe(raw: dict[str, Any], base: Path, where: str = "recipe") -> Recipe:
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(err["loc"][-1]), _KEYS, n=1)
+            msg += f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{where}: {loc}: {msg}") from None
+    for spec in recipe.inputs:
+        if not spec.path.is_absolute():
+            spec.path = base / spec.path
+    if not recipe.output.dir.is_absolute():
+        recipe.output.dir = base / recipe.output.dir
+    return recipe
+
+
+_KEYS = [*Recipe.model_fields, *InputSpec.model_fields, *OutputSpec.model_fields, *ExecutorSpec.model_fields]
+
+
+def read_dataset(path: Path | str, format: str = "auto") -> Iterator[Sample]:
+    """Stream one dataset (file, folder or glob) through tuneforge.io's readers."""
+    from tuneforge.config import DatasetConfig
+    from tuneforge.io import iter_samples
+
+    try:
+        dataset = DatasetConfig(path=str(path), format=format)
+    except ValidationError as e:
+        raise ConfigError(f"{path}: format: {e.errors()[0]['msg']}") from None
+    return iter_samples(dataset)
+
+
+def iter_inputs(recipe: Recipe) -> Iterator[Sample]:
+    """Every input of the recipe, in order."""
+    for spec in recipe.inputs:
+        yield from read_dataset(spec.path, spec.format)
+
+
+def read_output(out_dir: Path) -> Iterator[Sample]:
+    """The kept records of a finished run (the canonical jsonl the runner writes)."""
+    with (out_dir / OUTPUT).open(encoding="utf-8") as f:
+        for line in f:
+            yield Sample.from_dict(json.loads(line))
+
+
+def curate(recipe: Recipe, samples: Iterable[Sample] | None = None, workers: int | None = None,
+           resume: bool | None = None) -> dict[str, Any]:
+    """Run a recipe end to end: kept records, rejects, stats and (unless disabled) report.html.
+    `samples` replaces the recipe's inputs (for callers that already hold them)."""
+    ex = recipe.executor
+    opts = RunOptions(workers=workers or ex.workers, shard_size=ex.shard_size,
+                      write_rejects=recipe.output.rejects, resume=ex.resume if resume is None else resume)
+    out = recipe.output.dir
+    stats = run(iter_inputs(recipe) if samples is None else samples, recipe.operators, out, opts)
+    if recipe.output.format != "jsonl":
+        from tuneforge.io import write_samples
+
+        write_samples(read_output(out), out / f"data.{recipe.output.format}")
+    if recipe.output.report:
+        from tuneforge.curate.report import diagnose, render_html
+
+        (out / REPORT).write_text(render_html(diagnose(read_output(out), languages=False), stats), encoding="utf-8")
+    return stats

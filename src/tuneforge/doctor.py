@@ -1,0 +1,150 @@
+"""Pre-flight checks: what a training run would actually see, before it spends any compute.
+
+Catches the set-ups that train silently wrong: a cutoff that drops most samples, labels that are
+all masked, an EOS / end-of-turn token that is never trained (the model never learns to stop),
+pad == eos (any trainer that masks labels by pad id never trains EOS), and chat templates whose
+turn-by-turn tokenisation differs from the whole conversation's (a shifted loss mask).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from tuneforge.config import Config
+
+Level = Literal["error", "warning", "info"]
+UNLIMITED = 1 << 30
+
+
+@dataclass
+class Finding:
+    level: Level
+    code: str
+    message: str
+
+
+@dataclass
+class DoctorReport:
+    model: str
+    template: str
+    cutoff_len: int
+    cutoff_policy: str
+    samples: int
+    kept: int
+    truncated: int
+    dropped: dict[str, int]
+    read_rejected: int
+    length_percentiles: dict[str, int]
+    """Untruncated tokens per sample: p50, p90, p95, p99, max."""
+    histogram: list[tuple[int, int, int]]
+    """(from, to, count) bins of untruncated lengths."""
+    over_cutoff: int
+    trained_fraction: float
+    stop_trained: int
+    pad_token: str | None
+    eos_token: str | None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.level == "error" for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def _percentiles(lengths: np.ndarray) -> dict[str, int]:
+    if lengths.size == 0:
+        return {}
+    qs = {"p50": 50, "p90": 90, "p95": 95, "p99": 99}
+    out = {k: int(np.percentile(lengths, q)) for k, q in qs.items()}
+    out["max"] = int(lengths.max())
+    return out
+
+
+def _histogram(lengths: np.ndarray, bins: int = 10) -> list[tuple[int, int, int]]:
+    if lengths.size == 0:
+        return []
+    counts, edges = np.histogram(lengths, bins=bins)
+    return [(int(edges[i]), int(edges[i + 1]), int(c)) for i, c in enumerate(counts)]
+
+
+def run_doctor(cfg: Config) -> DoctorReport:
+    from tuneforge.formatting import tokenize_samples
+    from tuneforge.io import read_samples
+    from tuneforge.models import load_tokenizer
+
+    samples, read_report = read_samples(cfg.data)
+    tokenizer = load_tokenizer(cfg.model)
+    tcfg = cfg.template
+    # Once without a cutoff for the true length distribution, once as the run would see it.
+    full, _ = tokenize_samples(samples, tokenizer, tcfg.model_copy(update={"cutoff_len": UNLIMITED}))
+    ds, stats = tokenize_samples(samples, tokenizer, tcfg)
+    lengths = np.asarray(full.lengths)
+
+    report = DoctorReport(
+        model=cfg.model.name_or_path, template=tcfg.jinja and "custom jinja" or tcfg.name,
+        cutoff_len=tcfg.cutoff_len, cutoff_policy=tcfg.cutoff_policy, samples=stats.samples, kept=stats.kept,
+        truncated=stats.truncated, dropped=dict(stats.dropped), read_rejected=read_report.n_rejected,
+        length_percentiles=_percentiles(lengths), histogram=_histogram(lengths),
+        over_cutoff=int((lengths > tcfg.cutoff_len).sum()), trained_fraction=stats.trained_fraction,
+        stop_trained=stats.stop_trained, pad_token=tokenizer.pad_token, eos_token=tokenizer.eos_token,
+    )
+    report.findings = _diagnose(report, stats, tokenizer, ds)
+    return report
+
+
+def _diagnose(r: DoctorReport, stats, tokenizer, ds) -> list[Finding]:
+    out: list[Finding] = []
+    add = lambda level, code, msg: out.append(Finding(level, code, msg))  # noqa: E731
+    if r.samples == 0:
+        add("error", "no_samples", "the data holds no samples")
+        return out
+
+    too_long = r.dropped.get("too_long", 0)
+    if too_long:
+        share = too_long / r.samples
+        level = "error" if share > 0.5 else "warning"
+        add(level, "cutoff_drops", f"{too_long} of {r.samples} samples ({share:.0%}) are dropped: their reply "
+            f"does not fit in cutoff_len={r.cutoff_len} (p95 length is {r.length_percentiles.get('p95')}). "
+            f"Raise template.cutoff_len.")
+    if r.truncated:
+        add("info", "truncated", f"{r.truncated} samples are truncated to fit the cutoff (earlier turns or the "
+            f"prompt's head removed; replies kept whole).")
+
+    masked = r.dropped.get("no_trained_tokens", 0)
+    if masked:
+        add("error" if masked == r.samples else "warning", "all_labels_masked",
+            f"{masked} samples have every label masked (nothing to learn from them); check train_on and the "
+            f"roles in the data.")
+
+    mismatched = r.dropped.get("template_mismatch", 0) + r.dropped.get("template_error", 0)
+    if mismatched:
+        example = next((f"{j.where}: {j.detail}" for j in stats.rejects if j.reason.startswith("template")), "")
+        add("error" if mismatched > 0.05 * r.samples else "warning", "template_round_trip",
+            f"{mismatched} samples fail the template round trip (turn-by-turn tokens differ from the whole "
+            f"conversation's, so the loss mask would be shifted); they are excluded. First: {example}")
+
+    if r.kept and ds.kind == "lm":
+        if r.stop_trained == 0:
+            add("error", "eos_never_trained", "no sample trains its EOS / end-of-turn token: the model will "
+                "not learn to stop. Use a template whose assistant turns end with a trained stop token.")
+        elif r.stop_trained < r.kept:
+            add("warning", "eos_sometimes_trained", f"only {r.stop_trained} of {r.kept} samples train a stop token.")
+
+    pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+    if pad_id is not None and pad_id == eos_id:
+        add("warning", "pad_is_eos",
+            f"pad token == EOS ({tokenizer.eos_token!r}, id {eos_id}): a collator that masks labels by pad id "
+            f"(as generic language-modelling collators do) would never train EOS, and the model would not learn "
+            f"to stop. tuneforge masks padding by position, so EOS is trained here ({r.stop_trained} of {r.kept} "
+            f"samples); do not reuse this data with a pad-id-masking trainer.")
+
+    if r.kept:
+        add("info", "trained_fraction", f"{r.trained_fraction:.1%} of tokens carry loss")
+    if r.read_rejected:
+        add("warning", "read_rejects", f"{r.read_rejected} input records were rejected while reading")
+    return out
