@@ -130,6 +130,12 @@ class TrainConfig(Section):
     resume: Literal["auto", "never"] | str = "never"
     """`auto` resumes from the newest checkpoint in `output_dir`; or a checkpoint directory."""
     log_every: int = Field(1, gt=0)
+    dpo_beta: float = Field(0.1, gt=0)
+    """DPO temperature: how far the policy may move from the reference."""
+    dpo_loss: Literal["sigmoid", "ipo"] = "sigmoid"
+    dpo_precompute_ref: bool = False
+    """Compute the reference log-probs once before training (faster steps, no reference in memory
+    during training for full fine-tuning)."""
 
 
 class EvalConfig(Section):

@@ -31,11 +31,13 @@ def main() -> None:
 
 
 def _register() -> None:
-    from tuneforge.cli import chat, curate, data, doctor, models
+    from tuneforge.cli import chat, curate, data, doctor, models, train
 
     data.app.command()(curate.curate)
     data.app.command()(curate.report)
     app.add_typer(data.app, name="data")
+    app.command()(train.train)
+    app.command()(train.runs)
     app.command()(doctor.doctor)
     app.command()(models.models)
     app.command()(chat.chat)

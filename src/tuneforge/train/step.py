@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable, ContextManager
+
 import torch
 from torch import nn
 
@@ -44,10 +46,15 @@ class DPOLoss(nn.Module):
     memory), a frozen copy for full fine-tuning, or log-probs precomputed once and carried in the
     batch (`ref_chosen`, `ref_rejected`)."""
 
-    def __init__(self, model: nn.Module, *, beta: float, kind: str = "sigmoid", ref_model: nn.Module | None = None):
+    def __init__(self, model: nn.Module, *, beta: float, kind: str = "sigmoid", ref_model: nn.Module | None = None,
+                 reference_mode: Callable[[], ContextManager] | None = None):
+        """`reference_mode()` is a context in which `model` behaves as the base (adapters off)."""
         super().__init__()
         self.model = model
         self.ref_model = ref_model
+        if ref_model is None and reference_mode is None:
+            raise ValueError("DPO needs a reference: a frozen copy or a way to switch the adapters off")
+        self.reference_mode = reference_mode
         self.beta, self.kind = beta, kind
         self.stats = {"reward_margin": 0.0, "reward_accuracy": 0.0, "pairs": 0}
 
@@ -67,7 +74,7 @@ class DPOLoss(nn.Module):
     def reference_logprobs(self, **pair) -> tuple[torch.Tensor, torch.Tensor]:
         if self.ref_model is not None:
             return self.pair_logprobs(self.ref_model, **pair)
-        with self.model.disable_adapter():
+        with self.reference_mode():
             return self.pair_logprobs(self.model, **pair)
 
     def forward(self, ref_chosen: torch.Tensor | None = None, ref_rejected: torch.Tensor | None = None,

@@ -1,0 +1,92 @@
+"""`tuneforge data show`: samples exactly as the model will see them, trained tokens highlighted."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from tuneforge.config import DEFAULT_MODEL, TemplateConfig
+from tuneforge.formatting import IGNORE, Encoder, SampleRejected, template_names
+
+TRAINED = "bold black on green"
+GIVEN = "dim"
+
+
+def show(
+    inputs: Annotated[list[str], typer.Argument(
+        show_default=False, help="Data files, folders or globs (any format `tuneforge data convert` reads).")],
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="How many samples to show, from the start.")] = 3,
+    template: Annotated[str, typer.Option(
+        "--template", "-t", help=f"Chat template: {', '.join(template_names())} (auto: the tokenizer's own).")] = "auto",
+    model: Annotated[str, typer.Option("--model", "-m", help="Model whose tokenizer to use.")] = DEFAULT_MODEL,
+    cutoff: Annotated[int, typer.Option(min=1, help="Maximum tokens per sample (template.cutoff_len).")] = 1024,
+    train_on: Annotated[Literal["assistant", "last", "all"], typer.Option(
+        help="Which tokens carry loss: every assistant reply, only the last, or everything.")] = "assistant",
+) -> None:
+    """Print the first samples as token text, trained tokens highlighted, with token counts."""
+    from tuneforge.io import read_samples
+    from tuneforge.models import load_tokenizer
+
+    samples, report = read_samples(inputs)
+    tokenizer = load_tokenizer(model)
+    encoder = Encoder.create(tokenizer, TemplateConfig(name=template, cutoff_len=cutoff, train_on=train_on))
+    console = Console()
+    totals = {"tokens": 0, "trained": 0, "truncated": 0, "dropped": 0}
+    for i, sample in enumerate(samples[:n]):
+        title = f"#{i + 1} · {sample.where} · {sample.kind}"
+        try:
+            enc = encoder.encode(sample)
+        except SampleRejected as r:
+            totals["dropped"] += 1
+            console.print(Panel(Text(r.detail), title=f"{title} · [red]dropped: {r.reason}[/]",
+                                title_align="left", border_style="red"))
+            continue
+        if sample.kind == "preference":
+            parts = [("prompt", enc.prompt_ids, [IGNORE] * len(enc.prompt_ids)),
+                     ("chosen", enc.chosen_ids, enc.chosen_labels),
+                     ("rejected", enc.rejected_ids, enc.rejected_labels)]
+        else:
+            parts = [("", enc.input_ids, enc.labels)]
+        tokens = sum(len(ids) for _, ids, _ in parts)
+        trained = sum(t != IGNORE for _, _, labels in parts for t in labels)
+        totals["tokens"] += tokens
+        totals["trained"] += trained
+        totals["truncated"] += enc.truncated
+        body = Group(*(_label(name) + _highlight(tokenizer, ids, labels) for name, ids, labels in parts))
+        cut = " · [yellow]truncated[/]" if enc.truncated else ""
+        console.print(Panel(body, title=f"{title} · {tokens} tokens, {trained} trained{cut}", title_align="left"))
+    console.print(_summary(len(samples), min(n, len(samples)), report.n_rejected, totals, encoder.template.name))
+
+
+def _label(name: str) -> Text:
+    return Text(f"── {name} ──\n", style="bold") if name else Text()
+
+
+def _highlight(tokenizer, ids: list[int], labels: list[int]) -> Text:
+    """Decode runs of trained / untrained tokens (a run, not a token at a time, so multi-byte
+    characters split across tokens still print) and style each run."""
+    text = Text()
+    start = 0
+    for end in range(1, len(ids) + 1):
+        if end == len(ids) or (labels[end] != IGNORE) != (labels[start] != IGNORE):
+            text.append(tokenizer.decode(ids[start:end]), style=TRAINED if labels[start] != IGNORE else GIVEN)
+            start = end
+    return text
+
+
+def _summary(total: int, shown: int, read_rejected: int, totals: dict[str, int], template: str) -> Table:
+    table = Table(show_header=False, title=f"template {template}", title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    share = totals["trained"] / totals["tokens"] if totals["tokens"] else 0.0
+    for name, value in [("samples shown", f"{shown} of {total}"), ("records rejected while reading", read_rejected),
+                        ("tokens (shown)", totals["tokens"]), ("trained tokens", f"{totals['trained']} ({share:.0%})"),
+                        ("truncated", totals["truncated"]), ("dropped", totals["dropped"])]:
+        table.add_row(name, str(value))
+    table.caption = Text.assemble(("trained", TRAINED), " tokens carry loss; ", ("dim", GIVEN), " ones are given")
+    return table

@@ -1,0 +1,51 @@
+"""`tuneforge train` and `tuneforge runs`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tuneforge.cli.progress import TrainingProgress
+
+
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML config with model, data, template, method, train sections.")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: train.learning_rate=1e-4.")] = None,
+    resume: Annotated[Optional[str], typer.Option(help="'auto' (newest checkpoint) or a checkpoint directory.")] = None,
+) -> None:
+    """Fine-tune a model (stages sft, pt, dpo; every method) and write a run directory."""
+    from tuneforge.config import load_config
+    from tuneforge.train.run import run_training
+
+    overrides = list(set_ or []) + ([f"train.resume={resume}"] if resume else [])
+    cfg = load_config(config, overrides)
+    console = Console()
+    with TrainingProgress(console) as progress:
+        summary = run_training(cfg, on_log=progress.update, on_start=progress.start)
+    last = summary.result.history[-1] if summary.result.history else {}
+    console.print(f"[green]done[/] in {summary.seconds:.0f}s · {summary.result.state.step} steps · "
+                  f"final loss {last.get('loss', float('nan')):.4f} · artefact {summary.final_dir}")
+    if summary.result.interrupted:
+        console.print("[yellow]interrupted[/]: a checkpoint was written; continue with --resume auto")
+
+
+def runs(
+    root: Annotated[Path, typer.Argument(help="Folder holding run directories.")] = Path("runs"),
+) -> None:
+    """List runs with their key figures (from each run's manifest.json)."""
+    table = Table(title=f"runs in {root}")
+    for col in ("run", "stage", "method", "model", "steps", "final loss", "best eval", "trainable", "seconds"):
+        table.add_column(col)
+    for manifest_path in sorted(root.glob("**/manifest.json")):
+        m = json.loads(manifest_path.read_text())
+        r, p = m.get("result", {}), m.get("parameters", {})
+        fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        table.add_row(str(manifest_path.parent.relative_to(root)), m.get("stage", "?"), m.get("method", "?"),
+                      m.get("model", "?"), str(r.get("steps")), fmt(r.get("final_loss")), fmt(r.get("best_eval")),
+                      f"{p.get('trainable', 0):,}", str(m.get("cost", {}).get("seconds")))
+    Console().print(table)

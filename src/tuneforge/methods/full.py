@@ -1,0 +1,44 @@
+"""Full fine-tuning: every parameter trains; the output is a complete HF model directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from torch import nn
+
+from tuneforge.config import MethodSettings
+
+
+class FullSettings(MethodSettings):
+    name: Literal["full"] = "full"
+
+
+def save_model(model: nn.Module, out_dir: Path) -> None:
+    # safetensors is save_pretrained's only format in transformers 5 and its default since 4.35.
+    model.save_pretrained(str(out_dir))
+
+
+def load_model(base_model: nn.Module, path: Path) -> nn.Module:
+    """The saved model itself; `base_model` only tells the class, dtype and device to load it with."""
+    param = next(base_model.parameters())
+    model = type(base_model).from_pretrained(str(path), dtype=param.dtype).to(param.device)
+    return model.requires_grad_(False).eval()
+
+
+class Full:
+    name = "full"
+    config_cls = FullSettings
+    uses_prompt_tokens = False
+
+    def apply(self, model: nn.Module, cfg: FullSettings) -> nn.Module:
+        return model.requires_grad_(True)
+
+    def save(self, model: nn.Module, out_dir: Path) -> None:
+        save_model(model, out_dir)
+
+    def load(self, base_model: nn.Module, path: Path) -> nn.Module:
+        return load_model(base_model, path)
+
+
+METHOD = Full()

@@ -1,0 +1,39 @@
+"""Prompt tuning (Lester et al. 2021) through peft: trained soft-prompt embeddings before the input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from torch import nn
+
+from tuneforge.config import MethodSettings
+from tuneforge.methods import _peft
+
+
+class PromptSettings(MethodSettings):
+    name: Literal["prompt"] = "prompt"
+    num_virtual_tokens: int = Field(20, gt=0)
+    """Number of trained embedding vectors prepended to every input."""
+
+
+class Prompt:
+    name = "prompt"
+    config_cls = PromptSettings
+    uses_prompt_tokens = True
+
+    def apply(self, model: nn.Module, cfg: PromptSettings) -> nn.Module:
+        from peft import PromptTuningConfig
+
+        config = PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=cfg.num_virtual_tokens)
+        return _peft.wrap(model, config, self.name)
+
+    def save(self, model: nn.Module, out_dir: Path) -> None:
+        _peft.save(model, out_dir)
+
+    def load(self, base_model: nn.Module, path: Path) -> nn.Module:
+        return _peft.load(base_model, path, "PROMPT_TUNING")
+
+
+METHOD = Prompt()

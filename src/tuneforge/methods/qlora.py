@@ -1,0 +1,49 @@
+"""QLoRA (Dettmers et al. 2023): LoRA over a 4-bit NF4 base loaded through bitsandbytes (CUDA only).
+
+The 4-bit loading itself is `tuneforge.models.load_model` with `model.quantization: 4bit`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from tuneforge.errors import ConfigError, TuneforgeError
+from tuneforge.methods import _peft
+from tuneforge.methods.lora import LoraSettings, peft_config
+
+
+class QLoraSettings(LoraSettings):
+    name: Literal["qlora"] = "qlora"
+
+
+class QLora:
+    name = "qlora"
+    config_cls = QLoraSettings
+    uses_prompt_tokens = False
+
+    def apply(self, model: nn.Module, cfg: QLoraSettings) -> nn.Module:
+        if not getattr(model, "is_loaded_in_4bit", False):
+            if not torch.cuda.is_available():
+                raise TuneforgeError("method 'qlora' needs a CUDA GPU: its base model is loaded in 4-bit "
+                                     "through bitsandbytes, which this machine cannot do. Use method 'lora' "
+                                     "(same settings) on CPU.")
+            raise ConfigError("method 'qlora' needs the base model loaded in 4-bit: "
+                              "set model.quantization: 4bit")
+        from peft import prepare_model_for_kbit_training
+
+        # Freezes the base and upcasts norms / LM head to fp32 for stable training. Gradient
+        # checkpointing stays the training loop's setting (use_reentrant=False needs no input hook).
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        return _peft.wrap(model, peft_config(cfg), self.name)
+
+    def save(self, model: nn.Module, out_dir: Path) -> None:
+        _peft.save(model, out_dir)
+
+    def load(self, base_model: nn.Module, path: Path) -> nn.Module:
+        return _peft.load(base_model, path, "LORA")
+
+
+METHOD = QLora()

@@ -1,0 +1,83 @@
+"""The run manifest: enough to reproduce or audit a run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+PACKAGES = ("tuneforge", "torch", "transformers", "peft", "accelerate", "tokenizers")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _data_hashes(cfg) -> dict[str, str]:
+    from tuneforge.io.files import expand
+
+    out = {}
+    for d in cfg.data.datasets:
+        for path_spec in [d.path] if isinstance(d.path, str) else d.path:
+            for p in expand(path_spec.split("#")[0]):
+                if p.is_file():
+                    out[str(p)] = file_sha256(p)
+    return out
+
+
+def _git_sha() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def hardware() -> dict[str, Any]:
+    hw = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        hw["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return hw
+
+
+def write_manifest(run_dir: Path, cfg, summary, *, tokenizer, read_report, tok_stats, n_train: int,
+                   n_val: int) -> dict[str, Any]:
+    history = summary.result.history
+    trained_tokens = sum(r["trained_tokens"] for r in history)
+    manifest = {
+        "stage": cfg.train.stage, "method": cfg.method.name, "model": cfg.model.name_or_path,
+        "template": cfg.template.jinja and "custom jinja" or cfg.template.name,
+        "tokenizer": {"name": tokenizer.name_or_path, "vocab_size": len(tokenizer),
+                      "eos": tokenizer.eos_token, "pad": tokenizer.pad_token},
+        "seed": cfg.train.seed, "data": _data_hashes(cfg),
+        "samples": {"read": read_report.kept, "read_rejected": read_report.n_rejected,
+                    "tokenised": tok_stats.kept, "dropped": tok_stats.dropped, "truncated": tok_stats.truncated,
+                    "train": n_train, "val": n_val},
+        "parameters": {"trainable": summary.trainable, "total": summary.total},
+        "result": {"steps": summary.result.state.step, "final_loss": history[-1]["loss"] if history else None,
+                   "best_eval": summary.result.state.best_eval, "best_step": summary.result.state.best_step,
+                   "stopped_early": summary.result.stopped_early, "interrupted": summary.result.interrupted},
+        "cost": {"seconds": round(summary.seconds, 2), "trained_tokens": trained_tokens,
+                 "trained_tokens_per_s": trained_tokens / max(summary.seconds, 1e-9)},
+        "versions": {p: _version(p) for p in PACKAGES}, "git_sha": _git_sha(), "hardware": hardware(),
+    }
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    return manifest
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,0 +1,151 @@
+"""`tuneforge train`: a config in, a run directory out.
+
+The run directory holds the resolved config, a manifest (data hashes, template, tokenizer, versions,
+git sha, hardware, seed, parameter counts, cost), metrics.jsonl, checkpoints, the final artefact
+(`final/`, plus `best/` with keep-best) and a report.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+
+from tuneforge.config import Config
+from tuneforge.errors import TuneforgeError
+from tuneforge.train import data as stage_data
+from tuneforge.train.batching import epoch_batches
+from tuneforge.train.loop import LoopResult, train_loop
+from tuneforge.train.manifest import write_manifest
+from tuneforge.train.step import CausalLMLoss, DPOLoss
+
+UNLIMITED = 1 << 30
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    result: LoopResult
+    trainable: int
+    total: int
+    seconds: float
+
+    @property
+    def final_dir(self) -> Path:
+        return self.run_dir / "final"
+
+
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def _adapters_off(model):
+    """A context in which a PEFT-wrapped (or bottleneck-adapted) model behaves as its base."""
+    if hasattr(model, "disable_adapter"):
+        return model.disable_adapter
+    from tuneforge.methods import adapter
+
+    return lambda: adapter.disabled(model)
+
+
+def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
+                 on_start: Callable[[int, str], None] | None = None) -> RunSummary:
+    from tuneforge.formatting import tokenize_samples
+    from tuneforge.io import read_samples
+    from tuneforge.methods import get_method, parameter_report
+    from tuneforge.models import load_model
+
+    started = time.time()
+    tc = cfg.train
+    run_dir = Path(tc.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False,
+                                                         allow_unicode=True))
+    torch.manual_seed(tc.seed)
+
+    model, tokenizer = load_model(cfg.model)
+    samples, read_report = read_samples(cfg.data)
+    if not samples:
+        raise TuneforgeError("no training samples: check data.datasets")
+    kinds = {s.kind for s in samples}
+    expected = {"sft": "chat", "pt": "text", "dpo": "preference"}[tc.stage]
+    if kinds != {expected}:
+        raise TuneforgeError(f"train.stage={tc.stage} needs {expected} samples, the data holds {sorted(kinds)}")
+
+    # Pre-training documents are never cut: they are concatenated and split into blocks instead.
+    tcfg = cfg.template.model_copy(update={"cutoff_len": UNLIMITED}) if tc.stage == "pt" else cfg.template
+    ds, tok_stats = tokenize_samples(samples, tokenizer, tcfg)
+    if len(ds) == 0:
+        raise TuneforgeError(f"every sample was dropped while tokenising: {tok_stats.dropped}; "
+                             f"run `tuneforge doctor` on this config")
+    block = cfg.template.cutoff_len
+    pad_id = _pad_id(tokenizer)
+
+    method = get_method(cfg.method.name)
+    ref_model = None
+    if tc.stage == "dpo" and method.name in ("full", "freeze"):
+        ref_model = copy.deepcopy(model).requires_grad_(False).eval()  # frozen reference copy
+    model = method.apply(model, cfg.method)
+    params = parameter_report(model)
+
+    if tc.stage == "dpo":
+        pairs = stage_data.preference_pairs(ds)
+        train_items, val_items = stage_data.split_holdout(pairs, tc.val_size, tc.seed)
+        loss_fn = DPOLoss(model, beta=tc.dpo_beta, kind=tc.dpo_loss, ref_model=ref_model,
+                          reference_mode=None if ref_model is not None else _adapters_off(model))
+        if tc.dpo_precompute_ref:
+            stage_data.attach_reference_logprobs(loss_fn, train_items + val_items, tc.batch_size, pad_id)
+
+        def batches_of(epoch: int):
+            return stage_data.pair_batches(train_items, batch_size=tc.batch_size, pad_id=pad_id, seed=tc.seed,
+                                           epoch=epoch)
+
+        evals = {"val": stage_data.pair_batches(val_items, batch_size=tc.batch_size, pad_id=pad_id, seed=0,
+                                                epoch=0)} if val_items else {}
+    else:
+        tasks = [s.task for s in samples]
+        rows = stage_data.pretraining_blocks(ds, block) if tc.stage == "pt" else stage_data.lm_rows(ds, tasks)
+        train_items, val_items = stage_data.split_holdout(rows, tc.val_size, tc.seed)
+        loss_fn = CausalLMLoss(model, whole_forward=method.uses_prompt_tokens, chunk_size=tc.loss_chunk_size)
+        packing = tc.packing and not method.uses_prompt_tokens  # virtual tokens cannot be packed
+
+        def batches_of(epoch: int):
+            return epoch_batches(train_items, batch_size=tc.batch_size, packing=packing, block_size=block,
+                                 pad_id=pad_id, seed=tc.seed, epoch=epoch)
+
+        evals = stage_data.eval_sets(val_items, batch_size=tc.batch_size, packing=packing, block_size=block,
+                                     pad_id=pad_id)
+
+    if on_start:
+        on_start(len(train_items), str(params))
+    metrics = (run_dir / "metrics.jsonl").open("a", encoding="utf-8")
+
+    def log(record: dict) -> None:
+        metrics.write(json.dumps(record) + "\n")
+        metrics.flush()
+        if on_log:
+            on_log(record)
+
+    def save_best() -> None:
+        method.save(model, run_dir / "best")
+
+    try:
+        result = train_loop(model, loss_fn, batches_of, tc, run_dir=run_dir, eval_batches=evals, on_log=log,
+                            on_best=save_best if tc.eval_every else None)
+    finally:
+        metrics.close()
+    method.save(model, run_dir / "final")
+    tokenizer.save_pretrained(run_dir / "final")
+    summary = RunSummary(run_dir, result, params.trainable, params.total, time.time() - started)
+    write_manifest(run_dir, cfg, summary, tokenizer=tokenizer, read_report=read_report, tok_stats=tok_stats,
+                   n_train=len(train_items), n_val=len(val_items))
+    from tuneforge.train.report import write_report
+
+    write_report(run_dir)
+    return summary
