@@ -31,11 +31,13 @@ def main() -> None:
 
 
 def _register() -> None:
-    from tuneforge.cli import chat, curate, data, doctor, models, train
+    from tuneforge.cli import chat, curate, data, data_show, doctor, models, quickstart, train
 
+    data.app.command()(data_show.show)
     data.app.command()(curate.curate)
     data.app.command()(curate.report)
     app.add_typer(data.app, name="data")
+    app.command()(quickstart.quickstart)
     app.command()(train.train)
     app.command()(train.runs)
     app.command()(doctor.doctor)

@@ -43,8 +43,8 @@ def show(
             enc = encoder.encode(sample)
         except SampleRejected as r:
             totals["dropped"] += 1
-            console.print(Panel(Text(r.detail), title=f"{title} · [red]dropped: {r.reason}[/]",
-                                title_align="left", border_style="red"))
+            console.print(Panel(Text.assemble((f"dropped: {r.reason}", "bold red"), f"\n{r.detail}"),
+                                title=title, title_align="left", border_style="red"))
             continue
         if sample.kind == "preference":
             parts = [("prompt", enc.prompt_ids, [IGNORE] * len(enc.prompt_ids)),

@@ -29,20 +29,24 @@ class DedupConfig(OpConfig):
 
 
 @dataclass
-class _Base:
+class KeepFacts:
     """Per-record facts every deduplicator keeps for the `keep` rule."""
 
     lengths: np.ndarray
     scores: np.ndarray
 
+    @staticmethod
+    def concat(parts: list[KeepFacts]) -> KeepFacts:
+        return KeepFacts(np.concatenate([p.lengths for p in parts]), np.concatenate([p.scores for p in parts]))
 
-def _facts(samples: list[Sample], texts: list[str], score_key: str) -> _Base:
+
+def keep_facts(samples: list[Sample], texts: list[str], score_key: str) -> KeepFacts:
     scores = [s.meta.get(score_key) for s in samples]
-    return _Base(np.array([len(t) for t in texts], np.int64),
+    return KeepFacts(np.array([len(t) for t in texts], np.int64),
                  np.array([float(v) if isinstance(v, (int, float)) else -np.inf for v in scores]))
 
 
-def _representatives(roots: np.ndarray, base: _Base, keep: Keep) -> np.ndarray:
+def representatives(roots: np.ndarray, base: KeepFacts, keep: Keep) -> np.ndarray:
     """dup_of (-1 for kept) given each record's cluster root, choosing the winner by rule;
     ties go to the earliest record, so the result does not depend on worker count."""
     n = len(roots)
@@ -80,28 +84,25 @@ class _ExactDedup:
     def __init__(self, cfg: ExactDedup):
         self.cfg, self.name, self.fields = cfg, cfg.label, resolve_fields(cfg.fields)
 
-    def keys(self, samples: list[Sample]) -> tuple[np.ndarray, _Base]:
+    def keys(self, samples: list[Sample]) -> tuple[np.ndarray, KeepFacts]:
         texts = [joined_text(s, self.fields) for s in samples]
         norm = [normalise_for_match(t) if self.cfg.normalise else t for t in texts]
         digests = [int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little") for t in norm]
-        return np.array(digests, np.uint64), _facts(samples, texts, self.cfg.score_key)
+        return np.array(digests, np.uint64), keep_facts(samples, texts, self.cfg.score_key)
 
-    def decide(self, keys: list[tuple[np.ndarray, _Base]]) -> np.ndarray:
+    def decide(self, keys: list[tuple[np.ndarray, KeepFacts]]) -> np.ndarray:
         digests = np.concatenate([k[0] for k in keys])
-        base = _Base(*(np.concatenate([getattr(k[1], f) for k in keys]) for f in ("lengths", "scores")))
+        base = KeepFacts.concat([k[1] for k in keys])
         _, first, inverse = np.unique(digests, return_index=True, return_inverse=True)
-        return _representatives(first[inverse].astype(np.int64), base, self.cfg.keep)
+        return representatives(first[inverse].astype(np.int64), base, self.cfg.keep)
 
 
 # ---------------------------------------------------------------- near (MinHash LSH)
 
 
-@register
-class MinHashDedup(DedupConfig):
-    """Near-duplicates: MinHash over word n-grams (character n-grams for Chinese), LSH banding for
-    candidates, exact Jaccard of the shingle sets to confirm, connected components as clusters."""
+class MinHashParams(OpConfig):
+    """Shingling, MinHash and LSH banding, shared by near-dedup and reference matching."""
 
-    op: Literal["minhash_dedup"] = "minhash_dedup"
     threshold: float = 0.5
     """Exact Jaccard similarity of the shingle sets at or above which two records are duplicates."""
     tokens: mh.Tokens = "auto"
@@ -115,13 +116,26 @@ class MinHashDedup(DedupConfig):
     word trigrams is the default because SFT records are short: one edited word in an eight-word
     instruction already changes three of its six trigrams."""
     seed: int = 1
+
     @model_validator(mode="after")
-    def _check(self) -> MinHashDedup:
+    def _check(self) -> MinHashParams:
         if self.bands * self.rows > self.num_perm:
             raise ValueError(f"bands * rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
         if not 0 < self.threshold <= 1:
             raise ValueError("threshold must be in (0, 1]")
         return self
+
+    def lsh(self) -> mh.LSH:
+        return mh.LSH(self.word_ngram, self.char_ngram, self.tokens, self.bands, self.rows,
+                      *mh.permutations(self.num_perm, self.seed))
+
+
+@register
+class MinHashDedup(DedupConfig, MinHashParams):
+    """Near-duplicates: MinHash over word n-grams (character n-grams for Chinese), LSH banding for
+    candidates, exact Jaccard of the shingle sets to confirm, connected components as clusters."""
+
+    op: Literal["minhash_dedup"] = "minhash_dedup"
 
     def build(self) -> _MinHashDedup:
         return _MinHashDedup(self)
@@ -131,7 +145,7 @@ class MinHashDedup(DedupConfig):
 class NearKeys:
     bands: np.ndarray  # (n, bands) uint64
     shingles: mh.Shingles
-    base: _Base
+    base: KeepFacts
 
 
 class _MinHashDedup:
@@ -139,14 +153,12 @@ class _MinHashDedup:
 
     def __init__(self, cfg: MinHashDedup):
         self.cfg, self.name, self.fields = cfg, cfg.label, resolve_fields(cfg.fields)
-        self.a, self.b = mh.permutations(cfg.num_perm, cfg.seed)
+        self.lsh = cfg.lsh()
 
     def keys(self, samples: list[Sample]) -> NearKeys:
         texts = [joined_text(s, self.fields) for s in samples]
-        sh = mh.shingle(texts, self.cfg.word_ngram, self.cfg.char_ngram, self.cfg.tokens)
-        sig = mh.signatures(sh, self.a, self.b)
-        return NearKeys(mh.band_hashes(sig, self.cfg.bands, self.cfg.rows), sh,
-                        _facts(samples, texts, self.cfg.score_key))
+        sh, bands = self.lsh.sketch(texts)
+        return NearKeys(bands, sh, keep_facts(samples, texts, self.cfg.score_key))
 
     def decide(self, keys: list[NearKeys]) -> np.ndarray:
         return near_duplicates(keys, self.cfg.threshold, self.cfg.keep)
@@ -158,23 +170,17 @@ def merge(keys: list[NearKeys]) -> NearKeys:
     offsets = np.concatenate([[0]] + [k.shingles.offsets[1:] + s for k, s in zip(keys, shift)])
     return NearKeys(np.concatenate([k.bands for k in keys]),
                     mh.Shingles(np.concatenate([k.shingles.hashes for k in keys]), offsets.astype(np.int64)),
-                    _Base(np.concatenate([k.base.lengths for k in keys]),
-                          np.concatenate([k.base.scores for k in keys])))
+                    KeepFacts.concat([k.base for k in keys]))
 
 
-def verified_pairs(k: NearKeys, threshold: float) -> np.ndarray:
-    """Candidate pairs from LSH whose exact Jaccard is at least `threshold`."""
+def near_duplicates(keys: list[NearKeys], threshold: float, keep: Keep) -> np.ndarray:
+    """Clusters of LSH candidates confirmed by the exact Jaccard of their shingle sets."""
+    k = merge(keys)
     sizes = k.shingles.sizes()
     pairs = mh.candidate_pairs(k.bands, sizes > 0)
     # |A ∩ B| <= min, |A ∪ B| >= max: pairs whose sizes differ too much cannot reach the threshold
     small, big = np.minimum(sizes[pairs[:, 0]], sizes[pairs[:, 1]]), np.maximum(sizes[pairs[:, 0]], sizes[pairs[:, 1]])
     pairs = pairs[small >= threshold * big]
-    ok = [mh.jaccard(k.shingles.doc(i), k.shingles.doc(j)) >= threshold for i, j in pairs]
-    return pairs[np.array(ok, bool)] if len(pairs) else pairs
-
-
-def near_duplicates(keys: list[NearKeys], threshold: float, keep: Keep) -> np.ndarray:
-    k = merge(keys)
-    n = len(k.shingles)
-    roots = mh.clusters(n, verified_pairs(k, threshold))
-    return _representatives(roots, k.base, keep)
+    sh = k.shingles
+    roots = mh.clusters(len(sh), pairs, lambda i, j: mh.jaccard(sh.doc(i), sh.doc(j)) >= threshold)
+    return representatives(roots, k.base, keep)

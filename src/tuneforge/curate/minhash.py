@@ -17,8 +17,8 @@ Everything runs on whole batches of documents in numpy; no Python loop touches a
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import combinations
 from typing import Literal
 
 import numpy as np
@@ -167,6 +167,24 @@ def signatures(sh: Shingles, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 14)
     return sig
 
 
+@dataclass
+class LSH:
+    """One shingling and banding scheme: what two sides must share to be compared."""
+
+    word_ngram: int
+    char_ngram: int
+    tokens: Tokens
+    bands: int
+    rows: int
+    a: np.ndarray
+    b: np.ndarray
+
+    def sketch(self, texts: list[str]) -> tuple[Shingles, np.ndarray]:
+        """Shingles and (n, bands) band hashes of a batch of texts."""
+        sh = shingle(texts, self.word_ngram, self.char_ngram, self.tokens)
+        return sh, band_hashes(signatures(sh, self.a, self.b), self.bands, self.rows)
+
+
 def band_hashes(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """(n, bands) uint64: each band's `rows` values hashed together (band index salted in)."""
     n = len(sig)
@@ -180,31 +198,41 @@ def band_hashes(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
 def candidate_pairs(bh: np.ndarray, valid: np.ndarray, max_bucket: int = 64) -> np.ndarray:
     """(k, 2) int64 unique pairs i < j that share at least one band hash. Buckets up to `max_bucket`
     give all their pairs; larger ones (templated boilerplate) pair every member with its neighbours
-    in index order and with the first, which keeps the work linear and still links the cluster."""
+    in index order and with the first, which keeps the work linear and still links the cluster.
+    No Python loop runs per bucket: pairs are generated with index arithmetic, one band at a time."""
     idx = np.flatnonzero(valid)
     n = len(bh)
-    found = []
+    codes = []
     for k in range(bh.shape[1]):
-        keys = bh[idx, k]
-        order = np.argsort(keys, kind="stable")
-        sk, members = keys[order], idx[order]
-        cut = np.flatnonzero(sk[1:] != sk[:-1]) + 1
-        starts = np.concatenate([[0], cut])
+        order = np.argsort(bh[idx, k], kind="stable")  # stable: each bucket stays in index order
+        sk, members = bh[idx, k][order], idx[order]
+        starts = np.flatnonzero(np.concatenate([[True], sk[1:] != sk[:-1]])) if len(sk) else np.zeros(0, np.int64)
         sizes = np.diff(np.concatenate([starts, [len(sk)]]))
-        two = starts[sizes == 2]
-        found.append(np.stack([members[two], members[two + 1]], axis=1))
-        for s, size in zip(starts[sizes > 2], sizes[sizes > 2]):
-            group = np.sort(members[s:s + size])
-            if size <= max_bucket:
-                found.append(np.array(list(combinations(group, 2)), np.int64))
-            else:
-                found.append(np.stack([group[:-1], group[1:]], axis=1))
-                found.append(np.stack([np.full(size - 2, group[0]), group[2:]], axis=1))
-    if not found:
-        return np.zeros((0, 2), np.int64)
-    pairs = np.sort(np.concatenate(found).astype(np.int64), axis=1)
-    code = _sorted_unique(pairs[:, 0] * n + pairs[:, 1])
+        # small buckets: the member at position p pairs with every later member of its bucket
+        small = (sizes >= 2) & (sizes <= max_bucket)
+        pos = _ranges(starts[small], sizes[small])
+        later = np.repeat(starts[small] + sizes[small], sizes[small]) - pos - 1
+        first = np.repeat(pos, later)
+        second = first + 1 + _ranges(np.zeros(len(later), np.int64), later)
+        # large buckets: consecutive members, and the first member with every member from the third on
+        big = sizes > max_bucket
+        chain = _ranges(starts[big], sizes[big] - 1)
+        head = np.repeat(starts[big], sizes[big] - 2)
+        tail = _ranges(starts[big] + 2, sizes[big] - 2)
+        a = members[np.concatenate([first, chain, head])]
+        b = members[np.concatenate([second, chain + 1, tail])]
+        codes.append(_sorted_unique(a.astype(np.int64) * n + b))  # a < b: buckets are in index order
+    code = _sorted_unique(np.concatenate(codes)) if codes else np.zeros(0, np.int64)
     return np.stack([code // n, code % n], axis=1)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(s, s + l) for each (s, l), without a Python loop."""
+    total = int(lengths.sum())
+    if not total:
+        return np.zeros(0, np.int64)
+    shift = np.repeat(np.asarray(starts, np.int64) - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return np.arange(total, dtype=np.int64) + shift
 
 
 def _sorted_unique(x: np.ndarray) -> np.ndarray:
@@ -220,8 +248,10 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union else 0.0
 
 
-def clusters(n: int, edges: np.ndarray) -> np.ndarray:
-    """Connected components: (n,) int64 root per node (the smallest index of its component)."""
+def clusters(n: int, edges: np.ndarray, accept: Callable[[int, int], bool] | None = None) -> np.ndarray:
+    """Connected components: (n,) int64 root per node (the smallest index of its component).
+    `accept(i, j)`, when given, is asked only about an edge whose ends are not yet connected: an edge
+    inside a component changes nothing, so a cluster of k near-copies costs k - 1 checks, not k^2 / 2."""
     parent = np.arange(n)
 
     def find(x: int) -> int:
@@ -232,11 +262,11 @@ def clusters(n: int, edges: np.ndarray) -> np.ndarray:
             parent[x], x = root, parent[x]
         return root
 
-    for i, j in edges:
-        ri, rj = find(int(i)), find(int(j))
-        if ri != rj:
+    for i, j in edges.tolist():
+        ri, rj = find(i), find(j)
+        if ri != rj and (accept is None or accept(i, j)):
             parent[max(ri, rj)] = min(ri, rj)
     roots = np.arange(n, dtype=np.int64)
-    for x in np.unique(edges):
-        roots[x] = find(int(x))
+    for x in np.unique(edges).tolist():
+        roots[x] = find(x)
     return roots

@@ -3,7 +3,9 @@ writes kept records, `rejects.jsonl` and `stats.json`, and checks that the count
 
 The operator list is cut into *stages*: a run of record operators is one map stage (each shard is
 processed independently, in any worker), and each global operator (dedup) is a stage of its own
-(keys per shard in the workers, one decision over all shards, then a filtering pass). Every stage
+(keys per shard in the workers, one decision over all shards in the main process, then the
+verdicts applied per shard in the workers). The main process does no per-record work beyond
+shipping records of a streamed input: an in-memory input is read by the workers themselves. Every stage
 writes one file per shard under `OUT/.work/` followed by a `.done` marker, so a killed run resumes
 where it stopped, and outputs are concatenated in shard order: the result is the same for any number
 of workers.
@@ -18,7 +20,7 @@ import os
 import shutil
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -115,12 +117,29 @@ def _ops(key: str, stage: Stage) -> list[Any]:
     return _built[(key, stage.index)]
 
 
-def _map_shard(key: str, stage: Stage, work: Path, shard: int, samples: list[Sample] | None,
-               write_rejects: bool) -> None:
+_input: Sequence[Sample] = ()
+"""An in-memory input, handed to each worker once when the pool starts (inherited, not pickled,
+where processes fork): a worker then reads its own input shard by range, and the main process
+neither copies nor ships records."""
+
+
+def _init_worker(samples: Sequence[Sample]) -> None:
+    global _input
+    _input = samples
+
+
+Chunk = list[Sample] | tuple[int, int] | None
+"""A map stage's input for one shard: records shipped by the main process (a stream), a range of
+the in-memory input, or None: the previous stage's shard file."""
+
+
+def _map_shard(key: str, stage: Stage, work: Path, shard: int, chunk: Chunk, write_rejects: bool) -> None:
     ops: list[RecordOp] = _ops(key, stage)
     files = _ShardFiles(work / f"{stage.index:02d}", shard)
-    if samples is None:
+    if chunk is None:
         samples = _read_shard(work / f"{stage.index - 1:02d}" / f"{shard:06d}.jsonl")
+    else:
+        samples = list(_input[chunk[0]:chunk[1]]) if isinstance(chunk, tuple) else chunk
     counts = {op.name: {"in": 0, "modified": 0, "removed": Counter()} for op in ops}
     kept, rejects = [], []
     for sample in samples:
@@ -144,6 +163,21 @@ def _shard_keys(key: str, stage: Stage, work: Path, shard: int) -> tuple[Any, li
     op: GlobalOp = _ops(key, stage)[0]
     samples = _read_shard(work / f"{stage.index - 1:02d}" / f"{shard:06d}.jsonl")
     return op.keys(samples), [s.where for s in samples]
+
+
+def _filter_shard(key: str, stage: Stage, work: Path, shard: int, dup_of: list[str | None],
+                  write_rejects: bool) -> None:
+    """A global operator's verdict applied to one shard: `dup_of[i]` is where record i's original
+    came from, None to keep it. Kept lines are copied verbatim; only removed records are parsed."""
+    op: GlobalOp = _ops(key, stage)[0]
+    with (work / f"{stage.index - 1:02d}" / f"{shard:06d}.jsonl").open(encoding="utf-8") as f:
+        lines = f.readlines()
+    kept = [line for line, orig in zip(lines, dup_of) if orig is None]
+    rejects = [_reject(Sample.from_dict(json.loads(line)), op.name, Drop(op.reason, f"duplicate of {orig}"))
+               for line, orig in zip(lines, dup_of) if orig is not None]
+    removed = {op.reason: len(rejects)} if rejects else {}
+    counts = {"in": len(lines), "ops": {op.name: {"in": len(lines), "modified": 0, "removed": removed}}}
+    _ShardFiles(work / f"{stage.index:02d}", shard).finish(kept, rejects, counts, write_rejects)
 
 
 # ---------------------------------------------------------------- the run
@@ -174,12 +208,18 @@ class _Run:
             return None
         return self.pool.apply_async(fn, args)
 
-    def map_stage(self, stage: Stage, samples: Iterator[Sample] | None) -> None:
+    def wait(self, pending: deque[Any], limit: int = 0) -> None:
+        """Block until at most `limit` tasks are in flight (a worker's exception surfaces here)."""
+        while len(pending) > limit:
+            task = pending.popleft()
+            if task is not None:
+                task.get()
+
+    def map_stage(self, stage: Stage, chunks: Iterator[Chunk] | None) -> None:
         d = self.work / f"{stage.index:02d}"
         d.mkdir(exist_ok=True)
         pending: deque[Any] = deque()
-        shard_inputs = (enumerate(_chunks(samples, self.opts.shard_size)) if samples is not None
-                        else ((k, None) for k in range(self.shards)))
+        shard_inputs = enumerate(chunks) if chunks is not None else ((k, None) for k in range(self.shards))
         for shard, chunk in shard_inputs:
             if stage.index == 0:
                 self.shards = shard + 1
@@ -189,13 +229,12 @@ class _Run:
             pending.append(self.submit(_map_shard, self.key, stage, self.work, shard, chunk,
                                        self.opts.write_rejects))
             # bounded look-ahead keeps memory flat while the workers stay busy
-            while self.pool is not None and len(pending) > 2 * self.opts.workers:
-                pending.popleft().get()
-        for p in pending:
-            if p is not None:
-                p.get()
+            self.wait(pending, 2 * self.opts.workers)
+        self.wait(pending)
 
     def global_stage(self, stage: Stage) -> None:
+        """Keys per shard in the workers, one decision here (vectorised), verdicts applied per shard
+        in the workers again."""
         d = self.work / f"{stage.index:02d}"
         d.mkdir(exist_ok=True)
         if (d / "stage.done").exists():
@@ -205,21 +244,17 @@ class _Run:
         results = (self.pool.starmap(_shard_keys, args) if self.pool is not None
                    else [_shard_keys(*a) for a in args])
         op: GlobalOp = _ops(self.key, stage)[0]
-        dup_of = op.decide([r[0] for r in results])
+        dup_of = op.decide([r[0] for r in results]).tolist()
         wheres = [w for r in results for w in r[1]]
+        pending: deque[Any] = deque()
         start = 0
-        for shard in range(self.shards):
-            samples = _read_shard(self.work / f"{stage.index - 1:02d}" / f"{shard:06d}.jsonl")
-            kept, rejects = [], []
-            for i, sample in enumerate(samples, start):
-                if dup_of[i] < 0:
-                    kept.append(_dump(sample))
-                else:
-                    rejects.append(_reject(sample, op.name, Drop(op.reason, f"duplicate of {wheres[dup_of[i]]}")))
-            start += len(samples)
-            removed = {op.reason: len(rejects)} if rejects else {}
-            counts = {"in": len(samples), "ops": {op.name: {"in": len(samples), "modified": 0, "removed": removed}}}
-            _ShardFiles(d, shard).finish(kept, rejects, counts, self.opts.write_rejects)
+        for shard, (_, shard_wheres) in enumerate(results):
+            verdicts = [None if j < 0 else wheres[j] for j in dup_of[start:start + len(shard_wheres)]]
+            start += len(shard_wheres)
+            if not _ShardFiles(d, shard).done:
+                pending.append(self.submit(_filter_shard, self.key, stage, self.work, shard, verdicts,
+                                           self.opts.write_rejects))
+        self.wait(pending)
         (d / "stage.done").touch()
 
 
@@ -255,17 +290,24 @@ def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str,
             op.build()
     t0 = time.perf_counter()
     r = _Run(key, stages, work, opts)
+    size = opts.shard_size
+    if isinstance(samples, Sequence):
+        chunks: Iterator[Chunk] = ((i, min(i + size, len(samples))) for i in range(0, len(samples), size))
+    else:
+        chunks, samples = _chunks(samples, size), ()
+    _init_worker(samples)
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    r.pool = ctx.Pool(opts.workers) if opts.workers > 1 else None
+    r.pool = ctx.Pool(opts.workers, _init_worker, (samples,)) if opts.workers > 1 else None
     try:
         for stage in stages:
             ts = time.perf_counter()
             if stage.is_global:
                 r.global_stage(stage)
             else:
-                r.map_stage(stage, iter(samples) if stage.index == 0 else None)
+                r.map_stage(stage, chunks if stage.index == 0 else None)
             r.timings[stage.ops[0].label if stage.ops else "read"] = round(time.perf_counter() - ts, 3)
     finally:
+        _init_worker(())
         if r.pool is not None:
             r.pool.close()
             r.pool.join()

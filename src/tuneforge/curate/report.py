@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tuneforge.curate import minhash as mh
-from tuneforge.curate.dedup import near_duplicates, NearKeys, _Base
+from tuneforge.curate.dedup import KeepFacts, NearKeys, near_duplicates
 from tuneforge.curate.filters import MACHINE_PHRASES, REFUSAL_PHRASES, detect_language
 from tuneforge.curate.pii import PLACEHOLDERS, detect
 from tuneforge.curate.text import is_cjk, joined_text, question_answer, resolve_fields, words
@@ -86,7 +86,7 @@ def diagnose(samples: Iterable[Sample], tokenizer: str | None = None, label_fiel
     if n:
         a, b = mh.permutations(128)
         sh = mh.shingle(texts)
-        keys = NearKeys(mh.band_hashes(mh.signatures(sh, a, b), 32, 4), sh, _Base(np.zeros(n, np.int64), np.zeros(n)))
+        keys = NearKeys(mh.band_hashes(mh.signatures(sh, a, b), 32, 4), sh, KeepFacts(np.zeros(n, np.int64), np.zeros(n)))
         near = int((near_duplicates([keys], near_threshold, "first") >= 0).sum())
     rate = (lambda k: round(k / n, 4) if n else 0.0)
     return {

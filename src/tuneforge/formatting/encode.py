@@ -1,0 +1,242 @@
+"""One `Sample` -> token ids and labels (-100 where no loss), with a checked mask and a cutoff policy.
+
+The mask comes from the template's segments: each segment is tokenised on its own, and the
+concatenation must equal the tokenisation of the whole rendered text. When it does not (a BPE
+merge across a segment boundary, a template that fights the tokenizer), the labels would be
+shifted against the text; such a sample is rejected with reason `template_mismatch` and counted,
+never trained on.
+
+Rejections carry one of `REASONS`; callers count them and keep going.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from tuneforge.config import TemplateConfig
+from tuneforge.formatting.base import ChatTemplate, Segment, TemplateError, join, prompt_text
+from tuneforge.formatting.templates import load_template
+from tuneforge.types import Message, Sample
+
+IGNORE = -100
+"""Label of a token that carries no loss (PyTorch's cross-entropy `ignore_index`)."""
+
+REASONS = ("too_long", "template_error", "template_mismatch", "no_trained_tokens")
+
+
+class SampleRejected(Exception):
+    def __init__(self, reason: str, detail: str):
+        assert reason in REASONS, reason
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class EncodedLM:
+    """A chat or raw-text sample: one sequence and its labels."""
+
+    input_ids: list[int]
+    labels: list[int]
+    truncated: bool = False
+
+
+@dataclass
+class EncodedPair:
+    """A preference sample: the prompt, and each continuation with its own labels (for DPO)."""
+
+    prompt_ids: list[int]
+    chosen_ids: list[int]
+    chosen_labels: list[int]
+    rejected_ids: list[int]
+    rejected_labels: list[int]
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """A tokenizer, a bound template and the template config: everything needed to encode a sample.
+    Picklable, so worker processes get a copy."""
+
+    tokenizer: Any
+    template: ChatTemplate
+    cfg: TemplateConfig
+
+    @classmethod
+    def create(cls, tokenizer: Any, cfg: TemplateConfig | None = None) -> Encoder:
+        cfg = cfg or TemplateConfig()
+        return cls(tokenizer, load_template(cfg, tokenizer), cfg)
+
+    @cached_property
+    def text_bos(self) -> list[int]:
+        """`[bos]` if the tokenizer adds BOS to plain text by itself (Llama-style), else `[]`."""
+        bos = self.tokenizer.bos_token_id
+        with_specials = self.tokenizer("a")["input_ids"]
+        return [bos] if bos is not None and with_specials[:1] == [bos] else []
+
+    @cached_property
+    def special_ids(self) -> frozenset[int]:
+        """Named special tokens and every added token marked special: end-of-turn tokens such as
+        Llama 3's `<|eot_id|>` are often only the latter."""
+        added = (i for i, t in self.tokenizer.added_tokens_decoder.items() if t.special)
+        return frozenset([*self.tokenizer.all_special_ids, *added])
+
+    def encode(self, sample: Sample) -> EncodedLM | EncodedPair:
+        """Raises `SampleRejected` for a sample that must not be trained on."""
+        try:
+            if sample.kind == "text":
+                return self._text(sample.text or "")
+            if sample.kind == "preference":
+                return self._pair(sample)
+            return self._chat(sample)
+        except TemplateError as e:
+            raise SampleRejected("template_error", str(e)) from None
+
+    # --- pieces ----------------------------------------------------------------------------------
+
+    def _tokenize_pieces(self, pieces: list[str]) -> list[list[int]]:
+        """Token ids of each piece, checked against the tokenisation of the joined text."""
+        *parts, whole = self.tokenizer(pieces + ["".join(pieces)], add_special_tokens=False)["input_ids"]
+        joined = [t for p in parts for t in p]
+        if joined != whole:
+            k = next((i for i, (a, b) in enumerate(zip(joined, whole)) if a != b), min(len(joined), len(whole)))
+            show = self.tokenizer.convert_ids_to_tokens
+            raise SampleRejected("template_mismatch", f"token {k}: segment-wise {show(joined[k:k + 3])} but "
+                                 f"whole text {show(whole[k:k + 3])}; the template splits where the "
+                                 "tokenizer merges")
+        return parts
+
+    def _labels(self, ids: list[int], runs: list[tuple[int, int]]) -> list[int]:
+        """Labels for `ids` given the [start, end) token runs of assistant replies."""
+        if self.cfg.train_on == "all":
+            return list(ids)
+        labels = [IGNORE] * len(ids)
+        for start, end in runs[-1:] if self.cfg.train_on == "last" else runs:
+            labels[start:end] = ids[start:end]
+        return labels
+
+    def _segments_to_ids(self, segments: list[Segment], prefix: tuple[str, ...] = ()
+                         ) -> tuple[list[int], list[int], int]:
+        """ids and labels of `segments`, and the token count from the start of the final reply to
+        the end. Untrained `prefix` pieces are part of the tokenisation check but not returned."""
+        parts = self._tokenize_pieces([*prefix, *(s.text for s in segments)])[len(prefix):]
+        ids: list[int] = []
+        runs: list[tuple[int, int]] = []
+        for seg, part in zip(segments, parts):
+            if seg.trainable:
+                runs.append((len(ids), len(ids) + len(part)))
+            ids += part
+        return ids, self._labels(ids, runs), len(ids) - runs[-1][0] if runs else 0
+
+    def _with_system(self, messages: list[Message]) -> list[Message]:
+        if self.cfg.system is not None and not (messages and messages[0].role == "system"):
+            return [Message("system", self.cfg.system), *messages]
+        return messages
+
+    # --- cutoff ----------------------------------------------------------------------------------
+
+    def _too_long(self, n: int) -> SampleRejected:
+        return SampleRejected("too_long", f"{n} tokens > cutoff_len {self.cfg.cutoff_len}")
+
+    def _cut_head(self, ids: list[int], labels: list[int], keep: int) -> tuple[list[int], list[int]]:
+        """Shorten to the cutoff by dropping the untrained tail and then the head, keeping the last
+        `keep` tokens whole (the final reply) plus at least one token before them, and a leading BOS."""
+        last = max(i for i, label in enumerate(labels) if label != IGNORE)
+        keep -= len(ids) - (last + 1)
+        ids, labels = ids[: last + 1], labels[: last + 1]  # the tail never carries loss
+        if len(ids) <= self.cfg.cutoff_len:
+            return ids, labels
+        bos = 1 if self.tokenizer.bos_token_id is not None and ids[0] == self.tokenizer.bos_token_id else 0
+        budget = self.cfg.cutoff_len - bos
+        if keep >= budget:
+            raise SampleRejected("too_long", f"the final reply alone is {keep} tokens; cutoff_len is "
+                                 f"{self.cfg.cutoff_len}")
+        start = len(ids) - budget
+        return ids[:bos] + ids[start:], labels[:bos] + labels[start:]
+
+    # --- the three kinds ---------------------------------------------------------------------------
+
+    def _text(self, text: str) -> EncodedLM:
+        ids = self.text_bos + self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids.append(self.tokenizer.eos_token_id)
+        if len(ids) <= self.cfg.cutoff_len:
+            return EncodedLM(ids, list(ids))
+        if self.cfg.cutoff_policy == "drop":
+            raise self._too_long(len(ids))
+        ids = ids[: self.cfg.cutoff_len]  # a document, not a reply: its end may be cut (counted)
+        return EncodedLM(ids, list(ids), truncated=True)
+
+    def _chat(self, sample: Sample) -> EncodedLM:
+        messages = self._with_system(sample.messages)
+        ids, labels, keep = self._segments_to_ids(self.template.render(messages, sample.tools))
+        if all(label == IGNORE for label in labels):
+            raise SampleRejected("no_trained_tokens", f"train_on={self.cfg.train_on} leaves no token with a "
+                                 "loss (no assistant turn?)")
+        if len(ids) <= self.cfg.cutoff_len:
+            return EncodedLM(ids, labels)
+        if self.cfg.cutoff_policy == "drop":
+            raise self._too_long(len(ids))
+        while len(ids) > self.cfg.cutoff_len and (shorter := _without_first_exchange(messages)) is not None:
+            messages = shorter
+            ids, labels, keep = self._segments_to_ids(self.template.render(messages, sample.tools))
+        if len(ids) > self.cfg.cutoff_len:
+            ids, labels = self._cut_head(ids, labels, keep)
+        return EncodedLM(ids, labels, truncated=True)
+
+    def _pair(self, sample: Sample) -> EncodedPair:
+        if not sample.chosen or not sample.rejected:
+            raise TemplateError("a preference sample needs both a chosen and a rejected reply")
+        prompt = self._with_system(sample.messages)
+        head = prompt_text(self.template, prompt, sample.tools)
+        conts = [self._continuation(prompt, head, reply, sample.tools) for reply in (sample.chosen, sample.rejected)]
+        prompt_ids = self.tokenizer(head, add_special_tokens=False)["input_ids"]
+        if any(all(label == IGNORE for label in labels) for _, labels in conts):
+            raise SampleRejected("no_trained_tokens", "a continuation has no trained token")
+        longest = max(len(ids) for ids, _ in conts)
+        truncated = len(prompt_ids) + longest > self.cfg.cutoff_len
+        if truncated:
+            if self.cfg.cutoff_policy == "drop":
+                raise self._too_long(len(prompt_ids) + longest)
+            bos = 1 if prompt_ids[:1] == [self.tokenizer.bos_token_id] else 0
+            budget = self.cfg.cutoff_len - longest - bos  # tokens left for the prompt
+            if budget < 1:
+                raise SampleRejected("too_long", f"a reply alone is {longest} tokens; cutoff_len is "
+                                     f"{self.cfg.cutoff_len}")
+            prompt_ids = prompt_ids[:bos] + prompt_ids[len(prompt_ids) - budget:]
+        (c_ids, c_labels), (r_ids, r_labels) = conts
+        return EncodedPair(prompt_ids, c_ids, c_labels, r_ids, r_labels, truncated)
+
+    def _continuation(self, prompt: list[Message], head: str, reply: list[Message],
+                      tools: list[dict] | None) -> tuple[list[int], list[int]]:
+        """ids and labels of `reply` after the prompt text `head` (checked as one tokenisation)."""
+        segments = self.template.render([*prompt, *reply], tools)
+        if not join(segments).startswith(head):
+            raise TemplateError("the prompt with its generation header is not a prefix of the conversation")
+        rest: list[Segment] = []
+        pos = 0
+        for seg in segments:
+            end = pos + len(seg.text)
+            if end > len(head):
+                if pos < len(head):
+                    if seg.trainable:
+                        raise TemplateError("the generation header ends inside a reply")
+                    seg = Segment(seg.text[len(head) - pos:], False)
+                rest.append(seg)
+            pos = end
+        ids, labels, _ = self._segments_to_ids(rest, prefix=(head,))
+        return ids, labels
+
+
+def _without_first_exchange(messages: list[Message]) -> list[Message] | None:
+    """The conversation minus its first user..assistant exchange (system prompt kept), or None
+    when only one exchange is left."""
+    start = 1 if messages and messages[0].role == "system" else 0
+    seen_reply = False
+    for j in range(start, len(messages)):
+        if messages[j].role == "assistant":
+            seen_reply = True
+        elif messages[j].role == "user" and seen_reply:
+            return messages[:start] + messages[j:]
+    return None
