@@ -88,7 +88,9 @@ def train_loop(
     ("val", or one per task) to held-out batches; `on_best` runs when the validation loss improves."""
     from accelerate import Accelerator
 
-    accelerator = accelerator or Accelerator(mixed_precision=_mixed_precision(cfg.mixed_precision))
+    # cpu=True for a model on the CPU: accelerate then sets up gloo under torchrun / accelerate launch.
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    accelerator = accelerator or Accelerator(mixed_precision=_mixed_precision(cfg.mixed_precision), cpu=on_cpu)
     torch.manual_seed(cfg.seed)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -1,0 +1,67 @@
+import json
+
+import pytest
+
+from tuneforge.config import build_config
+from tuneforge.train.run import run_training
+
+QUICKSTART = "src/tuneforge/quickstart/data/train.jsonl"
+
+
+def _pairs(path, n=8):
+    rows = [{"prompt": f"Say {w}.", "chosen": f"{w}!", "rejected": f"No, I won't say {w}."}
+            for w in ["yes", "hi", "ok", "go", "up", "on", "in", "at"][:n]]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_multi_task_reports_eval_loss_per_task(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(__import__("pathlib").Path(__file__).resolve().parents[2])
+    other = tmp_path / "echo.jsonl"
+    other.write_text("".join(json.dumps({"instruction": f"Echo {i}", "output": f"{i}"}) + "\n" for i in range(40)))
+    cfg = build_config({
+        "model": {"name_or_path": str(tiny_model_dir)},
+        "data": {"datasets": [{"path": QUICKSTART, "task": "weather"}, {"path": str(other), "task": "echo"}]},
+        "train": {"output_dir": str(tmp_path / "run"), "max_steps": 2, "batch_size": 4, "val_size": 0.2,
+                  "eval_every": 1},
+    })
+    history = run_training(cfg).result.history
+    assert {"eval_val_loss", "eval_task_weather_loss", "eval_task_echo_loss"} <= set(history[-1])
+    assert (tmp_path / "run" / "best" / "adapter_config.json").exists()  # keep-best
+
+
+@pytest.mark.parametrize("precompute", [False, True])
+def test_dpo_logs_rewards_and_first_step_matches_reference_mode(tiny_model_dir, tmp_path, precompute):
+    cfg = build_config({
+        "model": {"name_or_path": str(tiny_model_dir)},
+        "data": _pairs(tmp_path / "pairs.jsonl"),
+        "method": {"name": "lora", "r": 4},
+        "train": {"stage": "dpo", "output_dir": str(tmp_path / "run"), "max_steps": 2, "batch_size": 4,
+                  "learning_rate": 1e-3, "dpo_precompute_ref": precompute},
+    })
+    history = run_training(cfg).result.history
+    # LoRA starts at the base, so policy == reference at step 1: loss = -log(sigmoid(0)) = log 2
+    assert history[0]["loss"] == pytest.approx(0.6931, abs=1e-3)
+    assert history[0]["reward_margin"] == pytest.approx(0.0, abs=1e-5)
+    assert "reward_accuracy" in history[-1]
+
+
+def test_dpo_full_fine_tuning_uses_a_frozen_copy(tiny_model_dir, tmp_path):
+    cfg = build_config({
+        "model": {"name_or_path": str(tiny_model_dir)}, "data": _pairs(tmp_path / "pairs.jsonl", 4),
+        "method": {"name": "full"},
+        "train": {"stage": "dpo", "output_dir": str(tmp_path / "run"), "max_steps": 2, "batch_size": 4,
+                  "learning_rate": 1e-3},
+    })
+    history = run_training(cfg).result.history
+    assert history[0]["loss"] == pytest.approx(0.6931, abs=1e-3)
+    assert history[1]["loss"] < history[0]["loss"]
+
+
+def test_wrong_stage_for_the_data_is_a_clear_error(tiny_model_dir, tmp_path):
+    from tuneforge.errors import TuneforgeError
+
+    cfg = build_config({"model": {"name_or_path": str(tiny_model_dir)}, "data": _pairs(tmp_path / "p.jsonl"),
+                        "train": {"output_dir": str(tmp_path / "run")}})
+    with pytest.raises(TuneforgeError, match="train.stage=sft needs chat samples"):
+        run_training(cfg)
