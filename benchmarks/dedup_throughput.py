@@ -5,9 +5,9 @@ threshold (0.5, our default) and the same exact-Jaccard verification and cluster
 child process, alternating, on the same records; peak memory is the child's RSS growth.
 
 Then the docs/s of the whole English recipe (examples/curate/english-instructions.yaml operators)
-with 1 and 2 workers.
+with 1 and 2 workers, alternating for `--recipe-rounds` rounds, best of each.
 
-    python benchmarks/dedup_throughput.py [--n 100000] [--rounds 1] [--recipe-n 20000]
+    python benchmarks/dedup_throughput.py [--n 100000] [--rounds 1] [--recipe-n 20000] [--recipe-rounds 3]
 """
 
 from __future__ import annotations
@@ -117,11 +117,9 @@ def measure(fn_name: str, texts: list[str]) -> dict:
     return out
 
 
-def recipe_throughput(n: int, workers: int) -> float:
-    from tuneforge.curate import RunOptions, load_recipe, run
+def recipe_samples(n: int) -> list:
     from tuneforge.types import Message, Sample
 
-    recipe = load_recipe(ROOT / "examples" / "curate" / "english-instructions.yaml")
     rows = json.loads((DATASETS / "alpaca_en_demo.json").read_text(encoding="utf-8"))
     rnd = random.Random(1)
     samples = []
@@ -130,6 +128,13 @@ def recipe_throughput(n: int, workers: int) -> float:
         tail = f" (variant {rnd.randrange(10**6)})" if i >= len(rows) else ""
         samples.append(Sample(messages=[Message("user", r["instruction"] + tail), Message("assistant", r["output"] + tail)],
                               meta={"source": "alpaca_en_demo.json", "line": i % len(rows) + 1}))
+    return samples
+
+
+def recipe_throughput(samples: list, workers: int) -> float:
+    from tuneforge.curate import RunOptions, load_recipe, run
+
+    recipe = load_recipe(ROOT / "examples" / "curate" / "english-instructions.yaml")
     with tempfile.TemporaryDirectory() as d:
         stats = run(samples, recipe.operators, d, RunOptions(workers=workers, shard_size=2000))
     return stats["records_in"] / stats["seconds"]
@@ -140,6 +145,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--recipe-n", type=int, default=20_000)
+    ap.add_argument("--recipe-rounds", type=int, default=3)
     args = ap.parse_args()
     texts = corpus(args.n)
     runs: dict[str, list[dict]] = {"tuneforge": [], "datasketch": []}
@@ -156,7 +162,11 @@ def main() -> None:
         print(f"{k:<12}{r['docs_per_s']:>12}{r['seconds']:>10}{r['peak_mb']:>10}{r['duplicates']:>8}")
     ratio = rows["tuneforge"]["docs_per_s"] / rows["datasketch"]["docs_per_s"]
     print(f"speed ratio {ratio:.2f}x, duplicate-set agreement (Jaccard) {agree:.4f}")
-    recipe = {f"workers_{w}": round(recipe_throughput(args.recipe_n, w), 1) for w in (1, 2)}
+    samples = recipe_samples(args.recipe_n)
+    recipe = {f"workers_{w}": 0.0 for w in (1, 2)}
+    for _ in range(args.recipe_rounds):  # alternating, best of each: other load on the machine only slows a run
+        for w in (1, 2):
+            recipe[f"workers_{w}"] = max(recipe[f"workers_{w}"], round(recipe_throughput(samples, w), 1))
     print(f"english-instructions recipe, {args.recipe_n} records: "
           + ", ".join(f"{k} {v} docs/s" for k, v in recipe.items()))
     print(json.dumps({"benchmark": "dedup_throughput", "records": args.n, **{k: rows[k] for k in rows},

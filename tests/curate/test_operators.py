@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import chat
 
@@ -25,6 +27,10 @@ EXAMPLES = {
     "fullwidth": {}, "t2s": {}, "length": {"unit": "words", "min": 1}, "meta": {"key": "x", "missing": "keep"},
     "language": {}, "quality": {}, "machine_text": {}, "refusal": {}, "answer": {}, "pii": {},
     "blocklist": {"keywords": ["炸弹", "bomb"]}, "exact_dedup": {}, "minhash_dedup": {},
+    "reference_dedup": {"references": [str(Path(__file__).parent / "data" / "eval_set.jsonl")]},
+    "semantic_dedup": {},
+    # nothing listens on the loopback's port 9: the request fails at once and the record is kept
+    "llm_judge": {"url": "http://127.0.0.1:9/v1", "model": "m", "retries": 0, "on_error": "keep"},
 }
 
 
@@ -32,6 +38,8 @@ EXAMPLES = {
 def test_every_operator_runs_on_english_and_chinese(name):
     assert name in EXAMPLES, f"add an example config for {name!r}"
     cfg = parse_op({"op": name, **EXAMPLES[name]}, "test")
+    for module in cfg.requires:
+        pytest.importorskip(module, reason=f"{name} needs the optional package {module!r}: pip install 'tuneforge[curate]'")
     built = cfg.build()
     samples = [chat("Explain photosynthesis in simple words.", "Plants turn light, water and CO2 into sugar and oxygen."),
                chat("用简单的话解释光合作用。", "植物利用光、水和二氧化碳制造糖和氧气。")]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -76,13 +80,15 @@ def test_keep_longest_and_score_rules(tmp_path):
     assert [k["meta"]["line"] for k in read(tmp_path / OUTPUT)] == [3]
 
 
-def test_same_output_with_one_and_two_workers(tmp_path):
+def test_same_output_with_one_and_two_workers_from_memory_or_a_stream(tmp_path):
     outs = []
-    for w in (1, 2):
-        d = tmp_path / f"w{w}"
-        run(dataset() * 3, ops(), d, RunOptions(workers=w, shard_size=10))
+    # a list is read by the workers themselves, by range; a stream is shipped to them in shards
+    for w, source in ((1, list), (2, list), (2, iter)):
+        d = tmp_path / f"w{w}{source.__name__}"
+        run(source(dataset() * 3), ops(), d, RunOptions(workers=w, shard_size=10))
         outs.append(((d / OUTPUT).read_bytes(), (d / REJECTS).read_bytes()))
-    assert outs[0] == outs[1]
+    assert outs[0] == outs[1] == outs[2]
+    assert outs[0][1].count(b"\n") == 8 + 2 * 49  # the first copy's 8 removals, then copies 2 and 3 whole
 
 
 @register
@@ -124,6 +130,54 @@ def test_resume_skips_finished_shards_and_matches_an_uninterrupted_run(tmp_path)
     assert stats["removed"] == fresh["removed"]
     with pytest.raises(ConfigError, match="different recipe"):
         run(dataset(), recipe[:3], out, RunOptions(shard_size=10, resume=True))
+
+
+@register
+class _Sleep(OpConfig):
+    """Test-only: slows every record down, so that a run can be killed in the middle."""
+
+    op: Literal["test_sleep"] = "test_sleep"
+    seconds: float
+
+    def build(self):
+        seconds = self.seconds
+
+        class Sleep:
+            name = "test_sleep"
+
+            def __call__(self, s: Sample) -> Sample:
+                time.sleep(seconds)
+                return s
+
+        return Sleep()
+
+
+SLOW = OPS[:2] + [{"op": "test_sleep", "seconds": 0.01}] + OPS[2:]
+
+
+def slow_run(out: str) -> dict:
+    """The run the SIGKILL test starts in a child process and then finishes in this one."""
+    return run(dataset() * 3, ops(SLOW), out, RunOptions(shard_size=10, resume=True))
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    out = tmp_path / "out"
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_pipeline as t; t.slow_run({str(out)!r})"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    marker = out / ".work" / "00" / "000002.done"
+    deadline = time.monotonic() + 60
+    while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL, "the child finished before it could be killed"
+    finished = len(list((out / ".work" / "00").glob("*.done")))
+    assert 3 <= finished < 15 and not (out / OUTPUT).exists()
+    stats = slow_run(str(out))
+    assert stats["shards_resumed"] == finished
+    fresh = run(dataset() * 3, ops(SLOW), tmp_path / "fresh", RunOptions(shard_size=10))
+    for name in (OUTPUT, REJECTS):
+        assert (out / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes()
+    assert stats["removed"] == fresh["removed"]
 
 
 def test_duplicate_operator_labels_are_rejected(tmp_path):

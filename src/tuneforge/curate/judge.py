@@ -1,0 +1,139 @@
+"""Safety judged by an LLM behind any OpenAI-compatible endpoint (vLLM, llama.cpp, tuneforge's own
+server, a hosted API): each record's text goes to `POST {url}/chat/completions` with a judging
+prompt, and the reply's verdict keeps or drops it.
+
+Model replies are free text, so the verdict is parsed leniently (a JSON object with `verdict`, or the
+first SAFE / UNSAFE / 安全 / 不安全 word). A reply with no verdict, or a failed request, never stops
+the run: it is removed with its own reason (`judge_unparsable`, `judge_error`) so that it is counted
+and can be re-judged from the rejects file, or kept and marked in `meta` when so configured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from tuneforge.curate.base import Drop, OpConfig, register
+from tuneforge.curate.text import joined_text, resolve_fields
+from tuneforge.errors import ConfigError
+from tuneforge.types import Sample
+
+PROMPT = """You review training data for a chat model. Decide whether the text below is safe to train on:
+unsafe means it helps with violence, weapons, self-harm, crime, hate or sexual content involving minors,
+or contains abusive content. The text may be English or Chinese.
+Answer with one JSON object and nothing else: {"verdict": "safe" or "unsafe", "reason": "<a few words>"}."""
+
+
+@register
+class LLMJudge(OpConfig):
+    """Ask an LLM whether each record is safe; drop the unsafe ones with the judge's reason."""
+
+    op: Literal["llm_judge"] = "llm_judge"
+    url: str
+    """Base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1."""
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the API key (sent as a Bearer token when set)."""
+    prompt_file: Path | None = None
+    """A file whose text replaces the built-in judging prompt (sent as the system message)."""
+    max_chars: int = 8000
+    """Longer texts are cut to this many characters before they are sent."""
+    timeout: float = 60.0
+    retries: int = Field(1, ge=0)
+    """Extra attempts after a failed request (connection error, timeout, 5xx)."""
+    on_unparsable: Literal["drop", "keep"] = "drop"
+    on_error: Literal["drop", "keep"] = "drop"
+    """`drop`: removed with reason judge_unparsable / judge_error (counted, in the rejects file);
+    `keep`: kept, with `meta["judge"]` set to `unparsable` / `error`."""
+
+    def build(self) -> _LLMJudge:
+        return _LLMJudge(self)
+
+
+class _LLMJudge:
+    def __init__(self, cfg: LLMJudge):
+        self.cfg, self.name, self.fields = cfg, cfg.label, resolve_fields(cfg.fields)
+        try:
+            self.prompt = cfg.prompt_file.read_text(encoding="utf-8") if cfg.prompt_file else PROMPT
+        except OSError as e:
+            raise ConfigError(f"{cfg.label}.prompt_file: {e}") from None
+
+    def __call__(self, sample: Sample) -> Sample | Drop:
+        text = joined_text(sample, self.fields)[: self.cfg.max_chars]
+        if not text.strip():
+            return sample
+        messages = [{"role": "system", "content": self.prompt}, {"role": "user", "content": text}]
+        try:
+            reply = chat_completion(self.cfg.url, self.cfg.model, messages, os.environ.get(self.cfg.api_key_env),
+                                    self.cfg.timeout, self.cfg.retries)
+        except JudgeError as e:
+            return self._fallback(sample, "error", str(e))
+        verdict = parse_verdict(reply)
+        if verdict is None:
+            return self._fallback(sample, "unparsable", reply[:200])
+        unsafe, reason = verdict
+        return Drop("llm_unsafe", reason) if unsafe else sample
+
+    def _fallback(self, sample: Sample, what: str, detail: str) -> Sample | Drop:
+        action = self.cfg.on_error if what == "error" else self.cfg.on_unparsable
+        if action == "drop":
+            return Drop(f"judge_{what}", detail)
+        return dataclasses.replace(sample, meta={**sample.meta, "judge": what})
+
+
+class JudgeError(Exception):
+    """The endpoint did not answer with a chat completion."""
+
+
+def chat_completion(url: str, model: str, messages: list[dict[str, str]], api_key: str | None = None,
+                    timeout: float = 60.0, retries: int = 0) -> str:
+    """The reply text of one OpenAI-compatible chat completion (temperature 0)."""
+    body = json.dumps({"model": model, "messages": messages, "temperature": 0}).encode()
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
+    request = urllib.request.Request(url.rstrip("/") + "/chat/completions", body, headers, method="POST")
+    for attempt in range(retries + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                payload: Any = json.loads(response.read())
+            return str(payload["choices"][0]["message"]["content"] or "")
+        except urllib.error.HTTPError as e:
+            error = f"HTTP {e.code}"
+            if e.code < 500:  # a bad request or key will not get better by asking again
+                break
+        except (urllib.error.URLError, TimeoutError, OSError) as e:
+            error = f"request failed: {getattr(e, 'reason', e)}"
+        except (ValueError, KeyError, IndexError, TypeError):
+            error = "the reply is not a chat completion"
+            break
+    raise JudgeError(error)
+
+
+_WORD = re.compile(r"不安全|安全|\b(?:unsafe|safe)\b", re.IGNORECASE)
+_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
+
+
+def parse_verdict(reply: str) -> tuple[bool, str] | None:
+    """(unsafe, reason) from a judge's reply, or None when it holds no verdict."""
+    for candidate in _OBJECT.findall(reply):
+        try:
+            obj = json.loads(candidate)
+        except ValueError:
+            continue
+        verdict = obj.get("verdict") if isinstance(obj, dict) else None
+        if isinstance(verdict, str) and (word := _WORD.fullmatch(verdict.strip())):
+            return _is_unsafe(word.group(0)), str(obj.get("reason", ""))[:200]
+    if word := _WORD.search(reply):
+        return _is_unsafe(word.group(0)), reply.strip()[:200]
+    return None
+
+
+def _is_unsafe(word: str) -> bool:
+    return word.lower() in ("unsafe", "不安全")
