@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator,
@@ -196,15 +196,22 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
 
 
-def _explain(error: ValidationError, root: type[BaseModel]) -> str:
+def did_you_mean(name: object, choices: Iterable[str], what: str = "valid keys") -> str:
+    """The hint after a misspelled name: the closest choice, else the list of valid ones."""
+    choices = list(choices)
+    close = difflib.get_close_matches(str(name), choices, n=1)
+    return f"did you mean '{close[0]}'?" if close else f"{what}: {', '.join(choices)}"
+
+
+def explain_validation(error: ValidationError, root: type[BaseModel], prefix: str = "", suffix: str = "") -> str:
+    """One line per pydantic error, naming the dotted key (under `prefix`); an unknown key comes with
+    the closest valid key at that level. `suffix` qualifies unknown keys, e.g. " for method 'lora'"."""
     lines = []
     for err in error.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = ".".join([prefix, *map(str, err["loc"])] if prefix else map(str, err["loc"]))
         if err["type"] == "extra_forbidden":
-            valid = _fields_at(root, err["loc"][:-1])
-            close = difflib.get_close_matches(str(err["loc"][-1]), valid, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
-            lines.append(f"unknown key '{loc}'{hint}")
+            hint = did_you_mean(err["loc"][-1], _fields_at(root, err["loc"][:-1]))
+            lines.append(f"unknown key '{loc}'{suffix}; {hint}")
         else:
             lines.append(f"'{loc}': {err['msg']}")
     return "\n".join(lines)
@@ -231,7 +238,7 @@ def build_config(tree: dict[str, Any], overrides: list[str] = ()) -> Config:
     try:
         return Config.model_validate(tree)
     except ValidationError as e:
-        raise ConfigError(_explain(e, Config)) from None
+        raise ConfigError(explain_validation(e, Config)) from None
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:

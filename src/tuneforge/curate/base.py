@@ -13,7 +13,6 @@ Configs register themselves under their `op` name; a recipe lists them in order.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -21,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tuneforge.curate.text import Field
+from tuneforge.config import did_you_mean
 from tuneforge.errors import ConfigError, MissingDependency
 from tuneforge.types import Sample
 
@@ -111,9 +111,7 @@ def parse_op(raw: dict[str, Any], where: str) -> OpConfig:
         raise ConfigError(f"{where}: each operator needs an `op:` key (one of {', '.join(sorted(REGISTRY))})")
     op = raw["op"]
     if op not in REGISTRY:
-        close = difflib.get_close_matches(str(op), REGISTRY, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(REGISTRY))}"
-        raise ConfigError(f"{where}.op: unknown operator {op!r}{hint}")
+        raise ConfigError(f"{where}.op: unknown operator {op!r}; {did_you_mean(op, sorted(REGISTRY), 'known')}")
     cls = REGISTRY[op]
     try:
         return cls.model_validate(raw)
@@ -122,6 +120,5 @@ def parse_op(raw: dict[str, Any], where: str) -> OpConfig:
         key = ".".join(str(p) for p in err["loc"])
         msg = f"{where}.{key}: {err['msg']}"
         if err["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(str(err["loc"][-1]), cls.model_fields, n=1)
-            msg += f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(cls.model_fields)})"
+            msg += f" ({did_you_mean(err['loc'][-1], cls.model_fields)})"
         raise ConfigError(msg) from None

@@ -3,7 +3,6 @@ unknown keys are errors that name the key."""
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from tuneforge.curate.base import OpConfig, parse_op
 from tuneforge.curate.pipeline import OUTPUT, RunOptions, run
+from tuneforge.config import did_you_mean
 from tuneforge.errors import ConfigError
 from tuneforge.types import Sample
 
@@ -80,8 +80,7 @@ def parse_recipe(raw: dict[str, Any], base: Path, where: str = "recipe") -> Reci
         loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(str(err["loc"][-1]), _KEYS, n=1)
-            msg += f" (did you mean {close[0]!r}?)" if close else ""
+            msg += f" ({did_you_mean(err['loc'][-1], _KEYS)})"
         raise ConfigError(f"{where}: {loc}: {msg}") from None
     for spec in recipe.inputs:
         if not spec.path.is_absolute():

@@ -7,7 +7,6 @@ methods go through `peft`, so their output directories load with `peft.PeftModel
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,7 +14,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 from torch import nn
 
-from tuneforge.config import MethodSettings
+from tuneforge.config import MethodSettings, did_you_mean, explain_validation
 from tuneforge.errors import ConfigError
 from tuneforge.methods import adapter, freeze, full, ia3, lora, prefix, prompt, ptuning, qlora
 
@@ -58,9 +57,7 @@ for _method in (full.METHOD, freeze.METHOD, lora.METHOD, qlora.METHOD, adapter.M
 
 def get_method(name: str) -> Method:
     if name not in METHODS:
-        close = difflib.get_close_matches(name, METHODS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"unknown method '{name}'{hint} (methods: {', '.join(METHODS)})")
+        raise ConfigError(f"unknown method '{name}'; {did_you_mean(name, METHODS, 'methods')}")
     return METHODS[name]
 
 
@@ -73,21 +70,7 @@ def method_config(raw: dict[str, Any]) -> MethodSettings:
     try:
         return cls.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_explain(e, cls)) from None
-
-
-def _explain(error: ValidationError, cls: type[BaseModel]) -> str:
-    lines = []
-    for err in error.errors():
-        key = ".".join(["method", *map(str, err["loc"])])
-        if err["type"] == "extra_forbidden":
-            valid = list(cls.model_fields)
-            close = difflib.get_close_matches(str(err["loc"][-1]), valid, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
-            lines.append(f"unknown key '{key}' for method '{cls.model_fields['name'].default}'; {hint}")
-        else:
-            lines.append(f"'{key}': {err['msg']}")
-    return "\n".join(lines)
+        raise ConfigError(explain_validation(e, cls, "method", f" for method '{raw['name']}'")) from None
 
 
 @dataclass(frozen=True)
