@@ -153,6 +153,7 @@ class TrainConfig(Section):
 
 class EvalConfig(Section):
     datasets: list[DatasetConfig] = Field(default_factory=list)
+    """Held-out data; during training it replaces `train.val_size` as the validation set."""
 
 
 class Config(Section):

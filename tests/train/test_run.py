@@ -65,3 +65,16 @@ def test_wrong_stage_for_the_data_is_a_clear_error(tiny_model_dir, tmp_path):
                         "train": {"output_dir": str(tmp_path / "run")}})
     with pytest.raises(TuneforgeError, match="train.stage=sft needs chat samples"):
         run_training(cfg)
+
+
+def test_validation_from_a_file(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(__import__("pathlib").Path(__file__).resolve().parents[2])
+    cfg = build_config({
+        "model": {"name_or_path": str(tiny_model_dir)}, "data": QUICKSTART,
+        "eval": {"datasets": [{"path": "src/tuneforge/quickstart/data/test.jsonl"}]},
+        "train": {"output_dir": str(tmp_path / "run"), "max_steps": 1, "batch_size": 8, "eval_every": 1},
+    })
+    summary = run_training(cfg)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["samples"]["val"] == 24 and manifest["samples"]["train"] == 240
+    assert "eval_val_loss" in summary.result.history[-1]

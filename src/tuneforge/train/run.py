@@ -17,9 +17,9 @@ from typing import Callable
 import torch
 import yaml
 
-from tuneforge.config import Config
+from tuneforge.config import Config, DataConfig
 from tuneforge.errors import TuneforgeError
-from tuneforge.io import ReadReport, iter_samples
+from tuneforge.io import ReadReport, iter_samples, read_samples
 from tuneforge.train import data as stage_data
 from tuneforge.train import mixing
 from tuneforge.train.batching import epoch_batches
@@ -96,6 +96,10 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
     if len(ds) == 0:
         raise TuneforgeError(f"every sample was dropped while tokenising: {tok_stats.dropped}; "
                              f"run `tuneforge doctor` on this config")
+    val_ds = val_samples = None
+    if cfg.eval.datasets:  # a held-out file instead of a share of the training data
+        val_samples, _ = read_samples(DataConfig(datasets=cfg.eval.datasets, placeholders=cfg.data.placeholders))
+        val_ds, _ = tokenize_samples(val_samples, tokenizer, tcfg)
     block = cfg.template.cutoff_len
     pad_id = _pad_id(tokenizer)
 
@@ -107,8 +111,9 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
     params = parameter_report(model)
 
     if tc.stage == "dpo":
-        pairs = stage_data.preference_pairs(ds)
-        train_items, val_items = stage_data.split_holdout(pairs, tc.val_size, tc.seed)
+        train_items, val_items = stage_data.split_holdout(stage_data.preference_pairs(ds), tc.val_size, tc.seed)
+        if val_ds is not None:
+            val_items = stage_data.preference_pairs(val_ds)
         loss_fn = DPOLoss(model, beta=tc.dpo_beta, kind=tc.dpo_loss, ref_model=ref_model,
                           reference_mode=None if ref_model is not None else _adapters_off(model))
         if tc.dpo_precompute_ref:
@@ -121,9 +126,14 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
         evals = {"val": stage_data.pair_batches(val_items, batch_size=tc.batch_size, pad_id=pad_id, seed=0,
                                                 epoch=0)} if val_items else {}
     else:
-        tasks = [s.task for s in samples]
-        rows = stage_data.pretraining_blocks(ds, block) if tc.stage == "pt" else stage_data.lm_rows(ds, tasks)
-        train_items, val_items = stage_data.split_holdout(rows, tc.val_size, tc.seed)
+        def rows_of(tokenised, source):
+            if tc.stage == "pt":
+                return stage_data.pretraining_blocks(tokenised, block)
+            return stage_data.lm_rows(tokenised, [s.task for s in source])
+
+        train_items, val_items = stage_data.split_holdout(rows_of(ds, samples), tc.val_size, tc.seed)
+        if val_ds is not None:
+            val_items = rows_of(val_ds, val_samples)
         loss_fn = CausalLMLoss(model, whole_forward=method.uses_prompt_tokens, chunk_size=tc.loss_chunk_size)
         packing = tc.packing and not method.uses_prompt_tokens  # virtual tokens cannot be packed
 
