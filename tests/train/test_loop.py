@@ -115,3 +115,18 @@ def test_keep_last_and_nan_loss_stops(tmp_path):
     from tuneforge.errors import TuneforgeError
     with pytest.raises(TuneforgeError, match="loss is nan"):
         _run(model, _data(), _cfg(batch_size=2, max_steps=2), tmp_path / "b")
+
+
+def test_ctrl_c_writes_a_checkpoint_and_stops(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = _KILLED_RUN.format(tests=str(Path(__file__).parent), run=str(tmp_path)).replace(
+        "signal.SIGKILL", "signal.SIGINT").replace("save_every=2", "save_every=None")
+    code += "\nprint('interrupted' if _r.interrupted else 'finished')"
+    code = code.replace("\n_run(", "\n_r = _run(")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "interrupted"
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000005"]
