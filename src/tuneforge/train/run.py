@@ -48,6 +48,10 @@ def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
+def _is_main_process() -> bool:
+    return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+
+
 def _adapters_off(model):
     """A context in which a PEFT-wrapped (or bottleneck-adapted) model behaves as its base."""
     if hasattr(model, "disable_adapter"):
@@ -146,28 +150,39 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
 
     if on_start:
         on_start(len(train_items), str(params))
-    metrics = (run_dir / "metrics.jsonl").open("a", encoding="utf-8")
+    main = _is_main_process()  # under DDP every process trains; one writes the run directory
+    metrics = (run_dir / "metrics.jsonl").open("a", encoding="utf-8") if main else None
 
     def log(record: dict) -> None:
-        metrics.write(json.dumps(record) + "\n")
-        metrics.flush()
-        if on_log:
+        if metrics:
+            metrics.write(json.dumps(record) + "\n")
+            metrics.flush()
+        if on_log and main:
             on_log(record)
 
     def save_best() -> None:
-        method.save(model, run_dir / "best")
+        if main:
+            method.save(model, run_dir / "best")
 
     try:
         result = train_loop(model, loss_fn, batches_of, tc, run_dir=run_dir, eval_batches=evals, on_log=log,
                             on_best=save_best if tc.eval_every else None)
     finally:
-        metrics.close()
+        if metrics:
+            metrics.close()
+    summary = RunSummary(run_dir, result, params.trainable, params.total, time.time() - started)
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        if not main:
+            torch.distributed.destroy_process_group()
+            return summary
     method.save(model, run_dir / "final")
     tokenizer.save_pretrained(run_dir / "final")
-    summary = RunSummary(run_dir, result, params.trainable, params.total, time.time() - started)
     write_manifest(run_dir, cfg, summary, tokenizer=tokenizer, read_report=read_report, tok_stats=tok_stats,
                    n_train=len(train_items), n_val=len(val_items))
     from tuneforge.train.report import write_report
 
     write_report(run_dir)
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
     return summary
