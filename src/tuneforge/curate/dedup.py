@@ -178,9 +178,7 @@ def near_duplicates(keys: list[NearKeys], threshold: float, keep: Keep) -> np.nd
     k = merge(keys)
     sizes = k.shingles.sizes()
     pairs = mh.candidate_pairs(k.bands, sizes > 0)
-    # |A ∩ B| <= min, |A ∪ B| >= max: pairs whose sizes differ too much cannot reach the threshold
-    small, big = np.minimum(sizes[pairs[:, 0]], sizes[pairs[:, 1]]), np.maximum(sizes[pairs[:, 0]], sizes[pairs[:, 1]])
-    pairs = pairs[small >= threshold * big]
+    pairs = pairs[mh.may_reach(sizes[pairs[:, 0]], sizes[pairs[:, 1]], threshold)]
     sh = k.shingles
     roots = mh.clusters(len(sh), pairs, lambda i, j: mh.jaccard(sh.doc(i), sh.doc(j)) >= threshold)
     return representatives(roots, k.base, keep)

@@ -93,7 +93,7 @@ def shingle(texts: list[str], word_ngram: int = 3, char_ngram: int = 3, tokens: 
             hashes.append(h)
     doc = np.concatenate(docs) if docs else np.zeros(0, np.int64)
     h = np.concatenate(hashes) if hashes else np.zeros(0, np.uint32)
-    key = _sorted_unique((doc.astype(np.uint64) << np.uint64(32)) | h.astype(np.uint64))  # by (doc, hash)
+    key = sorted_unique((doc.astype(np.uint64) << np.uint64(32)) | h.astype(np.uint64))  # by (doc, hash)
     counts = np.bincount((key >> np.uint64(32)).astype(np.int64), minlength=len(texts))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return Shingles((key & np.uint64(0xFFFFFFFF)).astype(np.uint32), offsets)
@@ -196,34 +196,45 @@ def band_hashes(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
 
 
 def candidate_pairs(bh: np.ndarray, valid: np.ndarray, max_bucket: int = 64) -> np.ndarray:
-    """(k, 2) int64 unique pairs i < j that share at least one band hash. Buckets up to `max_bucket`
-    give all their pairs; larger ones (templated boilerplate) pair every member with its neighbours
-    in index order and with the first, which keeps the work linear and still links the cluster.
-    No Python loop runs per bucket: pairs are generated with index arithmetic, one band at a time."""
+    """(k, 2) int64 unique pairs i < j that share at least one band hash, one band at a time."""
     idx = np.flatnonzero(valid)
     n = len(bh)
     codes = []
     for k in range(bh.shape[1]):
         order = np.argsort(bh[idx, k], kind="stable")  # stable: each bucket stays in index order
-        sk, members = bh[idx, k][order], idx[order]
-        starts = np.flatnonzero(np.concatenate([[True], sk[1:] != sk[:-1]])) if len(sk) else np.zeros(0, np.int64)
-        sizes = np.diff(np.concatenate([starts, [len(sk)]]))
-        # small buckets: the member at position p pairs with every later member of its bucket
-        small = (sizes >= 2) & (sizes <= max_bucket)
-        pos = _ranges(starts[small], sizes[small])
-        later = np.repeat(starts[small] + sizes[small], sizes[small]) - pos - 1
-        first = np.repeat(pos, later)
-        second = first + 1 + _ranges(np.zeros(len(later), np.int64), later)
-        # large buckets: consecutive members, and the first member with every member from the third on
-        big = sizes > max_bucket
-        chain = _ranges(starts[big], sizes[big] - 1)
-        head = np.repeat(starts[big], sizes[big] - 2)
-        tail = _ranges(starts[big] + 2, sizes[big] - 2)
-        a = members[np.concatenate([first, chain, head])]
-        b = members[np.concatenate([second, chain + 1, tail])]
-        codes.append(_sorted_unique(a.astype(np.int64) * n + b))  # a < b: buckets are in index order
-    code = _sorted_unique(np.concatenate(codes)) if codes else np.zeros(0, np.int64)
+        a, b = bucket_pairs([bh[idx, k][order]], idx[order], max_bucket)
+        codes.append(sorted_unique(a * n + b))
+    code = sorted_unique(np.concatenate(codes)) if codes else np.zeros(0, np.int64)
     return np.stack([code // n, code % n], axis=1)
+
+
+def bucket_pairs(keys: list[np.ndarray], members: np.ndarray, max_bucket: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a, b) of the record indices in `members`, sorted by bucket (equal values in every
+    array of `keys`) and within a bucket by index, so that a < b. Buckets up to `max_bucket` give all
+    their pairs; larger ones (templated boilerplate) pair every member with its neighbours in index
+    order and with the first, which keeps the work linear and still links the cluster. No Python
+    loop runs per bucket: pairs are generated with index arithmetic. The Ray executor calls this on
+    its band-bucket partitions, so both executors compare exactly the same pairs."""
+    m = len(members)
+    change = np.zeros(max(m - 1, 0), bool)
+    for key in keys:
+        change |= key[1:] != key[:-1]
+    starts = np.flatnonzero(np.concatenate([[True], change])) if m else np.zeros(0, np.int64)
+    sizes = np.diff(np.concatenate([starts, [m]]))
+    # small buckets: the member at position p pairs with every later member of its bucket
+    small = (sizes >= 2) & (sizes <= max_bucket)
+    pos = _ranges(starts[small], sizes[small])
+    later = np.repeat(starts[small] + sizes[small], sizes[small]) - pos - 1
+    first = np.repeat(pos, later)
+    second = first + 1 + _ranges(np.zeros(len(later), np.int64), later)
+    # large buckets: consecutive members, and the first member with every member from the third on
+    big = sizes > max_bucket
+    chain = _ranges(starts[big], sizes[big] - 1)
+    head = np.repeat(starts[big], sizes[big] - 2)
+    tail = _ranges(starts[big] + 2, sizes[big] - 2)
+    a = members[np.concatenate([first, chain, head])].astype(np.int64)
+    b = members[np.concatenate([second, chain + 1, tail])].astype(np.int64)
+    return a, b
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -235,7 +246,7 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + shift
 
 
-def _sorted_unique(x: np.ndarray) -> np.ndarray:
+def sorted_unique(x: np.ndarray) -> np.ndarray:
     # np.unique goes through a hash table on numpy 2.x, several times slower than sorting here
     x = np.sort(x)
     return x[np.concatenate([[True], x[1:] != x[:-1]])] if len(x) else x
@@ -246,6 +257,12 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     inter = len(np.intersect1d(a, b, assume_unique=True))
     union = len(a) + len(b) - inter
     return inter / union if union else 0.0
+
+
+def may_reach(size_a: np.ndarray, size_b: np.ndarray | int, threshold: float) -> np.ndarray:
+    """Whether sets of these sizes can reach the Jaccard threshold at all: |A ∩ B| <= min and
+    |A ∪ B| >= max, so sizes that differ too much cannot (a cheap test before the exact one)."""
+    return np.minimum(size_a, size_b) >= threshold * np.maximum(size_a, size_b)
 
 
 def clusters(n: int, edges: np.ndarray, accept: Callable[[int, int], bool] | None = None) -> np.ndarray:

@@ -8,7 +8,7 @@ verdicts applied per shard in the workers). The main process does no per-record 
 shipping records of a streamed input: an in-memory input is read by the workers themselves. Every stage
 writes one file per shard under `OUT/.work/` followed by a `.done` marker, so a killed run resumes
 where it stopped, and outputs are concatenated in shard order: the result is the same for any number
-of workers.
+of workers. The Ray executor (`ray_executor.py`) runs the same per-shard functions as Ray tasks.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tuneforge.curate.base import Drop, GlobalOp, OpConfig, RecordOp
 from tuneforge.errors import ConfigError
@@ -44,9 +44,16 @@ class Stage:
     def is_global(self) -> bool:
         return len(self.ops) == 1 and self.ops[0].is_global
 
+    @property
+    def label(self) -> str:
+        """Its name in `stage_seconds`: the first operator's label."""
+        return self.ops[0].label if self.ops else "read"
+
 
 def plan(ops: list[OpConfig]) -> list[Stage]:
-    """Stage 0 is always a map stage (possibly with no operator): it also shards the input."""
+    """Stage 0 is always a map stage (possibly with no operator): it also shards the input.
+    Every operator is built once here: a missing optional package fails now, not in a worker an
+    hour in."""
     labels = Counter(op.label for op in ops)
     if dup := [name for name, n in labels.items() if n > 1]:
         raise ConfigError(f"operators: {dup[0]!r} appears twice; give one of them a distinct `name:`")
@@ -58,6 +65,9 @@ def plan(ops: list[OpConfig]) -> list[Stage]:
             stages.append(Stage(len(stages), [op]))
         else:
             stages[-1].ops.append(op)
+    for stage in stages:
+        for op in stage.ops:
+            op.build()
     return stages
 
 
@@ -71,9 +81,13 @@ def _write_atomic(path: Path, lines: Iterable[str]) -> None:
     os.replace(tmp, path)
 
 
+def parse_lines(lines: Iterable[str]) -> list[Sample]:
+    return [Sample.from_dict(json.loads(line)) for line in lines]
+
+
 def _read_shard(path: Path) -> list[Sample]:
     with path.open(encoding="utf-8") as f:
-        return [Sample.from_dict(json.loads(line)) for line in f]
+        return parse_lines(f)
 
 
 def _reject(sample: Sample, op: str, drop: Drop) -> str:
@@ -105,12 +119,53 @@ class _ShardFiles:
         self.path(".done").touch()  # last: a shard without it is redone on resume
 
 
+# ---------------------------------------------------------------- one shard's work, for any executor
+
+
+class ShardResult(NamedTuple):
+    kept: list[str]  # jsonl lines
+    rejects: list[str]
+    counts: dict[str, Any]
+
+
+def map_records(ops: list[RecordOp], samples: list[Sample]) -> ShardResult:
+    """A map stage's operators over one shard, in order; a record stops at the first drop."""
+    counts = {op.name: {"in": 0, "modified": 0, "removed": Counter()} for op in ops}
+    kept, rejects = [], []
+    for sample in samples:
+        for op in ops:
+            c = counts[op.name]
+            c["in"] += 1
+            result = op(sample)
+            if isinstance(result, Drop):
+                c["removed"][result.reason] += 1
+                rejects.append(_reject(sample, op.name, result))
+                break
+            if result is not sample:
+                c["modified"] += 1
+            sample = result
+        else:
+            kept.append(_dump(sample))
+    return ShardResult(kept, rejects, {"in": len(samples), "ops": counts})
+
+
+def apply_verdicts(op: GlobalOp, lines: list[str], dup_of: list[str | None]) -> ShardResult:
+    """A global operator's verdict applied to one shard: `dup_of[i]` is where record i's original
+    came from, None to keep it. Kept lines are copied verbatim; only removed records are parsed."""
+    kept = [line for line, orig in zip(lines, dup_of) if orig is None]
+    rejects = [_reject(Sample.from_dict(json.loads(line)), op.name, Drop(op.reason, f"duplicate of {orig}"))
+               for line, orig in zip(lines, dup_of) if orig is not None]
+    removed = {op.reason: len(rejects)} if rejects else {}
+    return ShardResult(kept, rejects, {"in": len(lines), "ops": {op.name: {"in": len(lines), "modified": 0,
+                                                                          "removed": removed}}})
+
+
 # ---------------------------------------------------------------- work done in workers
 
 _built: dict[tuple[str, int], list[Any]] = {}
 
 
-def _ops(key: str, stage: Stage) -> list[Any]:
+def stage_ops(key: str, stage: Stage) -> list[Any]:
     """Operators are built once per process (models and phrase tables are not cheap)."""
     if (key, stage.index) not in _built:
         _built[(key, stage.index)] = [op.build() for op in stage.ops]
@@ -134,50 +189,26 @@ the in-memory input, or None: the previous stage's shard file."""
 
 
 def _map_shard(key: str, stage: Stage, work: Path, shard: int, chunk: Chunk, write_rejects: bool) -> None:
-    ops: list[RecordOp] = _ops(key, stage)
-    files = _ShardFiles(work / f"{stage.index:02d}", shard)
     if chunk is None:
         samples = _read_shard(work / f"{stage.index - 1:02d}" / f"{shard:06d}.jsonl")
     else:
         samples = list(_input[chunk[0]:chunk[1]]) if isinstance(chunk, tuple) else chunk
-    counts = {op.name: {"in": 0, "modified": 0, "removed": Counter()} for op in ops}
-    kept, rejects = [], []
-    for sample in samples:
-        for op in ops:
-            c = counts[op.name]
-            c["in"] += 1
-            result = op(sample)
-            if isinstance(result, Drop):
-                c["removed"][result.reason] += 1
-                rejects.append(_reject(sample, op.name, result))
-                break
-            if result is not sample:
-                c["modified"] += 1
-            sample = result
-        else:
-            kept.append(_dump(sample))
-    files.finish(kept, rejects, {"in": len(samples), "ops": counts}, write_rejects)
+    result = map_records(stage_ops(key, stage), samples)
+    _ShardFiles(work / f"{stage.index:02d}", shard).finish(*result, write_rejects)
 
 
 def _shard_keys(key: str, stage: Stage, work: Path, shard: int) -> tuple[Any, list[str]]:
-    op: GlobalOp = _ops(key, stage)[0]
+    op: GlobalOp = stage_ops(key, stage)[0]
     samples = _read_shard(work / f"{stage.index - 1:02d}" / f"{shard:06d}.jsonl")
     return op.keys(samples), [s.where for s in samples]
 
 
 def _filter_shard(key: str, stage: Stage, work: Path, shard: int, dup_of: list[str | None],
                   write_rejects: bool) -> None:
-    """A global operator's verdict applied to one shard: `dup_of[i]` is where record i's original
-    came from, None to keep it. Kept lines are copied verbatim; only removed records are parsed."""
-    op: GlobalOp = _ops(key, stage)[0]
     with (work / f"{stage.index - 1:02d}" / f"{shard:06d}.jsonl").open(encoding="utf-8") as f:
         lines = f.readlines()
-    kept = [line for line, orig in zip(lines, dup_of) if orig is None]
-    rejects = [_reject(Sample.from_dict(json.loads(line)), op.name, Drop(op.reason, f"duplicate of {orig}"))
-               for line, orig in zip(lines, dup_of) if orig is not None]
-    removed = {op.reason: len(rejects)} if rejects else {}
-    counts = {"in": len(lines), "ops": {op.name: {"in": len(lines), "modified": 0, "removed": removed}}}
-    _ShardFiles(work / f"{stage.index:02d}", shard).finish(kept, rejects, counts, write_rejects)
+    result = apply_verdicts(stage_ops(key, stage)[0], lines, dup_of)
+    _ShardFiles(work / f"{stage.index:02d}", shard).finish(*result, write_rejects)
 
 
 # ---------------------------------------------------------------- the run
@@ -243,7 +274,7 @@ class _Run:
         args = [(self.key, stage, self.work, k) for k in range(self.shards)]
         results = (self.pool.starmap(_shard_keys, args) if self.pool is not None
                    else [_shard_keys(*a) for a in args])
-        op: GlobalOp = _ops(self.key, stage)[0]
+        op: GlobalOp = stage_ops(self.key, stage)[0]
         dup_of = op.decide([r[0] for r in results]).tolist()
         wheres = [w for r in results for w in r[1]]
         pending: deque[Any] = deque()
@@ -258,13 +289,13 @@ class _Run:
         (d / "stage.done").touch()
 
 
-def _chunks(it: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
+def chunked(it: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
     it = iter(it)
     while chunk := list(islice(it, size)):
         yield chunk
 
 
-def _recipe_key(ops: list[OpConfig], shard_size: int) -> str:
+def recipe_key(ops: list[OpConfig], shard_size: int) -> str:
     spec = json.dumps([op.model_dump(mode="json") for op in ops] + [shard_size], sort_keys=True)
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
@@ -275,7 +306,7 @@ def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str,
     opts = options or RunOptions()
     out_dir = Path(out_dir)
     work = out_dir / ".work"
-    key = _recipe_key(ops, opts.shard_size)
+    key = recipe_key(ops, opts.shard_size)
     if work.exists() and not opts.resume:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -285,16 +316,13 @@ def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str,
     manifest.write_text(json.dumps({"recipe": key, "shard_size": opts.shard_size}))
 
     stages = plan(ops)
-    for stage in stages:
-        for op in stage.ops:  # fail on a missing optional package now, not in a worker an hour in
-            op.build()
     t0 = time.perf_counter()
     r = _Run(key, stages, work, opts)
     size = opts.shard_size
     if isinstance(samples, Sequence):
         chunks: Iterator[Chunk] = ((i, min(i + size, len(samples))) for i in range(0, len(samples), size))
     else:
-        chunks, samples = _chunks(samples, size), ()
+        chunks, samples = chunked(samples, size), ()
     _init_worker(samples)
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     r.pool = ctx.Pool(opts.workers, _init_worker, (samples,)) if opts.workers > 1 else None
@@ -305,13 +333,16 @@ def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str,
                 r.global_stage(stage)
             else:
                 r.map_stage(stage, chunks if stage.index == 0 else None)
-            r.timings[stage.ops[0].label if stage.ops else "read"] = round(time.perf_counter() - ts, 3)
+            r.timings[stage.label] = round(time.perf_counter() - ts, 3)
     finally:
         _init_worker(())
         if r.pool is not None:
             r.pool.close()
             r.pool.join()
-    stats = _finish(r, out_dir)
+    return write_stats(out_dir, _finish(r, out_dir), t0)
+
+
+def write_stats(out_dir: Path, stats: dict[str, Any], t0: float) -> dict[str, Any]:
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     stats["records_per_second"] = round(stats["records_in"] / max(stats["seconds"], 1e-9), 1)
     (out_dir / STATS).write_text(json.dumps(stats, indent=2, ensure_ascii=False))
@@ -319,7 +350,7 @@ def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str,
 
 
 def _finish(r: _Run, out_dir: Path) -> dict[str, Any]:
-    """Concatenate shard outputs in order, sum the counts, check the invariant."""
+    """Concatenate shard outputs in order, then count."""
     last = r.work / f"{r.stages[-1].index:02d}"
     with (out_dir / OUTPUT).open("w", encoding="utf-8") as out:
         for shard in range(r.shards):
@@ -332,27 +363,30 @@ def _finish(r: _Run, out_dir: Path) -> dict[str, Any]:
                     with (r.work / f"{stage.index:02d}" / f"{shard:06d}.rejects.jsonl").open(encoding="utf-8") as f:
                         shutil.copyfileobj(f, out)
 
+    counts = [[json.loads((r.work / f"{stage.index:02d}" / f"{shard:06d}.stats.json").read_text())
+               for shard in range(r.shards)] for stage in r.stages]
+    records_out = sum(1 for _ in (out_dir / OUTPUT).open(encoding="utf-8"))
+    return {**summarise(r.stages, counts, records_out), "shards": r.shards, "shards_resumed": r.resumed,
+            "workers": r.opts.workers, "stage_seconds": r.timings}
+
+
+def summarise(stages: list[Stage], counts: list[list[dict[str, Any]]], records_out: int) -> dict[str, Any]:
+    """Sum the shards' counts (`counts[stage][shard]`) per operator and check that they add up."""
     operators: dict[str, dict[str, Any]] = {}
-    records_in = 0
-    for stage in r.stages:
+    records_in = sum(c["in"] for c in counts[0])
+    for stage, shards in zip(stages, counts):
         for op in stage.ops:
             operators[op.label] = {"op": op.op, "in": 0, "modified": 0, "removed": Counter()}
-        for shard in range(r.shards):
-            counts = json.loads((r.work / f"{stage.index:02d}" / f"{shard:06d}.stats.json").read_text())
-            if stage.index == 0:
-                records_in += counts["in"]
-            for name, c in counts["ops"].items():
+        for c_shard in shards:
+            for name, c in c_shard["ops"].items():
                 o = operators[name]
                 o["in"] += c["in"]
                 o["modified"] += c["modified"]
                 o["removed"].update(c["removed"])
-    records_out = sum(1 for _ in (out_dir / OUTPUT).open(encoding="utf-8"))
     removed = Counter({f"{name}/{reason}": n for name, o in operators.items() for reason, n in o["removed"].items()})
     if records_in != records_out + sum(removed.values()):
         raise RuntimeError(f"curation lost records: {records_in} in != {records_out} kept + "
                            f"{sum(removed.values())} removed {dict(removed)}")
     return {"records_in": records_in, "records_out": records_out, "removed": dict(removed.most_common()),
-            "operators": [{"name": k, **v, "removed": dict(v["removed"])} for k, v in operators.items()],
-            "shards": r.shards, "shards_resumed": r.resumed, "workers": r.opts.workers,
-            "stage_seconds": r.timings}
+            "operators": [{"name": k, **v, "removed": dict(v["removed"])} for k, v in operators.items()]}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from tuneforge.curate.base import OpConfig, parse_op
 from tuneforge.curate.pipeline import OUTPUT, RunOptions, run
@@ -40,11 +40,23 @@ class OutputSpec(_Strict):
 
 
 class ExecutorSpec(_Strict):
-    kind: Literal["local"] = "local"
+    kind: Literal["local", "ray"] = "local"
+    """`local`: worker processes on this machine; `ray`: Ray tasks on a Ray cluster, with the same
+    output (`pip install 'tuneforge[ray]'`). `executor: ray` alone is short for `{kind: ray}`."""
     workers: int = 1
+    """Worker processes of the local executor (Ray uses every CPU of its cluster)."""
     shard_size: int = 5000
     resume: bool = True
-    """Skip shards a previous run of the same recipe finished (their `.done` markers)."""
+    """Skip shards a previous run of the same recipe finished (their `.done` markers); local executor only."""
+    address: str | None = None
+    """The Ray cluster to run on, as `ray.init(address=...)` takes it: `auto` (the cluster this machine
+    belongs to) or `ray://HEAD:10001`; unset: a Ray started on this machine for the run."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ExecutorSpec:
+        if self.address is not None and self.kind != "ray":
+            raise ValueError("`address` is the Ray cluster's: set `kind: ray` too")
+        return self
 
 
 class Recipe(_Strict):
@@ -52,6 +64,11 @@ class Recipe(_Strict):
     output: OutputSpec
     executor: ExecutorSpec = ExecutorSpec()
     operators: list[OpConfig]
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor(cls, raw: Any) -> Any:
+        return {"kind": raw} if isinstance(raw, str) else raw
 
     @field_validator("operators", mode="before")
     @classmethod
@@ -126,7 +143,13 @@ def curate(recipe: Recipe, samples: Iterable[Sample] | None = None, workers: int
     opts = RunOptions(workers=workers or ex.workers, shard_size=ex.shard_size,
                       write_rejects=recipe.output.rejects, resume=ex.resume if resume is None else resume)
     out = recipe.output.dir
-    stats = run(iter_inputs(recipe) if samples is None else samples, recipe.operators, out, opts)
+    source = iter_inputs(recipe) if samples is None else samples
+    if ex.kind == "ray":
+        from tuneforge.curate.ray_executor import run as run_on_ray
+
+        stats = run_on_ray(source, recipe.operators, out, opts, ex.address)
+    else:
+        stats = run(source, recipe.operators, out, opts)
     if recipe.output.format != "jsonl":
         from tuneforge.io import write_samples
 

@@ -66,9 +66,7 @@ class _ReferenceDedup:
         lo = np.searchsorted(self.keys, bands[0], side="left")
         hi = np.searchsorted(self.keys, bands[0], side="right")
         cands = np.unique(np.concatenate([self.owner[a:b] for a, b in zip(lo, hi) if b > a] or [np.zeros(0, np.int64)]))
-        sizes = self.shingles.sizes()[cands]
-        # |A ∩ B| <= min, |A ∪ B| >= max: a reference of very different size cannot reach the threshold
-        cands = cands[np.minimum(sizes, len(doc)) >= self.cfg.threshold * np.maximum(sizes, len(doc))]
+        cands = cands[mh.may_reach(self.shingles.sizes()[cands], len(doc), self.cfg.threshold)]
         best, score = -1, 0.0
         for j in cands.tolist():  # ascending, so ties go to the first reference
             sim = mh.jaccard(doc, self.shingles.doc(j))

@@ -1,0 +1,63 @@
+"""The Ray executor (in Ray local mode): byte-identical output, rejects and counts to the local runner
+with 1 and 2 workers; the install hint when Ray is missing."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from test_pipeline import OPS, dataset, ops
+
+from tuneforge.curate import REJECTS, STATS, RunOptions, curate, parse_recipe, run
+from tuneforge.curate.pipeline import OUTPUT
+from tuneforge.errors import MissingDependency
+
+RUN_FACTS = ("seconds", "records_per_second", "stage_seconds", "workers")  # timings and parallelism
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield ray
+    ray.shutdown()
+
+
+def result(out) -> tuple[bytes, bytes, dict]:
+    stats = json.loads((out / STATS).read_text())
+    counts = {k: v for k, v in stats.items() if k not in RUN_FACTS}
+    return (out / OUTPUT).read_bytes(), (out / REJECTS).read_bytes(), counts
+
+
+# the pipeline tests' recipe; and MinHash alone at 0.5, where the forty "Answer i: plants grow ..."
+# answers form one cluster and LSH buckets of up to 120 records take the large-bucket path
+NEAR = [{"op": "minhash_dedup", "fields": ["assistant"], "threshold": 0.5, "keep": "longest"}]
+
+
+@pytest.mark.parametrize("raw", [OPS, NEAR], ids=["recipe", "large-buckets"])
+def test_ray_matches_one_and_two_local_workers_byte_for_byte(ray_local, tmp_path, raw):
+    for w in (1, 2):
+        run(dataset() * 3, ops(raw), tmp_path / f"local{w}", RunOptions(workers=w, shard_size=10))
+    recipe = parse_recipe({"inputs": [], "output": {"dir": str(tmp_path / "ray"), "report": False},
+                           "executor": {"kind": "ray", "shard_size": 10}, "operators": raw}, tmp_path)
+    stats = curate(recipe, samples=iter(dataset() * 3))  # a stream: the driver ships the shards
+    assert stats["workers"] == 2  # the Ray instance's CPUs
+    local = result(tmp_path / "local1")
+    assert local == result(tmp_path / "local2") == result(tmp_path / "ray")
+    assert local[2]["shards"] == 15 and sum(local[2]["removed"].values()) == local[1].count(b"\n") > 100
+
+
+def test_executor_ray_shorthand_and_address(tmp_path):
+    base = {"inputs": [], "output": {"dir": "out"}, "operators": []}
+    assert parse_recipe({**base, "executor": "ray"}, tmp_path).executor.kind == "ray"
+    spec = parse_recipe({**base, "executor": {"kind": "ray", "address": "ray://head:10001"}}, tmp_path).executor
+    assert spec.address == "ray://head:10001"
+
+
+def test_missing_ray_names_the_extra(tmp_path, monkeypatch):
+    from tuneforge.curate.ray_executor import run as run_on_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    with pytest.raises(MissingDependency, match=r"needed for executor: ray\): pip install 'tuneforge\[ray\]'"):
+        run_on_ray(dataset(), ops(), tmp_path)
