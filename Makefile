@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.tuneforge-installed
-EXTRAS ?= data,dev,curate
+EXTRAS ?= data,dev,curate,ray
 
 .PHONY: setup quickstart test test-fast bench clean
 

@@ -3,7 +3,6 @@ global batch: the loss is normalised by the labelled tokens of the whole step ac
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,6 @@ def _launch(tmp_path, nproc, grad_accum):
     return json.loads(out.read_text())
 
 
-@pytest.mark.skipif(shutil.which("true") is None, reason="needs a POSIX shell environment")
 def test_two_process_ddp_equals_one_process(tmp_path):
     one = _launch(tmp_path, nproc=1, grad_accum=2)
     two = _launch(tmp_path, nproc=2, grad_accum=1)
