@@ -5,7 +5,8 @@ Both sides train the same model (the default `smollm2-135m-instruct`, fp32 on CP
 records of alpaca_en_demo.json, tokenised once by tuneforge (its chat template and loss mask, cutoff
 1024) and handed to TRL pre-tokenised (`input_ids` + `labels`), so every side sees identical tokens
 and labels. Same learning rate (2e-4, cosine, 3% warmup), same seed, same effective batch: 8 samples
-per optimizer step unpacked, 2 rows of 1024 tokens (~8 samples) packed. Runs:
+per optimizer step unpacked, 2 rows of 1024 tokens (~8 samples) packed, as 2 micro-batches of
+1 row. Runs:
 
 - `tuneforge`: `tuneforge.train.run_training` (the product path) with `train.packing` on;
 - `trl-default`: SFTConfig defaults (padded batches, gradient checkpointing) except the shared settings
@@ -50,7 +51,8 @@ DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 RUNS = ("tuneforge", "trl-default", "trl-best")
 LR, CUTOFF, HELD_OUT = 2e-4, 1024, 8
 LORA = {"name": "lora", "r": 16, "alpha": 16.0, "dropout": 0.05, "target_modules": "all-linear"}
-SAMPLES_PER_STEP, ROWS_PER_STEP = 8, 2  # the same effective batch: ~8 samples, unpacked or packed
+SAMPLES_PER_STEP = 8  # the same effective batch: 8 samples unpacked, or 2 packed rows of 1024 (~8 samples)
+ROWS, ROW_ACCUM = 1, 2  # packed: micro-batches of 1 row, 2 per step (the same work, half the activations)
 LLAMA_3_2_1B = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
                     num_key_value_heads=8, head_dim=64, vocab_size=128256, max_position_embeddings=131072,
                     rope_theta=500000.0, tie_word_embeddings=True, rms_norm_eps=1e-5)
@@ -147,7 +149,7 @@ def run_tuneforge(args) -> dict:
     cfg = build_config({
         "model": mc.model_dump(), "data": str(data), "template": {"cutoff_len": CUTOFF}, "method": LORA,
         "train": {"output_dir": str(Path(args.workdir) / "run"), "learning_rate": LR, "epochs": 1,
-                  "packing": True, "batch_size": ROWS_PER_STEP, "grad_accum": 1, "seed": 42, "log_every": 1},
+                  "packing": True, "batch_size": ROWS, "grad_accum": ROW_ACCUM, "seed": 42, "log_every": 1},
     })
     clock: dict = {"logs": []}
 
@@ -158,6 +160,7 @@ def run_tuneforge(args) -> dict:
     summary = run_training(cfg, on_start=lambda *_: clock.update(start=time.perf_counter()), on_log=on_log)
     memory = peak_memory_mb(args.device)  # before the evaluation below loads a second copy
     logs = clock["logs"]
+    assert sum(r["trained_tokens"] for r in logs) == trained_tokens(tokenised(args, train)), "token counts differ"
 
     from tuneforge.methods import get_method
     from tuneforge.models import load_model
@@ -165,7 +168,7 @@ def run_tuneforge(args) -> dict:
     base, _ = load_model(mc)
     model = get_method("lora").load(base, summary.final_dir)
     return {"seconds": clock["end"] - clock["start"], "steps": len(logs), "loss": logs[-1]["loss"],
-            "counted_trained": sum(r["trained_tokens"] for r in logs), "heldout_loss": heldout_loss(model, tokenised(args, held)),
+            "heldout_loss": heldout_loss(model, tokenised(args, held)),
             "params": summary.total, **memory}
 
 
@@ -187,8 +190,10 @@ def run_trl(args, best: bool) -> dict:
                   save_strategy="no", report_to="none", seed=42, bf16=args.dtype == "bf16",
                   use_cpu=args.device == "cpu", disable_tqdm=True)
     if best:
-        settings = SFTConfig(**shared, per_device_train_batch_size=ROWS_PER_STEP, packing=True,
-                             packing_strategy="bfd", gradient_checkpointing=False)
+        # One packed row per micro-batch: padding-free flattens a batch into one sequence, so 2 rows
+        # would attend over 2048 positions (block mask) instead of 2 x 1024.
+        settings = SFTConfig(**shared, per_device_train_batch_size=ROWS, gradient_accumulation_steps=ROW_ACCUM,
+                             packing=True, packing_strategy="bfd", gradient_checkpointing=False)
     else:
         settings = SFTConfig(**shared, per_device_train_batch_size=SAMPLES_PER_STEP)
 

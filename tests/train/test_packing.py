@@ -4,8 +4,8 @@ import torch
 
 from tuneforge.models import tiny_llama
 from tuneforge.train.batching import collate_packed, collate_padded, epoch_batches, pack_rows
-from tuneforge.train.losses import IGNORE
-from tuneforge.train.step import CausalLMLoss
+from tuneforge.train.losses import IGNORE, logits_loss_sum
+from tuneforge.train.step import CausalLMLoss, segment_lengths
 
 
 @dataclass
@@ -71,3 +71,30 @@ def test_epoch_batches_are_deterministic_per_epoch():
     order = lambda batches: [tuple(r[:3].tolist()) for x in batches for r in x.tensors["input_ids"]]  # noqa: E731
     assert order(a) != order(c)
     assert sum(x.n_units for x in a) == sum(x.n_units for x in c)
+
+
+def test_segment_lengths_follow_position_restarts():
+    pos = torch.tensor([[0, 1, 2, 0, 1, 0], [0, 1, 2, 3, 0, 1]])
+    assert segment_lengths(pos) == [[3, 2, 1], [4, 2]]
+
+
+def test_per_sample_attention_equals_the_block_diagonal_mask_in_loss_and_gradients():
+    model = tiny_llama(vocab_size=128)
+    packed = collate_packed(_examples(6), [[0, 1, 2], [3, 4, 5]], pad_id=0).tensors
+    step = CausalLMLoss(model, whole_forward=False)
+    assert step._per_sample_attention(model, {k: v for k, v in packed.items() if k != "labels"})
+
+    def loss_and_grads(fn):
+        model.zero_grad()
+        loss = fn()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    ours, ours_grads = loss_and_grads(lambda: step(**packed)[0])
+    # transformers' own path: the (B, 1, T, T) block-diagonal mask it builds from the position ids
+    ref, ref_grads = loss_and_grads(lambda: logits_loss_sum(
+        model(input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False).logits,
+        packed["labels"])[0])
+    assert torch.allclose(ours, ref, rtol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ours_grads, ref_grads))
+    assert model.config._attn_implementation == "sdpa"  # switched back after the call

@@ -22,10 +22,15 @@ class _LinearCrossEntropy(torch.autograd.Function):
         for start in range(0, hidden.shape[0], chunk_size):
             h = hidden[start:start + chunk_size]  # (C, H)
             y = targets[start:start + chunk_size]  # (C,)
-            logits = (h @ weight.T).float()  # (C, V)
-            lse = torch.logsumexp(logits, dim=-1)  # (C,)
-            total += (lse - logits.gather(1, y[:, None]).squeeze(1)).sum()
-            grad_logits = torch.softmax(logits, dim=-1)  # d(lse - logit_y)/d logits = softmax - onehot
+            logits = (h @ weight.T).float()  # (C, V); no copy in fp32
+            picked = logits.gather(1, y[:, None]).squeeze(1)  # (C,)
+            top = logits.amax(dim=-1, keepdim=True)  # (C, 1)
+            # The softmax in place, in one buffer (no logsumexp temporaries): exp(logits - max) / sum.
+            probs = logits.sub_(top).exp_()  # (C, V)
+            norm = probs.sum(dim=-1, keepdim=True)  # (C, 1)
+            total += (top.squeeze(1) + norm.log().squeeze(1) - picked).sum()  # sum of lse - logit_y
+            # d(lse - logit_y)/d logits = softmax - onehot
+            grad_logits = probs.div_(norm)
             grad_logits[torch.arange(y.shape[0], device=y.device), y] -= 1
             grad_logits = grad_logits.to(h.dtype)
             grad_hidden[start:start + chunk_size] = grad_logits @ weight  # (C, H)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable, ContextManager
 
 import torch
@@ -9,9 +10,58 @@ from torch import nn
 
 from tuneforge.train.losses import dpo_loss, lm_loss_sum, logits_loss_sum, sequence_logprobs
 
+SEGMENT_ATTENTION = "tuneforge_segments"
+
 
 def _base(model: nn.Module) -> nn.Module:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def segment_lengths(position_ids: torch.Tensor) -> list[list[int]]:
+    """Lengths of the packed samples of each row: a sample starts wherever the position does not
+    follow on from the previous one (transformers' own rule for packed rows). (B, T) -> B lists."""
+    starts = torch.ones_like(position_ids, dtype=torch.bool)  # (B, T)
+    starts[:, 1:] = position_ids[:, 1:] != position_ids[:, :-1] + 1
+    out = []
+    for row in starts:
+        at = row.nonzero().flatten().tolist() + [row.shape[0]]
+        out.append([b - a for a, b in zip(at, at[1:])])
+    return out
+
+
+def _segment_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
+                       segment_lengths: list[list[int]] | None = None, **kwargs):
+    """Causal SDPA on each packed sample separately: the block-diagonal mask's result without the (T, T)
+    mask and without computing the masked-out blocks. query (B, H, T, D), key/value (B, H_kv, T, D)
+    -> (B, T, H, D), as transformers' attention functions return it."""
+    from transformers.integrations.sdpa_attention import repeat_kv
+
+    groups = query.shape[1] // key.shape[1]
+    # Repeated kv heads and contiguous slices: SDPA's GQA mode on strided slices is ~3x slower on CPU.
+    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    rows = []
+    for b, lengths in enumerate(segment_lengths):
+        pieces = zip(*(t[b:b + 1].split(lengths, dim=2) for t in (query, key, value)))
+        rows.append(torch.cat([nn.functional.scaled_dot_product_attention(
+            q.contiguous(), k.contiguous(), v.contiguous(), dropout_p=dropout, scale=scaling,
+            is_causal=q.shape[2] > 1) for q, k, v in pieces], dim=2))
+    return torch.cat(rows).transpose(1, 2).contiguous(), None  # (B, H, T, D) -> (B, T, H, D)
+
+
+@contextmanager
+def _segment_attention_on(config):
+    """Route the model's attention through `_segment_attention` inside the block (transformers reads
+    `config._attn_implementation` on every call, and builds no mask for a name it has no mask for)."""
+    from transformers import AttentionInterface
+
+    if SEGMENT_ATTENTION not in AttentionInterface._global_mapping:
+        AttentionInterface.register(SEGMENT_ATTENTION, _segment_attention)
+    previous = config._attn_implementation
+    config._attn_implementation = SEGMENT_ATTENTION
+    try:
+        yield
+    finally:
+        config._attn_implementation = previous
 
 
 class CausalLMLoss(nn.Module):
@@ -35,8 +85,25 @@ class CausalLMLoss(nn.Module):
             logits = self.model(**inputs, use_cache=False).logits  # (B, V_tokens + T, V)
             return logits_loss_sum(logits[:, -labels.shape[1]:], labels)
         base = _base(self.model)
-        hidden = base.get_decoder()(**inputs, use_cache=False).last_hidden_state  # (B, T, H)
+        decoder = base.get_decoder()
+        if self._per_sample_attention(base, inputs):
+            # Packed rows: attention per sample instead of a block-diagonal mask over the whole row
+            # (a row of ~5 samples does ~1/5 of the attention work, and no (T, T) mask is built).
+            with _segment_attention_on(base.config):
+                hidden = decoder(**inputs, segment_lengths=segment_lengths(inputs["position_ids"]),
+                                 use_cache=False).last_hidden_state  # (B, T, H)
+        else:
+            hidden = decoder(**inputs, use_cache=False).last_hidden_state  # (B, T, H)
         return lm_loss_sum(hidden, labels, base.get_output_embeddings(), self.chunk_size)
+
+    @staticmethod
+    def _per_sample_attention(base: nn.Module, inputs: dict) -> bool:
+        # Only where it is exactly equivalent: packed inputs, SDPA, and no activation checkpointing
+        # (its recomputation in backward would run outside the switch).
+        checkpointing = next((getattr(base, a) for a in ("is_activation_checkpointing", "is_gradient_checkpointing")
+                              if hasattr(type(base), a)), False)
+        return (set(inputs) == {"input_ids", "position_ids"} and base.config._attn_implementation == "sdpa"
+                and not checkpointing)
 
 
 class DPOLoss(nn.Module):
