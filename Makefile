@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.tuneforge-installed
-EXTRAS ?= data,dev,curate,ray
+EXTRAS ?= data,dev,curate,ray,eval,serve
 
 .PHONY: setup quickstart test test-fast bench clean
 

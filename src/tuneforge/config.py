@@ -151,9 +151,123 @@ class TrainConfig(Section):
     during training for full fine-tuning)."""
 
 
+class MetricConfig(Section):
+    name: str
+    """A registered metric (exact_match, contains, rouge_l, bleu, chrf, json_valid, json_schema, regex,
+    refusal, length) or, with `function`, a name for your own."""
+    function: str | None = None
+    """`module:function` of your own metric: `(prediction, reference) -> float | bool | None`."""
+    pattern: str | None = None
+    """For `regex`: the regular expression an answer must contain (Python `re.search`)."""
+    json_schema: dict[str, Any] | str | None = None
+    """For `json_schema`: a JSON schema, inline or the path of a .json file."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_name(cls, raw: Any) -> Any:
+        return {"name": raw} if isinstance(raw, str) else raw
+
+
+class GenerationConfig(Section):
+    max_new_tokens: int = Field(128, gt=0)
+    temperature: float = Field(0.0, ge=0)
+    """0 = greedy decoding."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    stop: list[str] = Field(default_factory=list)
+    """Answers end before the first of these strings."""
+    seed: int = 0
+    batch_size: int = Field(8, gt=0)
+    """Prompts decoding together."""
+
+
+class ICLConfig(Section):
+    k: int = Field(4, ge=0)
+    """Examples put before each question (fewer when they do not fit `context_budget`)."""
+    selection: Literal["random", "similar"] = "similar"
+    """`similar`: the examples nearest to the question by MiniLM embedding; `random`: a seeded draw."""
+    pool: list[DatasetConfig] = Field(default_factory=list)
+    """Where examples come from; default: the training data (`data.datasets`)."""
+    context_budget: int | None = Field(None, gt=0)
+    """Most prompt tokens (examples + question); default: the model's context minus `max_new_tokens`."""
+    seed: int = 0
+
+
+class RAGConfig(Section):
+    index: str | None = None
+    """An index directory written by `tuneforge rag index`."""
+    documents: list[str] = Field(default_factory=list)
+    """Or documents (files, folders, globs) indexed on the fly into `<output_dir>/rag_index`."""
+    top_k: int = Field(3, gt=0)
+    """Chunks put into each prompt."""
+    retrieval: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    """`hybrid` fuses the embedding and BM25 rankings (reciprocal rank fusion)."""
+    chunk_tokens: int = Field(128, gt=0)
+    chunk_overlap: int = Field(32, ge=0)
+
+
+class JudgeConfig(Section):
+    url: str | None = None
+    """Base URL of an OpenAI-compatible API (e.g. http://127.0.0.1:8000/v1); unset: a local model."""
+    model: str = DEFAULT_MODEL
+    """The judge model: its name at `url`, or a local model (alias, directory) when `url` is unset."""
+    api_key_env: str = "OPENAI_API_KEY"
+    rubric_file: str | None = None
+    """A file replacing the built-in rubric prompt (placeholders {question}, {reference}, {answer})."""
+    pairwise_file: str | None = None
+    """A file replacing the built-in pairwise prompt ({question}, {reference}, {answer_a}, {answer_b})."""
+    pairwise_baseline: str | None = None
+    """In `compare`: also judge every method against this one (e.g. zero_shot), A/B in both orders."""
+    timeout: float = 60.0
+    retries: int = Field(1, ge=0)
+
+
+class CompareConfig(Section):
+    methods: list[Literal["zero_shot", "few_shot", "rag"]] = Field(
+        default_factory=lambda: ["zero_shot", "few_shot", "rag"])
+    """Prompting methods to run on the base model; `rag` only runs when `eval.rag` names a source."""
+    adapters: dict[str, str] = Field(default_factory=dict)
+    """Fine-tuned artefacts by display name: a run directory (its `final/` and manifest are used) or an
+    adapter/model directory."""
+    primary_metric: str | None = None
+    """The quality figure the recommendation ranks by; default: the first of `eval.metrics`."""
+    knowledge_changes_often: bool = False
+    """The facts the model must know change often (favours RAG: an index is rebuilt in minutes)."""
+    hallucination_tolerance: Literal["low", "medium", "high"] = "medium"
+    """How costly a confidently wrong answer is (low tolerance favours grounded RAG answers)."""
+    max_prompt_tokens: int | None = Field(None, gt=0)
+    """Inference budget per query; methods above it are flagged in the recommendation."""
+
+
 class EvalConfig(Section):
     datasets: list[DatasetConfig] = Field(default_factory=list)
-    """Held-out data; during training it replaces `train.val_size` as the validation set."""
+    """The eval set: held-out chat samples whose last assistant turn is the reference answer. During
+    training it replaces `train.val_size` as the validation set."""
+    limit: int | None = Field(None, gt=0)
+    """Evaluate the first N samples only."""
+    adapter: str | None = None
+    """Evaluate `model` with this artefact of `tuneforge train` (a run directory or its `final/`)."""
+    metrics: list[MetricConfig] = Field(default_factory=lambda: [MetricConfig(name=n) for n in (
+        "exact_match", "contains", "rouge_l", "bleu", "chrf", "length")])
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    prompting: Literal["zero_shot", "few_shot", "rag"] = "zero_shot"
+    """How `tuneforge eval` prompts the model: the question alone, with examples (`icl`), or with
+    retrieved context (`rag`). `tuneforge compare` runs every method of `compare.methods` instead."""
+    perplexity: bool = True
+    """Loss and perplexity of the reference answers (label tokens only) under the model."""
+    icl: ICLConfig | None = None
+    """Settings of few-shot prompting (default: 4 similar examples from `data.datasets`)."""
+    rag: RAGConfig | None = None
+    """Settings of retrieval-augmented prompting, with its knowledge source."""
+    judge: JudgeConfig | None = None
+    """Also score answers 1-10 with an LLM judge (rubric)."""
+    forgetting: bool = False
+    """With `adapter`: score a general probe (general-text perplexity, everyday instructions) before
+    and after the adapter and report the change."""
+    contamination: bool = True
+    """Check eval prompts and answers for near-copies in the training data (`data.datasets`), when set."""
+    compare: CompareConfig = Field(default_factory=CompareConfig)
+    output_dir: str = "evals/latest"
+    """Where results.jsonl, summary.json and report.html go."""
 
 
 class Config(Section):

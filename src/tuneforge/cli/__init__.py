@@ -23,6 +23,7 @@ err_console = Console(stderr=True)
 
 def main() -> None:
     """Console entry point: user errors become one red line and exit code 2, not a traceback."""
+    _quiet_libraries()
     try:
         app()
     except TuneforgeError as e:
@@ -30,8 +31,21 @@ def main() -> None:
         sys.exit(2)
 
 
+def _quiet_libraries() -> None:
+    """Our own progress bars and tables say what happens; the libraries' per-file bars and
+    deprecation notices about their own internals only bury them."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
 def _register() -> None:
-    from tuneforge.cli import chat, curate, data, data_show, doctor, models, quickstart, train
+    from tuneforge.cli import (advise, chat, compare, curate, data, data_show, doctor, evaluate, export, generate,
+                               models, quickstart, rag, serve, train)
 
     data.app.command()(data_show.show)
     data.app.command()(curate.curate)
@@ -43,6 +57,13 @@ def _register() -> None:
     app.command()(doctor.doctor)
     app.command()(models.models)
     app.command()(chat.chat)
+    app.command()(generate.generate)
+    app.command()(serve.serve)
+    app.command()(export.export)
+    app.command(name="eval")(evaluate.evaluate)
+    app.command()(compare.compare)
+    app.command()(advise.advise)
+    app.add_typer(rag.app, name="rag")
 
 
 _register()

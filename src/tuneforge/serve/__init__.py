@@ -1,1 +1,4 @@
-"""Generation, chat and (later) serving and export."""
+"""Inference and delivery: the continuously batching generation engine (`engine`, with `sampling`,
+`detokenize`, `kv` and adapter `routing`), blocking helpers and resumable dataset generation
+(`generate`), the OpenAI-compatible server (`server`, `protocol`), export and merge (`export`) and the
+vLLM hand-off (`vllm_backend`)."""

@@ -1,0 +1,34 @@
+"""`tuneforge compare`: zero-shot vs few-shot vs RAG vs fine-tuned on the same eval set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+
+def compare(
+    config: Annotated[Path, typer.Argument(help="YAML config: model, data (few-shot pool), eval (with eval.compare).")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: eval.limit=16.")] = None,
+) -> None:
+    """Run every method of eval.compare on eval.datasets and recommend one: quality metrics, latency and
+    prompt tokens per query, training cost from run manifests; writes a bar chart and report.html."""
+    from tuneforge.cli.evaluate import summary_table
+    from tuneforge.config import load_config
+    from tuneforge.eval.compare import run_compare
+
+    cfg = load_config(config, list(set_ or []))
+    console = Console()
+    with console.status("comparing") as status:
+        result = run_compare(cfg, on_method=lambda name: status.update(f"running {name}"))
+    console.print(summary_table(f"{len(result.runs[0].rows)} eval samples · primary metric {result.primary_metric}",
+                                result.runs))
+    for run in result.runs:
+        for note in run.notes:
+            console.print(f"[yellow]{run.name}[/]: {note}")
+    console.print(f"[bold green]recommendation: {result.recommendation.method}[/]")
+    for reason in result.recommendation.reasons:
+        console.print(f"  · {reason}")
+    console.print(f"report: {result.report}")

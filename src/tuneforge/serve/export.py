@@ -1,0 +1,117 @@
+"""Export a trained artefact for serving elsewhere: merged into a standard HF model directory, or as a
+clean adapter directory; either way with the tokenizer and its chat template, then checked.
+
+Merging happens in float32 whatever the export dtype (a LoRA update added to bf16 weights loses most of
+its low bits), through peft's safe merge, which refuses weights that came out NaN; every tensor is
+checked again before anything is written. The check after writing reloads the export the way a user
+would (transformers for a merged model, base + adapter otherwise) and compares its logits on a probe
+conversation with the adapted model's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tuneforge.config import ModelConfig
+from tuneforge.errors import TuneforgeError
+from tuneforge.serve.routing import detect_method
+from tuneforge.types import Message
+
+MERGEABLE = {"lora", "ia3"}  # DoRA is LoRA with use_dora: peft merges its magnitudes too
+PROBE = [Message("system", "You are a helpful assistant."),
+         Message("user", "Summarise why the sky is blue in two sentences.")]
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    out_dir: Path
+    method: str
+    merged: bool
+    dtype: str
+    max_abs_logit_diff: float
+    """Reloaded export vs the adapted model on the probe, both run in float32."""
+
+    def __str__(self) -> str:
+        kind = "merged model" if self.merged else f"{self.method} adapter"
+        return (f"exported {kind} ({self.dtype}) to {self.out_dir}\n"
+                f"parity: max |logit difference| vs the adapted model = {self.max_abs_logit_diff:.3g} (float32)")
+
+
+def _load_base(model: str):
+    from tuneforge.models import load_model
+
+    return load_model(ModelConfig(name_or_path=model, dtype="float32", device="cpu"))
+
+
+def _tokenizer(adapter: Path, fallback):
+    """The tokenizer saved with the run (the one it was trained with), else the base's."""
+    from transformers import AutoTokenizer
+
+    if (adapter / "tokenizer_config.json").is_file():
+        return AutoTokenizer.from_pretrained(str(adapter))
+    return fallback
+
+
+def _probe_logits(model, ids: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        # prompt / ptuning put their virtual positions first; compare the real tokens' positions.
+        return model(input_ids=ids).logits[:, -ids.shape[1]:].float()  # (1, T, V)
+
+
+def _check_finite(model) -> None:
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise TuneforgeError(f"merged weight {name} holds NaN or inf; the adapter is broken, nothing written")
+
+
+def _save_dtype(model, requested: str) -> torch.dtype:
+    if requested != "auto":
+        return getattr(torch, requested)
+    declared = getattr(model.config, "dtype", None) or getattr(model.config, "torch_dtype", None)
+    return getattr(torch, declared) if isinstance(declared, str) else declared or torch.float32
+
+
+def export(model: str, adapter: str | Path, out_dir: str | Path, *, merge: bool = True,
+           dtype: str = "auto") -> ExportReport:
+    from tuneforge.formatting import load_template, prompt_text
+    from tuneforge.methods import get_method
+
+    adapter, out_dir = Path(adapter), Path(out_dir)
+    method = detect_method(adapter)
+    if merge and method not in MERGEABLE | {"full"}:
+        raise TuneforgeError(f"{adapter}: a {method} artefact cannot be merged into the base weights; "
+                             f"export it without --merge (an adapter directory)")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise TuneforgeError(f"{out_dir}: exists and is not empty; choose a new directory")
+
+    base, base_tokenizer = _load_base(model)
+    tokenizer = _tokenizer(adapter, base_tokenizer)
+    save_dtype = _save_dtype(base, dtype)
+    adapted = get_method(method).load(base, adapter)
+    text = prompt_text(load_template("auto", tokenizer), PROBE)
+    ids = torch.tensor([tokenizer(text, add_special_tokens=False).input_ids])  # (1, T)
+    expected = _probe_logits(adapted, ids)  # (1, T, V)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if merge:
+        if method in MERGEABLE:
+            try:
+                adapted = adapted.merge_and_unload(safe_merge=True)
+            except ValueError as e:  # peft's NaN check
+                raise TuneforgeError(f"{adapter}: {e}") from None
+        _check_finite(adapted)
+        adapted.to(save_dtype).save_pretrained(str(out_dir))
+        from transformers import AutoModelForCausalLM
+
+        reloaded = AutoModelForCausalLM.from_pretrained(str(out_dir), dtype=torch.float32)
+    else:
+        get_method(method).save(adapted, out_dir)  # only the adapter's own files, no run leftovers
+        fresh_base, _ = _load_base(model)
+        reloaded = get_method(method).load(fresh_base, out_dir)
+    tokenizer.save_pretrained(str(out_dir))  # writes the chat template beside it
+    diff = (_probe_logits(reloaded, ids) - expected).abs().max().item()
+    return ExportReport(out_dir, method, merge, str(save_dtype if merge else "float32").removeprefix("torch."), diff)
+

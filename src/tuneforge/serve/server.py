@@ -1,0 +1,281 @@
+"""An OpenAI-compatible HTTP server over the generation engine (FastAPI + uvicorn).
+
+Endpoints: `POST /v1/chat/completions`, `POST /v1/completions` (both streaming with server-sent events
+or not), `GET /v1/models` (the base and every adapter as its own model id) and `GET /health`.
+
+Safe by default: binds 127.0.0.1 unless told otherwise; with an API key every `/v1` request needs
+`Authorization: Bearer KEY`; a request names a model id, never a file; bodies are size-limited.
+Every failure is an OpenAI-style error body: 400 malformed JSON or a prompt that does not fit the
+context, 401 bad key, 404 unknown model or route, 413 body too large, 422 invalid field, 429 queue
+full (with Retry-After), 503 shutting down, 500 a failed generation. A client that disconnects cancels
+its generation; shutdown stops taking requests and lets running ones finish.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the route functions' annotations, which
+# name classes imported inside `create_app` (fastapi is an optional dependency).
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pydantic import ValidationError
+
+from tuneforge.errors import MissingDependency
+from tuneforge.serve import protocol
+from tuneforge.serve.engine import (Completion, ContextTooLong, Delta, Engine, EngineBusy, EngineClosed, Handle,
+                                    UnknownModel)
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, kind: str, code: str | None = None, param: str | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.body, self.headers = status, protocol.error_body(message, kind, code, param), headers
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _engine_error(e: Exception) -> ApiError:
+    if isinstance(e, UnknownModel):
+        return ApiError(404, str(e), "not_found_error", "model_not_found", "model")
+    if isinstance(e, ContextTooLong):
+        return ApiError(400, str(e), "invalid_request_error", "context_length_exceeded", "messages")
+    if isinstance(e, EngineBusy):
+        return ApiError(429, str(e), "rate_limit_error", "queue_full", headers={"Retry-After": "1"})
+    if isinstance(e, EngineClosed):
+        return ApiError(503, str(e), "service_unavailable", "shutting_down")
+    return ApiError(400, str(e), "invalid_request_error")
+
+
+class _BodyLimit:
+    """ASGI middleware: a body over `limit` bytes ends the request with 413, whether it announces its
+    length or streams it in chunks."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await self._too_large(send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    async def _too_large(self, send) -> None:
+        payload = json.dumps(protocol.error_body(f"request body over {self.limit} bytes",
+                                                 "invalid_request_error", "request_too_large")).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def create_app(engine: Engine, *, api_key: str | None = None, max_body_bytes: int = 1 << 20,
+               drain_timeout_s: float = 30.0):
+    try:
+        from fastapi import FastAPI, Request
+        from fastapi.responses import JSONResponse, StreamingResponse
+        from starlette.exceptions import HTTPException
+    except ImportError:
+        raise MissingDependency("fastapi", "serve", "the HTTP server") from None
+
+    @asynccontextmanager
+    async def lifespan(app):
+        engine.start()
+        yield
+        # uvicorn has stopped accepting connections and waited for open requests; finish what is left.
+        await asyncio.to_thread(engine.close, drain=True, timeout=drain_timeout_s)
+
+    app = FastAPI(title="tuneforge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(_BodyLimit, limit=max_body_bytes)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request, e: ApiError):
+        return JSONResponse(e.body, status_code=e.status, headers=e.headers)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _body_too_large(request, e):
+        return JSONResponse(protocol.error_body(f"request body over {max_body_bytes} bytes",
+                                                "invalid_request_error", "request_too_large"), status_code=413)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request, e: HTTPException):
+        kind = "not_found_error" if e.status_code == 404 else "invalid_request_error"
+        return JSONResponse(protocol.error_body(str(e.detail), kind), status_code=e.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request, e: Exception):
+        log.exception("unexpected server error")
+        return JSONResponse(protocol.error_body("internal server error", "server_error"), status_code=500)
+
+    def authorise(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+            raise ApiError(401, "invalid or missing API key (Authorization: Bearer KEY)",
+                           "authentication_error", "invalid_api_key")
+
+    async def parse(request: Request, cls):
+        authorise(request)
+        raw = await request.body()
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ApiError(400, f"the body is not valid JSON: {e}", "invalid_request_error") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "the body must be a JSON object", "invalid_request_error")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            param = ".".join(str(p) for p in err["loc"])
+            raise ApiError(422, f"{param}: {err['msg']}", "invalid_request_error", "invalid_value", param) from None
+
+    @app.get("/health")
+    async def health():
+        status = 503 if engine.closing else 200
+        return JSONResponse({"status": "shutting_down" if engine.closing else "ok", "models": engine.model_ids,
+                             **engine.load}, status_code=status)
+
+    @app.get("/v1/models")
+    async def models(request: Request):
+        authorise(request)
+        created = int(time.time())
+        base = engine.model_ids[0]
+        return {"object": "list", "data": [
+            {"id": m, "object": "model", "created": created, "owned_by": "tuneforge", "root": base,
+             "parent": None if m == base else base} for m in engine.model_ids]}
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        body = await parse(request, protocol.ChatRequest)
+        try:
+            prompt = engine.encode_chat([m.to_message() for m in body.messages], body.tools)
+        except ValueError as e:  # a template that cannot render this conversation
+            raise ApiError(400, str(e), "invalid_request_error", param="messages") from None
+        return await respond(request, body, [prompt], chat=True)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        body = await parse(request, protocol.CompletionRequest)
+        return await respond(request, body, [engine.encode_text(p) for p in body.prompts], chat=False)
+
+    async def respond(request: Request, body, prompts: list[list[int]], chat: bool):
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+        jobs = [(prompt, j) for prompt in prompts for j in range(body.n)]
+        handles: list[Handle] = []
+        try:
+            # Without max_tokens a reply may use the rest of the context, as with OpenAI's API.
+            params = [body.sampling(body.token_limit or max(1, engine.context_length - len(prompt)), k)
+                      for k, (prompt, _) in enumerate(jobs)]
+            for (prompt, _), p in zip(jobs, params):
+                engine.check(prompt, p, body.model)  # every choice fits before any starts
+            for k, ((prompt, _), p) in enumerate(zip(jobs, params)):
+                handles.append(engine.submit(
+                    prompt, p, lambda e, k=k: loop.call_soon_threadsafe(events.put_nowait, (k, e)), model=body.model))
+        except (UnknownModel, ContextTooLong, EngineBusy, EngineClosed, ValueError) as e:
+            for handle in handles:
+                handle.cancel()
+            raise _engine_error(e) from None
+        rid = protocol.new_id("chatcmpl" if chat else "cmpl")
+        prompt_tokens = sum(len(p) for p in prompts)
+        if body.stream:
+            return StreamingResponse(stream(events, handles, body, rid, prompt_tokens, chat),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        done: list[Completion | None] = [None] * len(jobs)
+
+        async def collect() -> None:
+            while any(d is None for d in done):
+                k, event = await events.get()
+                if isinstance(event, Completion):
+                    done[k] = event
+
+        collector, watcher = asyncio.ensure_future(collect()), asyncio.ensure_future(disconnected(request))
+        try:
+            await asyncio.wait({collector, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            collector.cancel()
+            watcher.cancel()
+            for handle in handles:
+                handle.cancel()
+        if not collector.done() or collector.cancelled():
+            log.info("client went away: cancelled %s", rid)
+            return JSONResponse({}, status_code=499)
+        failed = [d for d in done if d.finish_reason == "error"]
+        if failed:
+            raise ApiError(500, f"generation failed: {failed[0].error}", "server_error")
+        choices = [protocol.choice(chat, k, d.text, d.finish_reason, chunk=False) for k, d in enumerate(done)]
+        return protocol.body(chat, rid, body.model, int(time.time()), choices, chunk=False,
+                             usage_=protocol.usage(prompt_tokens, done))
+
+    async def disconnected(request: Request) -> None:
+        """Returns when the client has gone away (the body has been read: only a disconnect can come)."""
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    async def stream(events: asyncio.Queue, handles: list[Handle], body, rid: str, prompt_tokens: int,
+                     chat: bool) -> AsyncIterator[str]:
+        def sse(payload: dict[str, Any]) -> str:
+            return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+        created = int(time.time())
+        finished: list[Completion] = []
+        try:
+            if chat:  # the first chunk of each choice announces the role
+                for k in range(len(handles)):
+                    yield sse(protocol.body(chat, rid, body.model, created,
+                                            [protocol.choice(chat, k, "", None, chunk=True, role=True)], chunk=True))
+            while len(finished) < len(handles):
+                k, event = await events.get()
+                if isinstance(event, Delta):
+                    piece = protocol.choice(chat, k, event.text, None, chunk=True)
+                elif event.finish_reason == "error":
+                    yield sse(protocol.error_body(f"generation failed: {event.error}", "server_error"))
+                    break
+                else:
+                    finished.append(event)
+                    piece = protocol.choice(chat, k, None if chat else "", event.finish_reason, chunk=True)
+                yield sse(protocol.body(chat, rid, body.model, created, [piece], chunk=True))
+            else:
+                if body.include_usage:
+                    yield sse(protocol.body(chat, rid, body.model, created, [], chunk=True,
+                                            usage_=protocol.usage(prompt_tokens, finished)))
+            yield "data: [DONE]\n\n"
+        finally:  # also runs when the client disconnects and the response task is cancelled
+            for handle in handles:
+                handle.cancel()
+
+    return app
+
+
+def serve(engine: Engine, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+          max_body_bytes: int = 1 << 20, drain_timeout_s: float = 30.0) -> None:
+    """Run the server until Ctrl-C / SIGTERM, then shut down gracefully."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise MissingDependency("uvicorn", "serve", "the HTTP server") from None
+    app = create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes, drain_timeout_s=drain_timeout_s)
+    uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=drain_timeout_s, log_level="info")
