@@ -120,14 +120,21 @@ _WORD = re.compile(r"不安全|安全|\b(?:unsafe|safe)\b", re.IGNORECASE)
 _OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
 
 
-def parse_verdict(reply: str) -> tuple[bool, str] | None:
-    """(unsafe, reason) from a judge's reply, or None when it holds no verdict."""
+def json_objects(reply: str):
+    """The JSON objects (dicts) written inside a judge's free-text reply, in order."""
     for candidate in _OBJECT.findall(reply):
         try:
             obj = json.loads(candidate)
         except ValueError:
             continue
-        verdict = obj.get("verdict") if isinstance(obj, dict) else None
+        if isinstance(obj, dict):
+            yield obj
+
+
+def parse_verdict(reply: str) -> tuple[bool, str] | None:
+    """(unsafe, reason) from a judge's reply, or None when it holds no verdict."""
+    for obj in json_objects(reply):
+        verdict = obj.get("verdict")
         if isinstance(verdict, str) and (word := _WORD.fullmatch(verdict.strip())):
             return _is_unsafe(word.group(0)), str(obj.get("reason", ""))[:200]
     if word := _WORD.search(reply):

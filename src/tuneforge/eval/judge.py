@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneforge.config import JudgeConfig
-from tuneforge.curate.judge import JudgeError, chat_completion
+from tuneforge.curate.judge import JudgeError, chat_completion, json_objects
 from tuneforge.errors import ConfigError
 
 PROMPTS = Path(__file__).parent / "prompts"
 Complete = Callable[[list[list[dict[str, str]]]], list[str | None]]
 """Judge replies to many chats; None for a request that failed."""
 
-_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
 _SCORE = re.compile(r"(?:score|rating|评分|分数)\s*[:：=]?\s*\**\s*(\d{1,2})(?:\s*/\s*10)?|\b(\d{1,2})\s*/\s*10\b",
                     re.IGNORECASE)
 _WINNER = re.compile(r"\[\[\s*(A|B|tie)\s*\]\]|(?:winner|better answer|胜者|更好的回答)\s*(?:is)?\s*[:：=]?\s*\**\s*"
@@ -34,12 +33,8 @@ _WINNER = re.compile(r"\[\[\s*(A|B|tie)\s*\]\]|(?:winner|better answer|胜者|�
 
 def parse_score(reply: str) -> int | None:
     """A 1-10 score from a judge's reply, or None (no score, or one out of range)."""
-    for candidate in _OBJECT.findall(reply):
-        try:
-            obj = json.loads(candidate)
-        except ValueError:
-            continue
-        value = obj.get("score") if isinstance(obj, dict) else None
+    for obj in json_objects(reply):
+        value = obj.get("score")
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value == int(value):
             return int(value) if 1 <= value <= 10 else None
     match = _SCORE.search(reply)
@@ -51,12 +46,8 @@ def parse_score(reply: str) -> int | None:
 
 def parse_winner(reply: str) -> str | None:
     """"A", "B" or "tie" from a pairwise judge's reply, or None."""
-    for candidate in _OBJECT.findall(reply):
-        try:
-            obj = json.loads(candidate)
-        except ValueError:
-            continue
-        value = obj.get("winner") if isinstance(obj, dict) else None
+    for obj in json_objects(reply):
+        value = obj.get("winner")
         if isinstance(value, str) and value.strip().lower() in ("a", "b", "tie"):
             return _canonical(value)
     match = _WINNER.search(reply)
