@@ -9,7 +9,6 @@ that prefers whichever answer comes first gives opposite verdicts, which cancel 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
