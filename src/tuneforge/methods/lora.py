@@ -10,6 +10,7 @@ from torch import nn
 
 from tuneforge.config import MethodSettings
 from tuneforge.methods import _peft
+from tuneforge.methods.fast_dropout import use_fast_dropout
 
 
 class LoraSettings(MethodSettings):
@@ -42,7 +43,9 @@ class Lora:
     uses_prompt_tokens = False
 
     def apply(self, model: nn.Module, cfg: LoraSettings) -> nn.Module:
-        return _peft.wrap(model, peft_config(cfg), self.name)
+        model = _peft.wrap(model, peft_config(cfg), self.name)
+        use_fast_dropout(model)
+        return model
 
     def save(self, model: nn.Module, out_dir: Path) -> None:
         _peft.save(model, out_dir)
