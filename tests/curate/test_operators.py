@@ -26,7 +26,7 @@ EXAMPLES = {
     "normalize_unicode": {}, "normalize_whitespace": {}, "urls": {}, "strip_html": {}, "lowercase": {},
     "fullwidth": {}, "t2s": {}, "length": {"unit": "words", "min": 1}, "meta": {"key": "x", "missing": "keep"},
     "language": {}, "quality": {}, "machine_text": {}, "refusal": {}, "answer": {}, "pii": {},
-    "blocklist": {"keywords": ["炸弹", "bomb"]}, "exact_dedup": {}, "minhash_dedup": {},
+    "blocklist": {"keywords": ["炸弹", "bomb"]}, "toxicity_classifier": {}, "exact_dedup": {}, "minhash_dedup": {},
     "reference_dedup": {"references": [str(Path(__file__).parent / "data" / "eval_set.jsonl")]},
     "semantic_dedup": {},
     # nothing listens on the loopback's port 9: the request fails at once and the record is kept

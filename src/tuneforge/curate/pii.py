@@ -4,6 +4,10 @@ fails Luhn is not a card, which is what keeps false positives on ordinary text l
 
 Actions: `mask` (same length of `*`, keeps layout), `placeholder` (`<EMAIL>`, `<PHONE>`, ...),
 `drop` (the record goes, reason `pii`), `tag` (only counts into `meta.pii`).
+
+`engine: presidio` finds the same types through Microsoft Presidio's analyzer, offline, plus the
+types of presidio's pattern recognizers we lack (IBAN, US SSN, crypto wallets, ...): see
+`pii_presidio.py` for what it adds and what it costs.
 """
 
 from __future__ import annotations
@@ -11,16 +15,20 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from tuneforge.curate.base import Drop, OpConfig, register
+from pydantic import ValidationInfo, field_validator
+
+from tuneforge.curate.base import Drop, OpConfig, register, require
 from tuneforge.curate.text import map_fields, resolve_fields
 from tuneforge.errors import ConfigError
 from tuneforge.types import Sample
 
-PiiType = Literal["email", "phone_cn", "phone_intl", "id_cn", "bank_card", "ip", "passport", "medical_record"]
+PiiType = Literal["email", "phone_cn", "phone_intl", "id_cn", "bank_card", "ip", "passport", "medical_record",
+                  # found only by `engine: presidio` (pii_presidio.PRESIDIO_ONLY)
+                  "iban", "crypto", "us_ssn", "us_itin", "uk_nhs", "uk_nino", "mac_address"]
 
 
 @dataclass(frozen=True)
@@ -81,22 +89,34 @@ PLACEHOLDERS = {"email": "<EMAIL>", "phone_cn": "<PHONE>", "phone_intl": "<PHONE
 _PRIORITY = ["email", "id_cn", "bank_card", "medical_record", "passport", "phone_cn", "phone_intl", "ip"]
 
 
+def find(pattern: re.Pattern[str], check: Callable[[str], bool] | None, text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, text) of one recognizer's matches that pass its checksum."""
+    for m in pattern.finditer(text):
+        g = 1 if m.lastindex else 0  # keyword recognizers redact the number, not the keyword
+        if check is None or check(m.group(g)):
+            yield m.start(g), m.end(g), m.group(g)
+
+
+def recognizers(types: list[str], patterns: dict[str, re.Pattern[str]] | None = None
+                ) -> list[tuple[str, re.Pattern[str], Callable[[str], bool] | None]]:
+    """(type, pattern, check) of the selected built-in types in priority order, then the user's patterns."""
+    return ([(t, *RECOGNIZERS[t]) for t in _PRIORITY if t in types]
+            + [(t, p, None) for t, p in (patterns or {}).items()])
+
+
+def first_wins(candidates: Iterable[Span]) -> list[Span]:
+    """Non-overlapping spans, sorted by position: where spans overlap, the earlier candidate wins."""
+    found: list[Span] = []
+    for sp in candidates:
+        if not any(sp.start < f.end and f.start < sp.end for f in found):
+            found.append(sp)
+    return sorted(found, key=lambda sp: sp.start)
+
+
 def detect(text: str, types: list[str], patterns: dict[str, re.Pattern[str]] | None = None) -> list[Span]:
     """Non-overlapping PII spans, sorted by position."""
-    found: list[Span] = []
-    taken: list[tuple[int, int]] = []
-    for t in [t for t in _PRIORITY if t in types] + list(patterns or {}):
-        pattern, check = RECOGNIZERS[t] if t in RECOGNIZERS else ((patterns or {})[t], None)
-        for m in pattern.finditer(text):
-            g = 1 if m.lastindex else 0  # keyword recognizers redact the number, not the keyword
-            s, e = m.span(g)
-            if check is not None and not check(m.group(g)):
-                continue
-            if any(s < te and ts < e for ts, te in taken):
-                continue
-            taken.append((s, e))
-            found.append(Span(t, s, e, m.group(g)))
-    return sorted(found, key=lambda sp: sp.start)
+    return first_wins(Span(t, s, e, found) for t, pattern, check in recognizers(types, patterns)
+                      for s, e, found in find(pattern, check, text))
 
 
 @register
@@ -104,10 +124,21 @@ class Pii(OpConfig):
     """Detect and redact personal data."""
 
     op: Literal["pii"] = "pii"
-    types: list[PiiType] = list(PLACEHOLDERS)  # type: ignore[assignment]
+    engine: Literal["builtin", "presidio"] = "builtin"
+    """`builtin`: our regexes and checksums; `presidio`: the same plus presidio's pattern recognizers
+    (IBAN, US SSN, crypto, ...), run by presidio's analyzer without any NLP model (`pii_presidio.py`)."""
+    types: list[PiiType] | None = None
+    """Types to find; default: every type the engine knows."""
     action: Literal["mask", "placeholder", "drop", "tag"] = "placeholder"
     patterns: dict[str, str] = {}
     """Your own recognizers, `NAME: regex` (e.g. employee ids); placeholder `<NAME>`."""
+
+    @field_validator("types")
+    @classmethod
+    def _engine_knows(cls, types: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if info.data.get("engine") == "builtin" and (other := [t for t in types or [] if t not in PLACEHOLDERS]):
+            raise ValueError(f"{other[0]!r} is found only by `engine: presidio`")
+        return types
 
     def build(self) -> _PiiOp:
         return _PiiOp(self)
@@ -117,15 +148,24 @@ class _PiiOp:
     def __init__(self, cfg: Pii):
         self.cfg, self.name, self.fields = cfg, cfg.label, resolve_fields(cfg.fields)
         try:
-            self.patterns = {k: re.compile(v) for k, v in cfg.patterns.items()}
+            patterns = {k: re.compile(v) for k, v in cfg.patterns.items()}
         except re.error as e:
             raise ConfigError(f"{cfg.label}.patterns: {e}") from None
+        if cfg.engine == "presidio":
+            require("presidio_analyzer", "the presidio PII engine")
+            from tuneforge.curate.pii_presidio import PRESIDIO_ONLY, PresidioDetector
+
+            types = [*PLACEHOLDERS, *PRESIDIO_ONLY] if cfg.types is None else cfg.types
+            self.detect: Callable[[str], list[Span]] = PresidioDetector(types, patterns)
+        else:
+            types = list(PLACEHOLDERS) if cfg.types is None else cfg.types
+            self.detect = lambda text: detect(text, types, patterns)
 
     def __call__(self, sample: Sample) -> Sample | Drop:
         hits: Counter[str] = Counter()
 
         def redact(text: str) -> str:
-            spans = detect(text, self.cfg.types, self.patterns)
+            spans = self.detect(text)
             hits.update(sp.type for sp in spans)
             if self.cfg.action in ("drop", "tag"):
                 return text
