@@ -37,3 +37,25 @@ def test_accelerate_configs_load(path):
 
     cfg = load_config_from_file(str(path))
     assert cfg.num_processes >= 2 and cfg.distributed_type.value in path.read_text()
+
+
+def test_accelerate_launch_of_the_cli_writes_one_run_directory(tmp_path, tiny_model_dir, shared_datasets):
+    """The documented path: `accelerate launch --config_file examples/accelerate/ddp-cpu.yaml -m tuneforge
+    train`. One process writes metrics, manifest and artefact; the other neither writes nor reports."""
+    config = tmp_path / "run.yaml"
+    out = tmp_path / "run"
+    config.write_text(
+        f"model: {{name_or_path: {tiny_model_dir}, dtype: float32}}\n"
+        f"data: {shared_datasets / 'identity.json'}\n"
+        "template: {cutoff_len: 128}\nmethod: {name: lora, r: 4}\n"
+        f"train: {{output_dir: {out}, max_steps: 2, batch_size: 2, log_every: 1}}\n")
+    launcher = HERE.parents[1] / "examples" / "accelerate" / "ddp-cpu.yaml"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(launcher),
+                           "-m", "tuneforge", "train", str(config)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("done in") == 1
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2]
+    assert (out / "final" / "adapter_model.safetensors").is_file() and (out / "manifest.json").is_file()

@@ -20,11 +20,11 @@ def train(
 ) -> None:
     """Fine-tune a model (stages sft, pt, dpo; every method) and write a run directory."""
     from tuneforge.config import load_config
-    from tuneforge.train.run import run_training
+    from tuneforge.train.run import is_main_process, run_training
 
     overrides = list(set_ or []) + ([f"train.resume={resume}"] if resume else [])
     cfg = load_config(config, overrides)
-    console = Console()
+    console = Console(quiet=not is_main_process())  # under a launcher, one process reports
     with TrainingProgress(console) as progress:
         summary = run_training(cfg, on_log=progress.update, on_start=progress.start)
     last = summary.result.history[-1] if summary.result.history else {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +49,12 @@ def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def _is_main_process() -> bool:
-    return not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+def is_main_process() -> bool:
+    """Rank 0, or not distributed. Asked before the loop's Accelerator joins the process group, so the
+    launcher's RANK stands in for the group's rank until then."""
+    if torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _adapters_off(model):
@@ -150,7 +155,7 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
 
     if on_start:
         on_start(len(train_items), str(params))
-    main = _is_main_process()  # under DDP every process trains; one writes the run directory
+    main = is_main_process()  # under DDP every process trains; one writes the run directory
     metrics = (run_dir / "metrics.jsonl").open("a", encoding="utf-8") if main else None
 
     def log(record: dict) -> None:
