@@ -91,6 +91,28 @@ def test_changing_any_key_part_misses(change, char_tokenizer, make_char_tokenize
     assert len(list(tmp_path.glob("*.safetensors"))) == 2
 
 
+def test_least_recently_used_entries_are_evicted_over_the_limit(char_tokenizer, tmp_path, monkeypatch):
+    import os
+
+    def tokenize(answer: str):
+        samples = mixed()
+        samples[0].messages[1].content = answer
+        tokenize_samples(samples, char_tokenizer, CFG, cache_dir=tmp_path)
+
+    entries = {}
+    for answer in "ab":
+        before = set(tmp_path.glob("*.safetensors"))
+        tokenize(answer)
+        (entries[answer],) = set(tmp_path.glob("*.safetensors")) - before
+    os.utime(entries["a"], (1, 1))
+    os.utime(entries["b"], (2, 2))
+    tokenize("a")  # a cache hit: "a" is now the most recently used
+    monkeypatch.setenv("TUNEFORGE_TOKEN_CACHE_MB", str(2.5 * entries["a"].stat().st_size / 2**20))  # two fit
+    tokenize("c")
+    assert entries["a"].exists() and not entries["b"].exists()
+    assert len(list(tmp_path.glob("*.safetensors"))) == 2
+
+
 def test_default_cache_dir_follows_tuneforge_cache(char_tokenizer, tmp_path, monkeypatch):
     monkeypatch.setenv("TUNEFORGE_CACHE", str(tmp_path))
     tokenize_samples(mixed(), char_tokenizer, CFG)

@@ -3,6 +3,9 @@
 The key hashes everything that changes the result: the samples (canonical JSON), the tokenizer
 (its serialised vocabulary, merges, normaliser and special tokens, and its chat template), the
 template's fingerprint, every template option (train_on, cutoff, system, ...) and `FORMAT`.
+
+The cache holds at most `TUNEFORGE_TOKEN_CACHE_MB` megabytes (default 4096): after each write the
+least recently used entries go first (a read refreshes an entry's time).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from tuneforge.types import Sample
 
 FORMAT = 1
 """Bump when encoding or storage changes, so stale entries are never read."""
+DEFAULT_LIMIT_MB = 4096
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -60,9 +64,39 @@ def save(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Non
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     save_file(arrays, str(tmp), metadata={"tuneforge": json.dumps(meta, ensure_ascii=False)})
     os.replace(tmp, path)  # atomic: a concurrent reader sees the old entry or the whole new one
+    evict(path.parent, keep=path)
+
+
+def limit_bytes() -> int:
+    return int(float(os.environ.get("TUNEFORGE_TOKEN_CACHE_MB", DEFAULT_LIMIT_MB)) * 2**20)
+
+
+def evict(root: Path, keep: Path | None = None, limit: int | None = None) -> list[Path]:
+    """Delete least recently used entries until the cache fits `limit` bytes; never `keep` (the entry
+    just written). Returns the deleted paths."""
+    limit = limit_bytes() if limit is None else limit
+    entries = []
+    for p in root.glob("*.safetensors"):
+        try:
+            st = p.stat()
+        except FileNotFoundError:  # another process evicted it meanwhile
+            continue
+        entries.append((st.st_mtime, st.st_size, p))
+    total = sum(size for _, size, _ in entries)
+    removed = []
+    for _, size, p in sorted(entries, key=lambda e: e[0]):
+        if total <= limit:
+            break
+        if p == keep:
+            continue
+        p.unlink(missing_ok=True)
+        total -= size
+        removed.append(p)
+    return removed
 
 
 def load(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    os.utime(path)  # recently used: the last to be evicted
     with safe_open(str(path), framework="np") as f:
         meta = json.loads(f.metadata()["tuneforge"])
         return {k: f.get_tensor(k) for k in f.keys()}, meta
