@@ -8,7 +8,7 @@ verdicts applied per shard in the workers). The main process does no per-record 
 shipping records of a streamed input: an in-memory input is read by the workers themselves. Every stage
 writes one file per shard under `OUT/.work/` followed by a `.done` marker, so a killed run resumes
 where it stopped, and outputs are concatenated in shard order: the result is the same for any number
-of workers. The Ray executor (`ray_executor.py`) runs the same per-shard functions as Ray tasks.
+of workers. The Ray executor (`ray_executor.py`) runs the same per-shard functions on Ray Data.
 """
 
 from __future__ import annotations

@@ -1,36 +1,48 @@
 """The Ray executor (`executor: ray`): the local runner's stages, shards and per-shard functions
-(`pipeline.py`), run as Ray tasks on a Ray cluster. Shards are cut and numbered exactly as the local
-runner cuts them, so the output, the rejects and the counts are byte-identical to a local run with
-any number of workers.
+(`pipeline.py`), run on Ray Data. Shards are cut and numbered exactly as the local runner cuts them,
+and whatever fixes the output's order is read back in shard order (`preserve_order`, checked), so
+the output, the rejects and the counts are byte-identical to a local run with any number of workers.
 
-Ray tasks rather than Ray Data: the shard is the unit both executors share (its boundaries fix the
-order of the rejects, and a global operator needs each record's global index), and Ray Data's
-streaming blocks keep neither.
+What runs where:
 
-Shards live in Ray's object store, not in files: only the driver reads the inputs and writes the
-output folder, so the cluster needs no shared filesystem (but an operator that reads a file when it
-is built — a blocklist, a reference set — needs that path on every node, and every node needs
-tuneforge installed). There are no resume markers: Ray retries a task whose worker died, and a run
-that fails starts over.
+- the driver reads the inputs (a stream of samples), cuts shards and puts each one in Ray's object
+  store as it goes: a Dataset with one row per shard (its number, then its records);
+- every stage is a Dataset `map` of the local runner's per-shard function (`map_records`, or a
+  global operator's `keys`, then `apply_verdicts`), materialised once per stage. The driver reads
+  back each shard's counts and rejects (appended to `rejects.jsonl` stage by stage) and, at the
+  end, the kept lines (written to the output, one shard in its memory at a time);
+- MinHash near-dedup keeps the shingles in the cluster:
+  1. per shard, the operator's own `keys` (shingles, signatures, band hashes);
+  2. one row per record and band, (band, band hash, global record index), grouped by bucket and
+     turned into candidate pairs by the same `minhash.bucket_pairs` as the local path, so large
+     buckets are chained the same way. The group-by key is the band hash modulo a few partitions,
+     and the buckets are split inside a group by sorting: `map_groups` calls Python once per group
+     (some 0.25 ms each), and nearly every bucket holds a single record;
+  3. the exact-Jaccard check: a join of the pairs with the shards' shingles, written as two
+     group-bys by shard (each pair picks up its second record's shingles in that record's shard,
+     then is verified in its first record's shard);
+  4. in the driver: connected components of the verified edges and the `keep:` rule, from the
+     edges and two facts per record (length, score); the verdicts (one number per record) go back
+     to the workers, and only the kept originals' `where` is fetched for the rejects detail;
+- exact and semantic dedup compute their keys per shard in Ray Data and decide in the driver, as the
+  local runner does (a hash, or an embedding, per record reaches it).
 
-MinHash near-dedup runs distributed; nothing the size of the data reaches the driver:
-
-1. per shard, the operator's own `keys`: shingles, signatures, band hashes (they stay in the store);
-2. every (band, band hash, record) row goes to a partition chosen by its band hash; per partition,
-   rows grouped by (band, hash) are the LSH buckets, turned into candidate pairs by the same
-   `minhash.bucket_pairs` the local path uses (so large buckets are chained the same way);
-3. candidate pairs grouped by the two shards they join; per group, the same exact-Jaccard check;
-4. in the driver: connected components of the verified edges (one union-find over the edges) and
-   the `keep:` rule, which need one number per record.
-
-Other global operators (exact and semantic dedup) compute their keys per shard in tasks and decide
-in the driver, as the local runner does.
+Limits: only the driver reads the inputs and writes the output folder, so the cluster needs no
+shared filesystem, but an operator that reads a file when it is built (a blocklist, a reference
+set) needs that path on every node, and every node needs tuneforge installed. There are no resume
+markers: Ray retries a task whose worker died, and a run that fails starts over. Every candidate
+pair is verified (the local path skips pairs already joined), so heavily duplicated data costs more
+Jaccard checks here, with the same result. Ray Data's settings (`DataContext.get_current()`:
+progress bars, shuffle strategy, memory) apply; the run adds `preserve_order` on a copy of them.
+Each Dataset execution costs a fraction of a second, so a tiny input takes seconds.
 """
 
 from __future__ import annotations
 
+import json
+import pickle
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +50,9 @@ import numpy as np
 
 from tuneforge.curate import minhash as mh
 from tuneforge.curate.base import OpConfig
-from tuneforge.curate.dedup import KeepFacts, MinHashDedup, NearKeys, representatives
-from tuneforge.curate.pipeline import (OUTPUT, REJECTS, RunOptions, Stage, apply_verdicts, chunked, map_records,
-                                       parse_lines, plan, recipe_key, stage_ops, summarise, write_stats)
+from tuneforge.curate.dedup import KeepFacts, MinHashDedup, representatives
+from tuneforge.curate.pipeline import (OUTPUT, REJECTS, RunOptions, ShardResult, Stage, apply_verdicts, chunked,
+                                       map_records, parse_lines, plan, recipe_key, stage_ops, summarise, write_stats)
 from tuneforge.errors import MissingDependency
 from tuneforge.types import Sample
 
@@ -52,6 +64,7 @@ def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str, opt
     the end). `options.workers` and `options.resume` are the local runner's: Ray uses its cluster's CPUs."""
     try:
         import ray
+        from ray.data import DataContext
     except ImportError as e:
         raise MissingDependency("ray", "ray", "executor: ray") from e
     opts = options or RunOptions()
@@ -62,160 +75,222 @@ def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str, opt
     started = not ray.is_initialized()
     if started:
         ray.init(address=address)
+    ctx = DataContext.get_current().copy()  # a copy: the caller's own Datasets keep their settings
+    ctx.execution_options.preserve_order = True
     try:
-        stats = _RayRun(ray, recipe_key(ops, opts.shard_size)).run(samples, stages, opts, out_dir)
+        with DataContext.current(ctx):
+            stats = _RayDataRun(ray, recipe_key(ops, opts.shard_size), opts, out_dir).run(samples, stages)
     finally:
         if started:
             ray.shutdown()
     return write_stats(out_dir, stats, t0)
 
 
-# ---------------------------------------------------------------- task bodies (wrapped by ray.remote)
+# ---------------------------------------------------------------- per-shard rows (Dataset.map)
 
 
-def _map(key: str, stage: Stage, shard: list[Sample] | list[str]) -> tuple[Any, ...]:
+def _stage_row(shard: int, result: ShardResult) -> dict[str, Any]:
+    """A stage's output for one shard: what the next stage reads, and what the driver reads back."""
+    return {"shard": shard, "lines": result.kept, "rejects": result.rejects, "counts": json.dumps(result.counts),
+            "kept": len(result.kept)}
+
+
+def _map(row: dict[str, Any], key: str, stage: Stage) -> dict[str, Any]:
     """A map stage on one shard: the input's samples (stage 0) or the previous stage's kept lines."""
-    result = map_records(stage_ops(key, stage), shard if stage.index == 0 else parse_lines(shard))
-    return (*result, len(result.kept))
+    samples = pickle.loads(row["samples"]) if stage.index == 0 else parse_lines(row["lines"])
+    return _stage_row(row["shard"], map_records(stage_ops(key, stage), samples))
 
 
-def _keys(key: str, stage: Stage, lines: list[str]) -> tuple[Any, list[str]]:
-    samples = parse_lines(lines)
-    return stage_ops(key, stage)[0].keys(samples), [s.where for s in samples]
+def _keys(row: dict[str, Any], key: str, stage: Stage) -> dict[str, Any]:
+    return {"shard": row["shard"], "keys": pickle.dumps(stage_ops(key, stage)[0].keys(parse_lines(row["lines"])))}
 
 
-def _filter(key: str, stage: Stage, lines: list[str], dup_of: list[str | None]) -> tuple[Any, ...]:
-    result = apply_verdicts(stage_ops(key, stage)[0], lines, dup_of)
-    return (*result, len(result.kept))
+def _pick_wheres(row: dict[str, Any], targets: dict[int, list[int]]) -> dict[str, Any]:
+    """Where the kept originals among this shard's records came from (only those are parsed)."""
+    lines = row["lines"]
+    return {"shard": row["shard"],
+            "wheres": [Sample.from_dict(json.loads(lines[i])).where for i in targets.get(row["shard"], [])]}
 
 
-def _pick(wheres: list[str], idx: list[int]) -> list[str]:
-    return [wheres[i] for i in idx]
+def _filter(row: dict[str, Any], key: str, stage: Stage, dup_of: np.ndarray, lo: np.ndarray,
+            where: dict[int, str]) -> dict[str, Any]:
+    s = row["shard"]
+    verdicts = [None if j < 0 else where[j] for j in dup_of[lo[s]:lo[s + 1]].tolist()]
+    return _stage_row(s, apply_verdicts(stage_ops(key, stage)[0], row["lines"], verdicts))
 
 
-Rows = tuple[np.ndarray, np.ndarray, np.ndarray]
-"""LSH band rows: band index, band hash, global record index."""
+# ---------------------------------------------------------------- MinHash rows (map_batches, map_groups)
 
 
-def _band_rows(keys: NearKeys, lo: int, parts: int) -> tuple[Any, ...]:
-    """This shard's keep facts, then its band rows split into `parts` partitions by band hash
-    (every row of one bucket lands in the same partition, whichever shard it comes from)."""
-    valid = np.flatnonzero(keys.shingles.sizes() > 0)  # an empty text has no shingles to compare
-    bh = keys.bands[valid]  # (v, bands)
-    band = np.tile(np.arange(bh.shape[1], dtype=np.int64), len(valid))
-    h = bh.ravel()
-    record = np.repeat(valid + lo, bh.shape[1])
-    part = (h % np.uint64(parts)).astype(np.int64)
-    order = np.argsort(part, kind="stable")
-    cuts = np.searchsorted(part[order], np.arange(1, parts))
-    split = [np.split(x[order], cuts) for x in (band, h, record)]
-    return (keys.base, *zip(*split))
+def _band_rows(batch: dict[str, np.ndarray], lo: np.ndarray, parts: int) -> dict[str, np.ndarray]:
+    """One row per (record, band) of these shards' records that have shingles (an empty text has
+    nothing to compare). `part`, the band hash modulo `parts`, puts every row of a bucket in one group."""
+    band, h, record = [], [], []
+    for shard, blob in zip(batch["shard"].tolist(), batch["keys"]):
+        keys = pickle.loads(blob)
+        valid = np.flatnonzero(keys.shingles.sizes() > 0)
+        bh = keys.bands[valid]  # (v, bands)
+        band.append(np.tile(np.arange(bh.shape[1], dtype=np.int64), len(valid)))
+        h.append(bh.ravel())
+        record.append(np.repeat(valid + lo[shard], bh.shape[1]))
+    hashes = np.concatenate(h).astype(np.uint64)
+    return {"part": (hashes % np.uint64(parts)).astype(np.int64), "band": np.concatenate(band).astype(np.int64),
+            "hash": hashes, "record": np.concatenate(record).astype(np.int64)}
 
 
-def _bucket_pairs(n: int, *rows: Rows) -> np.ndarray:
-    """Sorted unique candidate pair codes (i * n + j) of one partition of band rows."""
-    band, h, record = (np.concatenate(x) for x in zip(*rows))
+def _bucket_pairs(group: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """The unique candidate pairs (i < j) of one partition's LSH buckets."""
+    band, h, record = group["band"], group["hash"], group["record"]
     order = np.lexsort((record, h, band))  # by bucket, then by record as in the local path
     a, b = mh.bucket_pairs([band[order], h[order]], record[order])
-    return mh.sorted_unique(a * n + b)
+    code = mh.sorted_unique(a * n + b)
+    return {"i": code // n, "j": code % n}
 
 
-def _verify(pairs: np.ndarray, first: NearKeys, second: NearKeys, lo_first: int, lo_second: int,
-            threshold: float) -> np.ndarray:
-    """The pairs (record i in `first`'s shard, j in `second`'s) whose shingle sets reach the threshold."""
-    a, b = first.shingles, second.shingles
-    i, j = pairs[:, 0] - lo_first, pairs[:, 1] - lo_second
-    maybe = mh.may_reach(a.sizes()[i], b.sizes()[j], threshold)
-    ok = [mh.jaccard(a.doc(x), b.doc(y)) >= threshold for x, y in zip(i[maybe].tolist(), j[maybe].tolist())]
-    return pairs[maybe][np.array(ok, bool)]
+def _shingle_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A shard's shingles as a row of the join (i = j = -1 marks it)."""
+    return {"shard": row["shard"], "i": -1, "j": -1, "blob": pickle.dumps(pickle.loads(row["keys"]).shingles)}
+
+
+def _pair_rows(shard: np.ndarray, i: np.ndarray, j: np.ndarray, blobs: list[bytes] | None = None) -> dict[str, Any]:
+    blob = np.empty(len(i), object)
+    blob[:] = blobs if blobs is not None else [b""] * len(i)
+    return {"shard": shard.astype(np.int64), "i": i.astype(np.int64), "j": j.astype(np.int64), "blob": blob}
+
+
+def _by_second(batch: dict[str, np.ndarray], lo: np.ndarray) -> dict[str, Any]:
+    """Candidate pairs keyed by the shard that holds their second record."""
+    return _pair_rows(np.searchsorted(lo, batch["j"], side="right") - 1, batch["i"], batch["j"])
+
+
+def _split_group(group: dict[str, np.ndarray]) -> tuple[int, mh.Shingles, np.ndarray]:
+    """A join group: its shard, that shard's shingles, and which of its rows are pairs."""
+    pair = group["i"] >= 0
+    return int(group["shard"][0]), pickle.loads(group["blob"][~pair][0]), pair
+
+
+def _attach_second(group: dict[str, np.ndarray], lo: np.ndarray) -> dict[str, Any]:
+    """Each pair whose second record is in this shard, with that record's shingles, keyed by the
+    shard of its first record. A pair found in several bands arrives several times: kept once."""
+    s, sh, pair = _split_group(group)
+    n = int(lo[-1])
+    code = mh.sorted_unique(group["i"][pair] * n + group["j"][pair])
+    i, j = code // n, code % n
+    return _pair_rows(np.searchsorted(lo, i, side="right") - 1, i, j,
+                      [sh.doc(x).tobytes() for x in (j - lo[s]).tolist()])
+
+
+def _verify(group: dict[str, np.ndarray], lo: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
+    """The pairs whose first record is in this shard and whose shingle sets reach the threshold."""
+    s, sh, pair = _split_group(group)
+    i, j = group["i"][pair], group["j"][pair]
+    first = i - lo[s]
+    second = [np.frombuffer(b, np.uint32) for b in group["blob"][pair]]
+    maybe = np.flatnonzero(mh.may_reach(sh.sizes()[first], np.array([len(x) for x in second], np.int64), threshold))
+    ok = np.array([mh.jaccard(sh.doc(first[k]), second[k]) >= threshold for k in maybe.tolist()], bool)
+    return {"i": i[maybe][ok], "j": j[maybe][ok]}
+
+
+def _facts(row: dict[str, Any]) -> dict[str, Any]:
+    return {"shard": row["shard"], "facts": pickle.dumps(pickle.loads(row["keys"]).base)}
 
 
 # ---------------------------------------------------------------- the driver
 
 
-class _RayRun:
-    def __init__(self, ray: Any, key: str):
-        self.ray, self.key = ray, key
-        self.map = ray.remote(num_returns=4)(_map)
-        self.keys = ray.remote(num_returns=2)(_keys)
-        self.filter = ray.remote(num_returns=4)(_filter)
-        self.pick = ray.remote(_pick)
-        self.band_rows = ray.remote(_band_rows)
-        self.bucket_pairs = ray.remote(_bucket_pairs)
-        self.verify = ray.remote(_verify)
+def _in_order(ds: Any, *columns: str) -> Iterator[dict[str, Any]]:
+    """A per-shard Dataset's rows in shard order: `preserve_order` keeps it, and the output's bytes
+    depend on it, so it is checked."""
+    for k, row in enumerate(ds.select_columns(["shard", *columns]).iter_rows()):
+        if row["shard"] != k:
+            raise RuntimeError(f"Ray Data returned shard {row['shard']} where shard {k} was due")
+        yield row
+
+
+class _RayDataRun:
+    def __init__(self, ray: Any, key: str, opts: RunOptions, out_dir: Path):
+        self.ray, self.key, self.opts, self.out_dir = ray, key, opts, out_dir
         self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
 
-    def run(self, samples: Iterable[Sample], stages: list[Stage], opts: RunOptions, out_dir: Path) -> dict[str, Any]:
-        ray = self.ray
-        lines: list[Any] = []  # refs to the kept lines of each shard after the latest stage
-        rejects: list[list[Any]] = []  # per stage, refs to each shard's reject lines
+    def run(self, samples: Iterable[Sample], stages: list[Stage]) -> dict[str, Any]:
+        shards = self.read(samples)
         counts: list[list[dict[str, Any]]] = []
         sizes: list[int] = []
         timings: dict[str, float] = {}
-        for stage in stages:
-            ts = time.perf_counter()
-            if stage.index == 0:
-                results = [self.map.remote(self.key, stage, chunk) for chunk in chunked(samples, opts.shard_size)]
-            elif stage.is_global:
-                results = self.global_stage(stage, lines, sizes)
-            else:
-                results = [self.map.remote(self.key, stage, shard) for shard in lines]
-            lines = [r[0] for r in results]
-            rejects.append([r[1] for r in results])
-            counts.append(ray.get([r[2] for r in results]))  # waits for the stage, for its timing
-            sizes = ray.get([r[3] for r in results])
-            timings[stage.label] = round(time.perf_counter() - ts, 3)
-
-        with (out_dir / OUTPUT).open("w", encoding="utf-8") as f:
-            for ref in lines:  # one shard in the driver's memory at a time, in shard order
-                f.writelines(ray.get(ref))
-        if opts.write_rejects:
-            with (out_dir / REJECTS).open("w", encoding="utf-8") as f:
-                for ref in (ref for stage_rejects in rejects for ref in stage_rejects):
-                    f.writelines(ray.get(ref))
-        return {**summarise(stages, counts, sum(sizes)), "shards": len(lines), "shards_resumed": 0,
+        rejects = (self.out_dir / REJECTS).open("w", encoding="utf-8") if self.opts.write_rejects else None
+        try:
+            for stage in stages:
+                ts = time.perf_counter()
+                if stage.is_global:
+                    out = self.global_stage(stage, shards, np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]))
+                else:
+                    out = shards.map(_map, fn_kwargs={"key": self.key, "stage": stage})
+                out = out.materialize()
+                counts.append([])
+                sizes = []
+                for row in _in_order(out, "counts", "kept", *(["rejects"] if rejects else [])):
+                    if rejects:
+                        rejects.writelines(row["rejects"])
+                    counts[-1].append(json.loads(row["counts"]))
+                    sizes.append(row["kept"])
+                shards = out.select_columns(["shard", "lines"])
+                timings[stage.label] = round(time.perf_counter() - ts, 3)
+        finally:
+            if rejects:
+                rejects.close()
+        with (self.out_dir / OUTPUT).open("w", encoding="utf-8") as f:
+            for row in _in_order(shards, "lines"):
+                f.writelines(row["lines"])
+        return {**summarise(stages, counts, sum(sizes)), "shards": len(sizes), "shards_resumed": 0,
                 "workers": self.cpus, "stage_seconds": timings}
 
-    def global_stage(self, stage: Stage, lines: list[Any], sizes: list[int]) -> list[Any]:
+    def read(self, samples: Iterable[Sample]) -> Any:
+        """One Dataset row per shard, put in the object store as it is cut (the driver holds only
+        references). Samples travel pickled: they are Python objects, not an Arrow schema."""
+        import pyarrow as pa
+
+        refs = [self.ray.put(pa.table({"shard": [k], "samples": [pickle.dumps(chunk)]}))
+                for k, chunk in enumerate(chunked(samples, self.opts.shard_size))]
+        return self.ray.data.from_arrow_refs(refs)
+
+    def global_stage(self, stage: Stage, shards: Any, lo: np.ndarray) -> Any:
         """Keys per shard, one decision, then the verdicts applied per shard; a removed record's
-        rejects detail names where its original came from, fetched from the original's shard."""
-        ray = self.ray
-        lo = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
-        keys = [self.keys.remote(self.key, stage, shard) for shard in lines]
+        rejects detail names where its original came from, read from the original's shard."""
+        keys = shards.map(_keys, fn_kwargs={"key": self.key, "stage": stage})
         cfg = stage.ops[0]
         if not lo[-1]:
             dup_of = np.zeros(0, np.int64)
         elif isinstance(cfg, MinHashDedup):
-            dup_of = self.near_duplicates(cfg, [k[0] for k in keys], lo)
+            dup_of = self.near_duplicates(cfg, keys.materialize(), lo)  # read three times
         else:
-            dup_of = stage_ops(self.key, stage)[0].decide(ray.get([k[0] for k in keys]))
+            dup_of = stage_ops(self.key, stage)[0].decide([pickle.loads(r["keys"]) for r in _in_order(keys, "keys")])
         targets = np.unique(dup_of[dup_of >= 0])
         owner = np.searchsorted(lo, targets, side="right") - 1
-        picks = {int(s): self.pick.remote(keys[s][1], (targets[owner == s] - lo[s]).tolist()) for s in np.unique(owner)}
-        where = {int(t): w for s, ref in picks.items() for t, w in zip(targets[owner == s], ray.get(ref))}
-        return [self.filter.remote(self.key, stage, shard,
-                                   [None if j < 0 else where[j] for j in dup_of[lo[s]:lo[s + 1]].tolist()])
-                for s, shard in enumerate(lines)]
+        owned = {int(s): targets[owner == s] for s in np.unique(owner)}  # global indices, by shard
+        where: dict[int, str] = {}
+        if owned:
+            local = {s: (t - lo[s]).tolist() for s, t in owned.items()}
+            picked = shards.map(_pick_wheres, fn_kwargs={"targets": local})
+            where = {t: w for row in _in_order(picked, "wheres") if row["shard"] in owned
+                     for t, w in zip(owned[row["shard"]].tolist(), row["wheres"])}
+        return shards.map(_filter, fn_kwargs={"key": self.key, "stage": stage, "dup_of": dup_of, "lo": lo,
+                                              "where": where})
 
-    def near_duplicates(self, cfg: MinHashDedup, keys: list[Any], lo: np.ndarray) -> np.ndarray:
-        """dup_of over all records, as `dedup.near_duplicates` decides it, computed distributed."""
-        ray, n, shards = self.ray, int(lo[-1]), len(keys)
+    def near_duplicates(self, cfg: MinHashDedup, keys: Any, lo: np.ndarray) -> np.ndarray:
+        """dup_of over all records, as `dedup.near_duplicates` decides it, computed on Ray Data."""
+        n, shards = int(lo[-1]), len(lo) - 1
         parts = min(shards, self.cpus)
-        rows = [self.band_rows.options(num_returns=1 + parts).remote(k, int(lo[s]), parts)
-                for s, k in enumerate(keys)]
-        codes = ray.get([self.bucket_pairs.remote(n, *(r[1 + p] for r in rows)) for p in range(parts)])
-        code = mh.sorted_unique(np.concatenate(codes))
-        pairs = np.stack([code // n, code % n], axis=1)  # (k, 2), i < j
-        shard = np.searchsorted(lo, pairs, side="right") - 1  # (k, 2): whose shard holds each end
-        group = shard[:, 0] * shards + shard[:, 1]
-        order = np.argsort(group, kind="stable")
-        pairs, group = pairs[order], group[order]
-        starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]])) if len(group) else np.zeros(0, int)
-        tasks = []
-        for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(pairs)]):
-            sa, sb = divmod(int(group[a]), shards)
-            tasks.append(self.verify.remote(pairs[a:b], keys[sa], keys[sb], int(lo[sa]), int(lo[sb]), cfg.threshold))
-        verified = ray.get(tasks)
-        edges = np.concatenate(verified) if verified else np.zeros((0, 2), np.int64)
-        facts = KeepFacts.concat(ray.get([r[0] for r in rows]))
+        bands = keys.map_batches(_band_rows, batch_size=1, batch_format="numpy", fn_kwargs={"lo": lo, "parts": parts})
+        pairs = bands.groupby("part", num_partitions=parts).map_groups(_bucket_pairs, batch_format="numpy",
+                                                                         fn_kwargs={"n": n})
+        shingles = keys.map(_shingle_row)
+        by_shard = {"key": "shard", "num_partitions": parts}
+        attached = (pairs.map_batches(_by_second, batch_format="numpy", fn_kwargs={"lo": lo}).union(shingles)
+                    .groupby(**by_shard).map_groups(_attach_second, batch_format="numpy", fn_kwargs={"lo": lo}))
+        verified = attached.union(shingles).groupby(**by_shard).map_groups(
+            _verify, batch_format="numpy", fn_kwargs={"lo": lo, "threshold": cfg.threshold})
+        batches = list(verified.iter_batches(batch_format="numpy", batch_size=None))
+        none = np.zeros(0, np.int64)
+        edges = np.stack([np.concatenate([none, *(b.get(c, none) for b in batches)]) for c in "ij"], axis=1)
+        facts = KeepFacts.concat([pickle.loads(r["facts"]) for r in _in_order(keys.map(_facts), "facts")])
         return representatives(mh.clusters(n, edges), facts, cfg.keep)

@@ -41,7 +41,7 @@ class OutputSpec(_Strict):
 
 class ExecutorSpec(_Strict):
     kind: Literal["local", "ray"] = "local"
-    """`local`: worker processes on this machine; `ray`: Ray tasks on a Ray cluster, with the same
+    """`local`: worker processes on this machine; `ray`: Ray Data on a Ray cluster, with the same
     output (`pip install 'tuneforge[ray]'`). `executor: ray` alone is short for `{kind: ray}`."""
     workers: int = 1
     """Worker processes of the local executor (Ray uses every CPU of its cluster)."""
