@@ -69,6 +69,16 @@ def test_counts_add_up_and_rejects_name_operator_reason_and_source(tmp_path):
     assert json.loads((tmp_path / STATS).read_text())["records_out"] == 41
 
 
+@pytest.mark.parametrize("keep", ["first", "longest"])
+def test_dedup_of_nothing(tmp_path, keep):
+    """Empty input, and a recipe whose filters remove everything before the dedup stages."""
+    dedup = [{"op": "exact_dedup", "keep": keep}, {"op": "minhash_dedup", "keep": keep},
+             {"op": "semantic_dedup", "keep": keep}]
+    assert run([], ops(dedup), tmp_path / "empty")["records_out"] == 0
+    stats = run(dataset(), ops([{"op": "length", "max": 1}] + dedup), tmp_path / "all-gone")
+    assert stats["records_out"] == 0 and sum(stats["removed"].values()) == 49
+
+
 def test_keep_longest_and_score_rules(tmp_path):
     data = [chat("q", "the cat sat on the mat today", source="x", line=1, score=1),
             chat("q", "the cat sat on the mat today!!", source="x", line=2, score=5),

@@ -275,8 +275,9 @@ class _Run:
         results = (self.pool.starmap(_shard_keys, args) if self.pool is not None
                    else [_shard_keys(*a) for a in args])
         op: GlobalOp = stage_ops(self.key, stage)[0]
-        dup_of = op.decide([r[0] for r in results]).tolist()
         wheres = [w for r in results for w in r[1]]
+        # nothing left to compare (empty input, or earlier operators removed everything)
+        dup_of = op.decide([r[0] for r in results]).tolist() if wheres else []
         pending: deque[Any] = deque()
         start = 0
         for shard, (_, shard_wheres) in enumerate(results):

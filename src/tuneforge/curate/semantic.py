@@ -71,6 +71,8 @@ class _SemanticDedup:
     def embed(self, texts: list[str]) -> np.ndarray:
         """(n, d) unit vectors; a zero vector for a text the encoder cannot read (see `max_unknown`)."""
         model, dim = load_encoder(self.cfg.model, self.cfg.device)
+        if not texts:  # a shard that earlier operators emptied
+            return np.zeros((0, dim), np.float32)
         tok = model.tokenizer
         ids = tok(texts, add_special_tokens=False, truncation=True, max_length=model.max_seq_length)["input_ids"]
         readable = [i for i, t in enumerate(ids) if t and t.count(tok.unk_token_id) <= self.cfg.max_unknown * len(t)]
