@@ -48,6 +48,9 @@ class ChatTemplate(Protocol):
     name: str
     fingerprint: str
     """Identifies exactly how this template renders (cache keys and run manifests)."""
+    chat_template: str | None
+    """The same rendering as a Hugging Face Jinja chat template (what an exported tokenizer carries),
+    None when it cannot be written as one."""
 
     def render(self, messages: Sequence[Message], tools: list[dict[str, Any]] | None = None, *,
                add_generation_prompt: bool = False) -> list[Segment]:

@@ -11,18 +11,17 @@ Placeholders: `{content}`, `{bos}` and `{eos}` (the tokenizer's own BOS/EOS stri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tuneforge.formatting.base import Segment, SpecialTokens, TemplateError, to_json, tool_call_parts
+from tuneforge.formatting.builtin_jinja import format_chat_template
 from tuneforge.types import Message
 
 
 @dataclass(frozen=True)
 class ToolFormat:
-    definitions: Callable[[list[dict[str, Any]]], str]
-    """Tool definitions as text, appended to the system prompt."""
     call: str
     """One tool call inside a reply; `{name}` and `{arguments}` (JSON)."""
     output_open: str
@@ -30,6 +29,14 @@ class ToolFormat:
     output: str
     """One tool output; `{content}`."""
     output_close: str
+    definitions_open: str
+    """Tool definitions, appended to the system prompt: this text, then each definition as JSON
+    separated by `definitions_separator`, then `definitions_close`."""
+    definitions_separator: str
+    definitions_close: str = ""
+
+    def definitions(self, tools: list[dict[str, Any]]) -> str:
+        return self.definitions_open + self.definitions_separator.join(map(to_json, tools)) + self.definitions_close
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,10 @@ class BuiltinTemplate:
     def build(self, tokenizer: Any) -> BoundTemplate:
         return BoundTemplate(self, SpecialTokens.of(tokenizer))
 
+    def chat_template(self) -> str:
+        """This template as a Hugging Face Jinja chat template that renders the same text."""
+        return format_chat_template(self.name, self.format, self.default_system)
+
 
 @dataclass(frozen=True)
 class BoundTemplate:
@@ -72,6 +83,10 @@ class BoundTemplate:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def chat_template(self) -> str:
+        return self.spec.chat_template()
 
     @property
     def fingerprint(self) -> str:
@@ -168,35 +183,26 @@ def render_format(name: str, fmt: Format, sp: SpecialTokens, system: str | None,
 
 # --- tool formats -----------------------------------------------------------------------------
 
-def _hermes_definitions(tools: list[dict[str, Any]]) -> str:
-    # Qwen2.5's wording, byte for byte, so `qwen` matches the official template.
-    listing = "".join("\n" + to_json(t) for t in tools)
-    return ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-            "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
-            f"{listing}\n</tools>\n\nFor each function call, return a json object with function name "
-            "and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
-            '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>')
-
-
-def _llama3_definitions(tools: list[dict[str, Any]]) -> str:
-    listing = "\n\n".join(to_json(t) for t in tools)
-    return ("You have access to the following functions. To call a function, respond with JSON "
-            'in the format {"name": function name, "parameters": dictionary of argument name and '
-            f"its value}}.\n\n{listing}")
-
-
 HERMES_TOOLS = ToolFormat(
-    definitions=_hermes_definitions,
     call='<tool_call>\n{{"name": "{name}", "arguments": {arguments}}}\n</tool_call>',
     output_open="<|im_start|>user", output="\n<tool_response>\n{content}\n</tool_response>",
     output_close="<|im_end|>\n",
+    # Qwen2.5's wording, byte for byte, so `qwen` matches the official template.
+    definitions_open="# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+                     "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n",
+    definitions_separator="\n",
+    definitions_close="\n</tools>\n\nFor each function call, return a json object with function name and "
+                      "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+                      '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>',
 )
 
 LLAMA3_TOOLS = ToolFormat(
-    definitions=_llama3_definitions,
     call='{{"name": "{name}", "parameters": {arguments}}}',
     output_open="", output="<|start_header_id|>ipython<|end_header_id|>\n\n{content}<|eot_id|>",
     output_close="",
+    definitions_open="You have access to the following functions. To call a function, respond with JSON in the "
+                     'format {"name": function name, "parameters": dictionary of argument name and its value}.\n\n',
+    definitions_separator="\n\n",
 )
 
 # --- the built-ins ----------------------------------------------------------------------------

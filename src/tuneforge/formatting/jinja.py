@@ -63,6 +63,10 @@ class JinjaTemplate:
     tokenizer: Any
 
     @property
+    def chat_template(self) -> str:
+        return self.source
+
+    @property
     def fingerprint(self) -> str:
         return f"jinja:{hashlib.sha256(self.source.encode()).hexdigest()[:16]}"
 

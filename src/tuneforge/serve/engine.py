@@ -5,7 +5,12 @@ first arrival opens a short window so that requests arriving together start as o
 batch decodes, new requests of the same group join it at the next step (their prompts are prefilled
 and their KV cache rows merged in), and finished rows leave it, so no row waits for the longest one.
 Rows of different adapter groups (see `routing`) take turns: a batch stops admitting when another
-group is waiting, drains, and the oldest waiting group goes next.
+group is waiting, drains, and the oldest waiting group goes next. Rows of prefix, prompt and P-tuning
+adapters batch with base rows: at prefill their virtual tokens go before the prompt (embeddings in
+the input, or keys and values in the cache) and count as positions; decoding is then the same for all.
+
+Chat prompts are formatted with the template each served model was trained with, when its run
+recorded one, else with the engine's `template`.
 
 Each request carries its own sampling settings and seed and reports through a `sink` callback:
 `Delta` events as text becomes final, then exactly one `Completion`. The callback runs on the engine
@@ -21,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -30,6 +36,9 @@ from tuneforge.serve.detokenize import TextStream
 from tuneforge.serve.routing import ModelSet, Route
 from tuneforge.serve.sampling import SamplingParams, make_generator, next_tokens
 from tuneforge.types import Message
+
+if TYPE_CHECKING:
+    from tuneforge.formatting import ChatTemplate
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +103,10 @@ class _Row:
     generated: list[int] = field(default_factory=list)
     done: bool = False
 
+    @property
+    def context_used(self) -> int:
+        return len(self.route.virtual) + len(self.prompt) + len(self.generated)
+
     def seen(self) -> torch.Tensor | None:
         if self.params.repetition_penalty == 1.0:
             return None
@@ -109,6 +122,7 @@ class Engine:
         self.tokenizer = tokenizer
         self.models = ModelSet(model, model_id, adapters)
         self.template = load_template(template, tokenizer)
+        self.formats = {m: self._chat_format(route) for m, route in self.models.routes.items()}
         self.config = model.config
         self.context_length = int(getattr(model.config, "max_position_embeddings", None) or 2048)
         self.max_batch_size = max_batch_size
@@ -135,11 +149,31 @@ class Engine:
     def model_ids(self) -> list[str]:
         return self.models.model_ids
 
-    def encode_chat(self, messages: list[Message], tools: list[dict] | None = None) -> list[int]:
+    def _chat_format(self, route: Route) -> tuple[ChatTemplate, str | None]:
+        """The template and default system prompt for `route`'s chat prompts."""
+        from tuneforge.formatting import load_template
+
+        trained = route.template
+        if trained is None:
+            return self.template, None
+        if trained.jinja is None and trained.name == "auto":  # the tokenizer's own, as is the engine's default
+            return self.template, trained.system
+        try:
+            return load_template(trained, self.tokenizer), trained.system
+        except TuneforgeError as e:
+            raise TuneforgeError(f"model '{route.model_id}' was trained with a template this engine cannot "
+                                 f"load: {e}") from None
+
+    def encode_chat(self, messages: list[Message], tools: list[dict] | None = None, *,
+                    model: str | None = None) -> list[int]:
+        """Token ids of the prompt for `model`'s next assistant turn, in the chat format it was trained with."""
         from tuneforge.formatting import prompt_text
 
+        template, system = self.formats.get(model or self.models.base_id, (self.template, None))
+        if system is not None and not (messages and messages[0].role == "system"):
+            messages = [Message("system", system), *messages]  # as training added it
         # The template writes BOS and the other specials where the model expects them.
-        return self.tokenizer(prompt_text(self.template, messages, tools), add_special_tokens=False).input_ids
+        return self.tokenizer(prompt_text(template, messages, tools), add_special_tokens=False).input_ids
 
     def encode_text(self, text: str) -> list[int]:
         return self.tokenizer(text).input_ids
@@ -151,10 +185,12 @@ class Engine:
             raise UnknownModel(f"the model '{model}' does not exist; available: {', '.join(self.model_ids)}")
         if not prompt:
             raise ContextTooLong("the prompt is empty")
-        if len(prompt) + params.max_tokens > self.context_length:
+        virtual = len(route.virtual)
+        if virtual + len(prompt) + params.max_tokens > self.context_length:
+            adapter = f" after the adapter's {virtual} virtual tokens" if virtual else ""
             raise ContextTooLong(
                 f"this model's maximum context length is {self.context_length} tokens; the request has "
-                f"{len(prompt)} prompt tokens and asks for {params.max_tokens} more")
+                f"{len(prompt)} prompt tokens{adapter} and asks for {params.max_tokens} more")
         return route
 
     def submit(self, prompt: list[int], params: SamplingParams, sink: Callable[[Event], None], *,
@@ -302,23 +338,36 @@ class Engine:
             self._waiting.remove(row)
         return admitted
 
-    def _forward(self, routes: list[Route], ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
+    def _forward(self, routes: list[Route], inputs: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
                  cache) -> torch.Tensor:
-        out = self.models.forward(routes)(input_ids=ids, attention_mask=mask, position_ids=positions,
+        """`inputs`: token ids (B, T), or input embeddings (B, T, E) when rows start with virtual ones."""
+        key = "input_ids" if inputs.dim() == 2 else "inputs_embeds"
+        out = self.models.forward(routes)(**{key: inputs}, attention_mask=mask, position_ids=positions,
                                           past_key_values=cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1]  # (B, V)
 
     def _prefill(self, rows: list[_Row]) -> None:
         from transformers import DynamicCache
 
-        width = max(len(r.prompt) for r in rows)
-        ids = torch.tensor([[self.pad_id] * (width - len(r.prompt)) + r.prompt for r in rows],
-                           device=self.device)  # (B, T) left-padded
-        mask = torch.tensor([[0] * (width - len(r.prompt)) + [1] * len(r.prompt) for r in rows],
-                            device=self.device)  # (B, T)
-        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)  # (B, T) padding does not shift positions
         cache = DynamicCache(config=self.config)
-        logits = self._forward([r.route for r in rows], ids, mask, positions, cache)
+        prefix_mask = kv.seed_prefixes(cache, [r.route.virtual.prefix for r in rows], self.device)  # (B, P)
+        soft = [r.route.virtual.embeddings for r in rows]  # prompt / P-tuning: (N, E) or None
+        lengths = [len(r.prompt) + (len(e) if e is not None else 0) for r, e in zip(rows, soft)]
+        width = max(lengths)
+        # Left-padded; the slots of virtual embeddings hold pad ids until the embeddings replace them.
+        ids = torch.tensor([[self.pad_id] * (width - len(r.prompt)) + r.prompt for r in rows],
+                           device=self.device)  # (B, T)
+        mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths], device=self.device)  # (B, T)
+        mask = torch.cat([prefix_mask, mask], dim=1)  # (B, P + T)
+        # Padding does not shift positions; virtual tokens take the first ones, as under peft.
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, prefix_mask.shape[1]:]  # (B, T)
+        inputs = ids
+        if any(e is not None for e in soft):
+            inputs = self.models.embed(ids)  # (B, T, E)
+            for i, e in enumerate(soft):
+                if e is not None:
+                    inputs[i, width - lengths[i]:width - len(rows[i].prompt)] = e
+        logits = self._forward([r.route for r in rows], inputs, mask, positions, cache)
         tokens = next_tokens(logits, [r.params for r in rows], [r.generator for r in rows],
                              [r.seen() for r in rows])  # (B,)
         if self._running:
@@ -356,8 +405,7 @@ class Engine:
                 self._emit(row, Delta(delta))
             if row.text.stopped:
                 self._finish(row, "stop")
-            elif (len(row.generated) >= row.params.max_tokens
-                  or len(row.prompt) + len(row.generated) >= self.context_length):
+            elif len(row.generated) >= row.params.max_tokens or row.context_used >= self.context_length:
                 self._finish(row, "length")
 
     def _finish(self, row: _Row, reason: str, error: str | None = None) -> None:

@@ -29,7 +29,7 @@ def generate_reply(model, tokenizer, messages: list[Message], *, template: str =
 def stream_reply(engine: Engine, messages: list[Message], params: SamplingParams, *, model: str | None = None,
                  stream: Callable[[str], None] | None = None) -> str:
     """One reply from a running engine, its text passed to `stream` piece by piece as it is generated."""
-    for event in engine.stream(engine.encode_chat(messages), params, model=model):
+    for event in engine.stream(engine.encode_chat(messages, model=model), params, model=model):
         if isinstance(event, Delta):
             if stream:
                 stream(event.text)
@@ -108,6 +108,6 @@ def generate_file(engine: Engine, samples: list[Sample], out: Path, params: Samp
             if on_progress:
                 on_progress(written, len(samples))
 
-        engine.complete_all([engine.encode_chat(prompt_of(s), s.tools) for s in todo], params, model=model,
-                            on_done=finished)
+        engine.complete_all([engine.encode_chat(prompt_of(s), s.tools, model=model) for s in todo], params,
+                            model=model, on_done=finished)
     return len(todo)

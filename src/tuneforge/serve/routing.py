@@ -3,8 +3,11 @@
 LoRA, DoRA and IA3 adapters of one kind share the base weights inside one `PeftModel`. Plain LoRA rows
 (and base rows) of different adapters mix in one batch through peft's per-row `adapter_names`;
 DoRA and IA3 cannot mix, so their rows are grouped by adapter and peft's active adapter is switched
-per batch. Every other artefact gets its own model: bottleneck adapters hook into the modules of a
-private copy of the base, and full / freeze outputs are whole models of their own.
+per batch. Prefix, prompt and P-tuning adapters leave the base weights alone: what they add is a fixed
+run of virtual tokens before every prompt (`VirtualTokens`, computed once at load), so their rows run
+through the base like base rows and share its batches. Every other artefact gets its own model:
+bottleneck adapters hook into the modules of a private copy of the base, and full / freeze outputs are
+whole models of their own.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import copy
 import json
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
+from tuneforge.config import TemplateConfig
 from tuneforge.errors import TuneforgeError
 
 PEFT_METHODS = {"LORA": "lora", "IA3": "ia3", "PREFIX_TUNING": "prefix", "PROMPT_TUNING": "prompt",
@@ -46,9 +51,63 @@ def detect_method(path: str | Path) -> str:
                          f"(no adapter_config.json, {CONFIG_FILE} or config.json)")
 
 
+def trained_template(path: str | Path) -> TemplateConfig | None:
+    """The `template` section of the run that wrote artefact `path` (a run's `final/` or `best/`), so
+    that serving and export format prompts the way training did; None when no run config is beside it."""
+    import yaml
+
+    config = Path(path).parent / "config.yaml"
+    if not config.is_file():
+        return None
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or "template" not in raw:
+        return None
+    try:
+        return TemplateConfig.model_validate(raw["template"])
+    except ValidationError as e:
+        raise TuneforgeError(f"{config}: the run's template section is not valid: {e}") from None
+
+
 def peft_info(path: Path) -> tuple[str, bool]:
     config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
     return config["peft_type"], bool(config.get("use_dora"))
+
+
+@dataclass(frozen=True)
+class VirtualTokens:
+    """What a prefix / prompt / P-tuning adapter puts before every prompt. At inference it does not
+    depend on the input, so it is computed once, by peft's own `get_prompt`."""
+
+    embeddings: torch.Tensor | None = None
+    """(N, E) prompt and P-tuning: input embeddings that go before the prompt's own."""
+    prefix: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
+    """Prefix tuning: per layer, keys and values (H, N, D) that go before the prompt's in the KV cache."""
+
+    def __len__(self) -> int:
+        if self.embeddings is not None:
+            return self.embeddings.shape[0]
+        return self.prefix[0][0].shape[1] if self.prefix else 0
+
+
+NO_VIRTUAL_TOKENS = VirtualTokens()
+
+
+def virtual_tokens_of(model) -> VirtualTokens:
+    """The virtual tokens of a prompt-learning `PeftModel`'s active adapter."""
+    with torch.no_grad():
+        prompt = model.get_prompt(batch_size=1)
+    if model.active_peft_config.peft_type != "PREFIX_TUNING":
+        return VirtualTokens(embeddings=prompt[0].detach())  # (N, E)
+    if not hasattr(prompt, "layers"):
+        raise TuneforgeError(f"peft gives the prefix of a {model.config.model_type} model in a legacy cache "
+                             f"format, which the engine does not serve")
+    return VirtualTokens(prefix=tuple((layer.keys[0].detach(), layer.values[0].detach()) for layer in prompt.layers))
+
+
+def is_prompt_learning(model: nn.Module) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel) and model.active_peft_config.is_prompt_learning
 
 
 @dataclass(frozen=True)
@@ -63,30 +122,39 @@ class Route:
     """The adapter's name inside a shared PeftModel; None for the base or a model of its own."""
     mixed: bool = False
     """The group mixes adapters row by row (peft's `adapter_names`)."""
+    virtual: VirtualTokens = NO_VIRTUAL_TOKENS
+    template: TemplateConfig | None = None
+    """The chat template settings the artefact was trained with, when its run recorded them."""
 
 
 class ModelSet:
     def __init__(self, base: nn.Module, base_id: str, adapters: dict[str, str | Path] | None = None):
+        """`base` may itself be a prompt-learning PeftModel (evaluation loads an adapter that way): it is
+        served as its base model with the adapter's virtual tokens."""
         from tuneforge.methods import get_method
 
+        base_virtual = NO_VIRTUAL_TOKENS
+        if is_prompt_learning(base):
+            base_virtual, base = virtual_tokens_of(base), base.get_base_model()
         adapters = {name: Path(p) for name, p in (adapters or {}).items()}
         if base_id in adapters:
             raise TuneforgeError(f"adapter name '{base_id}' is the base model's id; choose another")
         methods = {name: detect_method(path) for name, path in adapters.items()}
-        for name, method in methods.items():
-            if get_method(method).uses_prompt_tokens:
-                raise TuneforgeError(f"adapter '{name}' ({method}): virtual-token methods cannot be served by "
-                                     f"the batching engine; serve a LoRA, DoRA, IA3, adapter, full or freeze "
-                                     f"artefact")
         infos = {name: peft_info(adapters[name]) for name, m in methods.items() if m in ("lora", "ia3")}
         shared_type = next(iter(infos.values()))[0] if infos else None
         shared = [name for name, (t, _) in infos.items() if t == shared_type]
         mixed = shared_type == "LORA" and not any(dora for name, (_, dora) in infos.items() if name in shared)
+        self.embed = base.get_input_embeddings()
 
-        # Own models first, while the base is still unwrapped: deep copies must not carry shared adapters.
+        # Own models and virtual tokens first, while the base is still unwrapped: deep copies must not
+        # carry shared adapters.
         self.routes: dict[str, Route] = {}
+        virtual: dict[str, VirtualTokens] = {}
         for name in adapters:
-            if name not in shared:
+            if get_method(methods[name]).uses_prompt_tokens:
+                # The PeftModel wraps the base without changing it, and is dropped once its prompt is read.
+                virtual[name] = virtual_tokens_of(get_method(methods[name]).load(base, adapters[name]))
+            elif name not in shared:
                 own_base = base if methods[name] == "full" else copy.deepcopy(base)
                 model = get_method(methods[name]).load(own_base, adapters[name]).eval()
                 self.routes[name] = Route(name, name, model)
@@ -100,13 +168,22 @@ class ModelSet:
             self.peft.requires_grad_(False).eval()
             for name in shared:
                 self.routes[name] = Route(name, "shared" if mixed else name, self.peft, name, mixed)
-        self.routes[base_id] = Route(base_id, "shared" if mixed else base_id, self.peft or base, None, mixed)
+        base_route = Route(base_id, "shared" if mixed else base_id, self.peft or base, None, mixed, base_virtual)
+        # Rows starting with virtual embeddings are fed embeddings, not ids, for the whole batch: where a
+        # mixed batch has a LoRA on the embedding layer, its rows would lose it, so such rows batch alone.
+        embed_wrapped = base.get_input_embeddings() is not self.embed
+        for name, tokens in virtual.items():
+            alone = mixed and embed_wrapped and tokens.embeddings is not None
+            self.routes[name] = replace(base_route, model_id=name, group=name if alone else base_route.group,
+                                        mixed=mixed and not alone, virtual=tokens)
+        self.routes = {base_id: base_route, **{name: replace(self.routes[name], template=trained_template(path))
+                                               for name, path in adapters.items()}}
         self.base_id = base_id
         self.base = base
 
     @property
     def model_ids(self) -> list[str]:
-        return [self.base_id, *[m for m in self.routes if m != self.base_id]]
+        return list(self.routes)
 
     def forward(self, routes: list[Route]) -> Callable[..., torch.Tensor]:
         """A function running one forward pass for rows routed as `routes` (all of one group)."""
