@@ -178,6 +178,11 @@ class Engine:
     def encode_text(self, text: str) -> list[int]:
         return self.tokenizer(text).input_ids
 
+    def room(self, prompt: list[int], model: str | None = None) -> int:
+        """How many tokens `model` may still generate after `prompt` (its virtual tokens count too)."""
+        route = self.models.routes.get(model or self.models.base_id)
+        return self.context_length - len(prompt) - (len(route.virtual) if route else 0)
+
     def check(self, prompt: list[int], params: SamplingParams, model: str | None = None) -> Route:
         """The route for `model`, after checking the request fits; raises UnknownModel / ContextTooLong."""
         route = self.models.routes.get(model or self.models.base_id)

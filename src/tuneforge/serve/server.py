@@ -171,7 +171,7 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_body_bytes: in
     async def chat_completions(request: Request):
         body = await parse(request, protocol.ChatRequest)
         try:
-            prompt = engine.encode_chat([m.to_message() for m in body.messages], body.tools)
+            prompt = engine.encode_chat([m.to_message() for m in body.messages], body.tools, model=body.model)
         except ValueError as e:  # a template that cannot render this conversation
             raise ApiError(400, str(e), "invalid_request_error", param="messages") from None
         return await respond(request, body, [prompt], chat=True)
@@ -188,7 +188,7 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_body_bytes: in
         handles: list[Handle] = []
         try:
             # Without max_tokens a reply may use the rest of the context, as with OpenAI's API.
-            params = [body.sampling(body.token_limit or max(1, engine.context_length - len(prompt)), k)
+            params = [body.sampling(body.token_limit or max(1, engine.room(prompt, body.model)), k)
                       for k, (prompt, _) in enumerate(jobs)]
             for (prompt, _), p in zip(jobs, params):
                 engine.check(prompt, p, body.model)  # every choice fits before any starts
