@@ -16,6 +16,8 @@ Everything runs on whole batches of documents in numpy; no Python loop touches a
 
 from __future__ import annotations
 
+import functools
+
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,7 +74,13 @@ class Shingles:
         return len(self.offsets) - 1
 
     def doc(self, i: int) -> np.ndarray:
-        return self.hashes[self.offsets[i]:self.offsets[i + 1]]
+        bounds = self._bounds
+        return self.hashes[bounds[i]:bounds[i + 1]]
+
+    @functools.cached_property
+    def _bounds(self) -> list[int]:
+        # Python ints: indexing a numpy array per call costs more than the slice itself
+        return self.offsets.tolist()
 
     def sizes(self) -> np.ndarray:
         return np.diff(self.offsets)
@@ -254,7 +262,11 @@ def sorted_unique(x: np.ndarray) -> np.ndarray:
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     """Exact Jaccard similarity of two sorted unique hash arrays."""
-    inter = len(np.intersect1d(a, b, assume_unique=True))
+    # What np.intersect1d(assume_unique=True) does, without its per-call checks (a third of its
+    # time on the ~50-element sets that near-dedup compares a million times)
+    both = np.concatenate((a, b))
+    both.sort()
+    inter = int(np.count_nonzero(both[1:] == both[:-1]))
     union = len(a) + len(b) - inter
     return inter / union if union else 0.0
 
