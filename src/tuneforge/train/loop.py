@@ -111,6 +111,7 @@ def train_loop(
     scheduler = make_scheduler(optimizer, total_steps, cfg.warmup_ratio, cfg.scheduler)
     loss_fn, optimizer = accelerator.prepare(loss_fn, optimizer)
     device = accelerator.device
+    _map_large_allocations(device)
     eval_batches = {name: b for name, b in (eval_batches or {}).items() if b}
 
     state = TrainState()
@@ -199,6 +200,27 @@ def _run_eval(loss_fn, eval_batches, device, state: TrainState, on_best) -> dict
     else:
         state.evals_without_improvement += 1
     return out
+
+
+MMAP_THRESHOLD = 4 << 20
+
+
+def _map_large_allocations(device: torch.device) -> None:
+    """On CPU with glibc, serve allocations of 4 MiB and more straight from mmap, so that freeing them
+    returns their pages at once. glibc's default raises that threshold as large blocks are freed and
+    then recycles them from its heap, where rows of other lengths fragment it: a LoRA run on the 135M
+    default model (1024-token rows) peaked at 6.5 GB resident with the default and 5.4 GB with this,
+    for 4% of its speed (1 MiB: 3.2 GB, but 29% slower, every activation then faults its pages in)."""
+    if device.type != "cpu":
+        return
+    import ctypes
+    import ctypes.util
+
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD; setting it also stops glibc adjusting it
 
 
 def _loss_stats(loss_fn: nn.Module) -> dict:
