@@ -183,3 +183,13 @@ def test_export_of_a_real_run_carries_its_template(tiny_dir, alpaca_run, tmp_pat
     messages = [Message("user", QUESTIONS[0])]
     assert exported.apply_chat_template(hf(messages), tokenize=False, add_generation_prompt=True) == \
         prompt_text(load_template("alpaca", exported), [Message("system", "You are alpha."), *messages])
+
+
+def test_an_exported_adapter_is_served_with_the_template_it_carries(make_engine, tiny_dir, alpaca_run, tokenizer,
+                                                                      tmp_path):
+    """No run config beside an exported adapter directory: the engine reads the template export wrote."""
+    export(str(tiny_dir), alpaca_run, tmp_path / "adapter", merge=False)
+    engine = make_engine({"shipped": str(tmp_path / "adapter")})
+    question = [Message("user", QUESTIONS[0])]
+    expected = prompt_text(load_template("alpaca", tokenizer), [Message("system", "You are alpha."), *question])
+    assert engine.encode_chat(question, model="shipped") == tokenizer(expected, add_special_tokens=False).input_ids

@@ -53,12 +53,14 @@ def detect_method(path: str | Path) -> str:
 
 def trained_template(path: str | Path) -> TemplateConfig | None:
     """The `template` section of the run that wrote artefact `path` (a run's `final/` or `best/`), so
-    that serving and export format prompts the way training did; None when no run config is beside it."""
+    that serving and export format prompts the way training did. An artefact with no run config beside
+    it (an exported adapter directory) carries the template in its own tokenizer files, as `export`
+    writes it; None when neither is there."""
     import yaml
 
     config = Path(path).parent / "config.yaml"
     if not config.is_file():
-        return None
+        return _shipped_template(Path(path))
     raw = yaml.safe_load(config.read_text(encoding="utf-8"))
     if not isinstance(raw, dict) or "template" not in raw:
         return None
@@ -66,6 +68,19 @@ def trained_template(path: str | Path) -> TemplateConfig | None:
         return TemplateConfig.model_validate(raw["template"])
     except ValidationError as e:
         raise TuneforgeError(f"{config}: the run's template section is not valid: {e}") from None
+
+
+def _shipped_template(path: Path) -> TemplateConfig | None:
+    """The chat template saved with an adapter's tokenizer (`chat_template.jinja`, or the
+    `chat_template` string of `tokenizer_config.json`)."""
+    jinja_file, tokenizer_config = path / "chat_template.jinja", path / "tokenizer_config.json"
+    if jinja_file.is_file():
+        return TemplateConfig(jinja=jinja_file.read_text(encoding="utf-8"))
+    if tokenizer_config.is_file():
+        template = json.loads(tokenizer_config.read_text(encoding="utf-8")).get("chat_template")
+        if isinstance(template, str):
+            return TemplateConfig(jinja=template)
+    return None
 
 
 def peft_info(path: Path) -> tuple[str, bool]:
