@@ -21,26 +21,29 @@ _LANES = 65536  # 16-bit lanes
 
 
 class _ScaledMask(torch.autograd.Function):
-    """x * keep * scale, saving the boolean mask (not a float copy) for the backward pass."""
+    """x * keep * scale, saving the one-byte mask (not a float copy) for the backward pass."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
         ctx.save_for_backward(keep)
         ctx.scale = scale
-        return x.mul(keep).mul_(scale)
+        return x.mul(keep.to(x.dtype)).mul_(scale)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (keep,) = ctx.saved_tensors
-        return grad.mul(keep).mul_(ctx.scale), None, None
+        return grad.mul(keep.to(grad.dtype)).mul_(ctx.scale), None, None
 
 
 def keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
-    """A boolean mask, each element True with probability 1 - round(p * 65536) / 65536."""
+    """A uint8 mask, each element 1 with probability 1 - round(p * 65536) / 65536.
+
+    uint8 rather than bool, and multiplied as floats: on CPU torch's element-wise kernels for bool
+    operands are several times slower than for uint8 and float ones."""
     n = shape.numel()
     draws = torch.empty((n + 3) // 4, dtype=torch.int64).random_(torch.iinfo(torch.int64).min, None)
     lanes = draws.view(torch.int16)[:n].view(shape)  # each uniform over [-32768, 32767]
-    return lanes >= round(p * _LANES) - _LANES // 2
+    return torch.ge(lanes, round(p * _LANES) - _LANES // 2, out=torch.empty(shape, dtype=torch.uint8))
 
 
 class FastDropout(nn.Module):
@@ -56,7 +59,13 @@ class FastDropout(nn.Module):
             return x
         if x.device.type != "cpu":
             return nn.functional.dropout(x, self.p, training=True)
-        return _ScaledMask.apply(x, keep_mask(x.shape, self.p), self.scale)
+        return _ScaledMask.apply(x, self.keep(x), self.scale)
+
+    def keep(self, x: torch.Tensor) -> torch.Tensor:
+        """A uint8 keep mask shaped like `x`, for callers that apply it themselves (and scale by `self.scale`)."""
+        if x.device.type == "cpu":
+            return keep_mask(x.shape, self.p)
+        return (torch.rand(x.shape, device=x.device) >= 1 - 1 / self.scale).to(torch.uint8)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

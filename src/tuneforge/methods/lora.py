@@ -11,6 +11,7 @@ from torch import nn
 from tuneforge.config import MethodSettings
 from tuneforge.methods import _peft
 from tuneforge.methods.fast_dropout import use_fast_dropout
+from tuneforge.methods.fused_lora import use_fused_lora
 
 
 class LoraSettings(MethodSettings):
@@ -45,6 +46,7 @@ class Lora:
     def apply(self, model: nn.Module, cfg: LoraSettings) -> nn.Module:
         model = _peft.wrap(model, peft_config(cfg), self.name)
         use_fast_dropout(model)
+        use_fused_lora(model)
         return model
 
     def save(self, model: nn.Module, out_dir: Path) -> None:

@@ -1,0 +1,144 @@
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from peft.tuners.lora.layer import Linear as LoraLinear
+from torch import nn
+
+from tuneforge.methods import get_method
+from tuneforge.methods.fast_dropout import use_fast_dropout
+from tuneforge.methods.fused_lora import _LoraLinear, use_fused_lora
+from tuneforge.methods.lora import LoraSettings
+
+
+class TwoLayers(nn.Module):
+    def __init__(self, bias: bool):
+        super().__init__()
+        self.up = nn.Linear(12, 20, bias=bias)
+        self.down = nn.Linear(20, 12, bias=bias)
+
+    def forward(self, x):
+        return self.down(torch.relu(self.up(x)))
+
+
+def lora_pair(*, bias: bool = True, dropout: float = 0.2, **config):
+    """The same peft model twice: one with peft's forward, one fused."""
+    torch.manual_seed(0)
+    made = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = get_peft_model(TwoLayers(bias), LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout,
+                                                           target_modules=["up", "down"], **config))
+        for name, p in model.named_parameters():
+            if "lora_B" in name:  # peft starts B at zero: make the LoRA branch count
+                nn.init.normal_(p, std=0.3)
+        use_fast_dropout(model)
+        made.append(model)
+    assert use_fused_lora(made[1]) == 2
+    return made
+
+
+def run(model, x, seed=7):
+    torch.manual_seed(seed)
+    x = x.clone().requires_grad_()
+    out = model(x)
+    out.square().sum().backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    return out.detach(), x.grad, grads
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_fused_matches_peft_forward_and_gradients(bias, dropout):
+    plain, fused = lora_pair(bias=bias, dropout=dropout)
+    x = torch.randn(3, 5, 12)
+    out_p, gx_p, g_p = run(plain.train(), x)
+    out_f, gx_f, g_f = run(fused.train(), x)
+    assert torch.allclose(out_f, out_p, atol=1e-5)
+    assert torch.allclose(gx_f, gx_p, atol=1e-5)
+    assert g_p.keys() == g_f.keys() and len(g_p) == 4  # lora_A and lora_B of both layers, nothing else
+    for name in g_p:
+        assert torch.allclose(g_f[name], g_p[name], atol=1e-5), name
+
+
+def test_dropout_is_drawn_per_call_and_off_in_eval():
+    _, fused = lora_pair(dropout=0.5)
+    x = torch.randn(4, 12)
+    fused.train()
+    with torch.no_grad():
+        assert not torch.equal(fused(x), fused(x))
+        fused.eval()
+        assert torch.equal(fused(x), fused(x))
+        with fused.disable_adapter():
+            base = fused(x)
+        assert not torch.allclose(fused(x), base)
+
+
+def test_the_fused_function_is_what_runs():
+    _, fused = lora_pair()
+    calls = []
+    original = _LoraLinear.forward
+
+    def spy(ctx, *args):
+        calls.append(args[0].shape)
+        return original(ctx, *args)
+
+    _LoraLinear.forward = staticmethod(spy)
+    try:
+        fused(torch.randn(2, 12))
+    finally:
+        _LoraLinear.forward = staticmethod(original)
+    assert calls == [torch.Size([2, 12]), torch.Size([2, 20])]
+
+
+def test_other_cases_run_peft_forward_unchanged():
+    # DoRA, disabled adapters, a merged layer: the fused path must step aside and give peft's result.
+    for config, prepare in [({"use_dora": True}, lambda m: None),
+                            ({}, lambda m: m.base_model.disable_adapter_layers()),
+                            ({}, lambda m: m.merge_adapter())]:
+        plain, fused = lora_pair(dropout=0.0, **config)
+        prepare(plain), prepare(fused)
+        x = torch.randn(3, 12)
+        with torch.no_grad():
+            assert torch.allclose(fused(x), plain(x), atol=1e-6), config
+
+
+def test_lora_method_trains_through_it_and_saves_peft_adapters(tiny_model_dir, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    lora = get_method("lora")
+    model = lora.apply(AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraSettings(r=4, dropout=0.1))
+    layers = [m for m in model.modules() if type(m) is LoraLinear]
+    assert layers and all("forward" in m.__dict__ for m in layers)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.1)
+    lora.save(model, tmp_path)
+    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(tmp_path)).eval()
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=1e-6)
+
+
+def test_activation_checkpointing_redraws_the_same_dropout_masks(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = get_method("lora").apply(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                                         LoraSettings(r=4, dropout=0.3))
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                nn.init.normal_(p, std=0.1)
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.enable_input_require_grads()
+        model.train()
+        torch.manual_seed(1)
+        model(input_ids=torch.tensor([[1, 5, 9, 3, 7, 2]]), labels=torch.tensor([[1, 5, 9, 3, 7, 2]])).loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
