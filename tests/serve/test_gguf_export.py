@@ -283,3 +283,20 @@ def test_gguf_needs_a_merged_llama_and_a_known_type(tiny_model_dir, tmp_path):
     with pytest.raises(TuneforgeError, match="unknown GGUF type 'q4_k'"):
         parse_gguf_types(["f16,q4_k"])
     assert parse_gguf_types(["q8_0,f16", "f16"]) == ["q8_0", "f16"]
+
+
+def test_the_gguf_carries_the_template_the_modelfile_renders(tiny_model_dir, tmp_path):
+    """llama.cpp's own chat and server format prompts with the GGUF's template: it must be the one asked for."""
+    from transformers import AutoTokenizer
+
+    from tuneforge.config import TemplateConfig
+
+    chosen = TemplateConfig(name="alpaca", system="Be terse.")
+    report = export_gguf(tiny_model_dir, ["q8_0"], template=chosen, out_dir=tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(report.checks[0].path.parent, gguf_file=report.checks[0].path.name)
+    assert "### Instruction:" in tokenizer.chat_template and "<|im_start|>" not in tokenizer.chat_template
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False,
+                                             add_generation_prompt=True)
+    assert rendered == prompt_text(load_template(chosen, AutoTokenizer.from_pretrained(tiny_model_dir)),
+                                   [Message("system", "Be terse."), Message("user", "Hi")])
+    assert "### Instruction:" in report.modelfile.read_text()

@@ -72,9 +72,9 @@ def _with_default_system(chat_template: str, system: str) -> str:
             + "] + messages %}{%- endif %}\n" + chat_template)
 
 
-def _use_trained_template(tokenizer, trained: TemplateConfig | None) -> str:
-    """Give `tokenizer` the chat template a run was `trained` with; returns what it carries now, for the
-    report."""
+def use_template(tokenizer, trained: TemplateConfig | None) -> str:
+    """Give `tokenizer` the chat template a run was `trained` with (or one asked for), as Jinja with its
+    default system prompt; returns what it carries now, for the report."""
     from tuneforge.formatting import load_template
 
     if trained is None or (trained.jinja is None and trained.name == "auto" and trained.system is None):
@@ -129,7 +129,7 @@ def export(model: str, adapter: str | Path, out_dir: str | Path, *, merge: bool 
     base, base_tokenizer = _load_base(model)
     tokenizer = _tokenizer(adapter, base_tokenizer)
     trained = trained_template(adapter)
-    chat_template = _use_trained_template(tokenizer, trained)
+    chat_template = use_template(tokenizer, trained)
     save_dtype = _save_dtype(base, dtype)
     adapted = get_method(method).load(base, adapter)
     text = prompt_text(load_template(trained or "auto", tokenizer), PROBE)

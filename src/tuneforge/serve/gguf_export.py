@@ -297,12 +297,12 @@ def export_gguf(model_dir: str | Path, qtypes: Sequence[str], *, template: Templ
                 out_dir: str | Path | None = None) -> GGUFReport:
     """`model-<type>.gguf` for each type and a `Modelfile` (FROM the first type) in `out_dir`
     (default: `model_dir/gguf`), each GGUF checked against `model_dir` on a probe conversation.
-    `template` is the one the Modelfile renders and the probe uses; the GGUF carries the tokenizer's
-    own chat template (in an export, the one the run trained with)."""
+    `template` is the one the Modelfile renders, the GGUF carries (llama.cpp's server and chat read
+    it) and the probe uses; "auto" keeps the tokenizer's own (in an export, the one the run trained with)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tuneforge.formatting import load_template, prompt_text
-    from tuneforge.serve.export import PROBE
+    from tuneforge.serve.export import PROBE, use_template
     from tuneforge.serve.ollama import ollama_template, write_modelfile
 
     model_dir = Path(model_dir)
@@ -315,6 +315,8 @@ def export_gguf(model_dir: str | Path, qtypes: Sequence[str], *, template: Templ
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     chat = load_template(template, tokenizer)
+    embedded = AutoTokenizer.from_pretrained(model_dir)  # carries `template` as its Jinja chat template
+    use_template(embedded, template)
 
     probe = prompt_text(chat, PROBE)
     ids = torch.tensor([tokenizer(probe, add_special_tokens=False).input_ids])  # (1, T)
@@ -322,7 +324,7 @@ def export_gguf(model_dir: str | Path, qtypes: Sequence[str], *, template: Templ
     out_dir.mkdir(parents=True, exist_ok=True)
     checks = []
     for qtype in qtypes:
-        path = write_gguf(model, tokenizer, out_dir / f"model-{qtype}.gguf", qtype, model_dir)
+        path = write_gguf(model, embedded, out_dir / f"model-{qtype}.gguf", qtype, model_dir)
         checks.append(check_gguf(path, expected, ids, probe))
 
     ollama = ollama_template(chat, tokenizer, runtime_adds_bos=runtime_adds_bos(tokenizer), system=template.system)
