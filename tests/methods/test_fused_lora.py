@@ -102,6 +102,16 @@ def test_other_cases_run_peft_forward_unchanged():
             assert torch.allclose(fused(x), plain(x), atol=1e-6), config
 
 
+def test_autocast_runs_peft_forward():
+    # Mixed precision (autocast) casts inside the forward pass only: the fused function steps aside.
+    plain, fused = lora_pair()
+    x = torch.randn(3, 12)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_p, gx_p, g_p = run(plain.train(), x)
+        out_f, gx_f, g_f = run(fused.train(), x)
+    assert out_f.dtype == torch.bfloat16 and torch.equal(out_f, out_p) and torch.equal(gx_f, gx_p)
+
+
 def test_lora_method_trains_through_it_and_saves_peft_adapters(tiny_model_dir, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
