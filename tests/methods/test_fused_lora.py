@@ -102,6 +102,21 @@ def test_other_cases_run_peft_forward_unchanged():
             assert torch.allclose(fused(x), plain(x), atol=1e-6), config
 
 
+def test_zero3_partitioned_weights_run_peft_forward():
+    # ZeRO-3 gathers weights in hooks around each module's own forward: the fused path would skip them.
+    _, fused = lora_pair()
+    layer = fused.base_model.model.up
+    x = torch.randn(2, 12)
+    with torch.no_grad():
+        expected = layer.base_layer(x) + layer.lora_B["default"](layer.lora_A["default"](x)) * layer.scaling["default"]
+    layer.base_layer.weight.ds_id = 0
+    calls = []
+    layer.base_layer.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        assert torch.allclose(layer.eval()(x), expected, atol=1e-6)
+    assert calls == [1]
+
+
 def test_autocast_runs_peft_forward():
     # Mixed precision (autocast) casts inside the forward pass only: the fused function steps aside.
     plain, fused = lora_pair()

@@ -88,7 +88,10 @@ def _plain_adapter(layer, x: torch.Tensor) -> str | None:
     if not (isinstance(dropout, (FastDropout, nn.Identity)) or (isinstance(dropout, nn.Dropout) and not dropout.training)):
         return None
     weights = (base.weight, layer.lora_A[adapter].weight, layer.lora_B[adapter].weight)
-    return adapter if all(w.dtype == x.dtype and w.device == x.device for w in weights) else None
+    # DeepSpeed ZeRO-3 gathers a module's weights in hooks around its own forward, which this path skips.
+    if any(hasattr(w, "ds_id") or w.dtype != x.dtype or w.device != x.device for w in weights):
+        return None
+    return adapter
 
 
 def use_fused_lora(model: nn.Module) -> int:
