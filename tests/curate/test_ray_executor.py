@@ -74,3 +74,29 @@ def test_missing_ray_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(MissingDependency, match=r"needed for executor: ray\): pip install 'tuneforge\[ray\]'"):
         run_on_ray(dataset(), ops(), tmp_path)
+
+
+def test_verify_skips_pairs_already_joined(monkeypatch):
+    """Four copies in one shard: every pair is a candidate, three checks join them; a far-off record
+    is checked against each and stays apart. (No Ray needed: the group is built as the join hands it over.)"""
+    import pickle
+
+    import numpy as np
+
+    from tuneforge.curate import minhash as mh
+    from tuneforge.curate.ray_executor import _pair_rows, _verify
+
+    texts = ["the cat sat on the warm mat today"] * 4 + ["a completely different sentence about stars"]
+    sh = mh.shingle(texts)
+    pairs = [(a, b) for a in range(5) for b in range(a + 1, 5)]
+    i, j = (np.array(x) for x in zip(*pairs))
+    rows = _pair_rows(np.zeros(len(pairs)), i, j, [sh.doc(b).tobytes() for b in j.tolist()])
+    group = {k: np.concatenate([rows[k], v]) for k, v in _pair_rows(np.zeros(1), np.array([-1]), np.array([-1]),
+                                                                     [pickle.dumps(sh)]).items()}
+    checks = []
+    jaccard = mh.jaccard
+    monkeypatch.setattr(mh, "jaccard", lambda a, b: checks.append(1) or jaccard(a, b))
+    out = _verify(group, np.array([0, 5]), threshold=0.5)
+    assert len(checks) == 3 + 4  # 3 of the 6 pairs among the copies; the far-off record's 4, refused
+    edges = np.stack([out["i"], out["j"]], axis=1)
+    assert mh.clusters(5, edges).tolist() == [0, 0, 0, 0, 4]

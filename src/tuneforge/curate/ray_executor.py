@@ -181,14 +181,25 @@ def _attach_second(group: dict[str, np.ndarray], lo: np.ndarray) -> dict[str, An
 
 
 def _verify(group: dict[str, np.ndarray], lo: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
-    """The pairs whose first record is in this shard and whose shingle sets reach the threshold."""
+    """Pairs whose first record is in this shard and whose shingle sets reach the threshold: enough of
+    them for the same clusters. A pair already joined by the pairs verified before it is not checked
+    (as in the local path), so a shard's cluster of k near-copies costs k - 1 checks, not k^2 / 2."""
     s, sh, pair = _split_group(group)
     i, j = group["i"][pair], group["j"][pair]
     first = i - lo[s]
     second = [np.frombuffer(b, np.uint32) for b in group["blob"][pair]]
     maybe = np.flatnonzero(mh.may_reach(sh.sizes()[first], np.array([len(x) for x in second], np.int64), threshold))
-    ok = np.array([mh.jaccard(sh.doc(first[k]), second[k]) >= threshold for k in maybe.tolist()], bool)
-    return {"i": i[maybe][ok], "j": j[maybe][ok]}
+    index = {(a, b): k for a, b, k in zip(i[maybe].tolist(), j[maybe].tolist(), maybe.tolist())}
+    kept: list[int] = []
+
+    def accept(a: int, b: int) -> bool:
+        k = index[a, b]
+        ok = mh.jaccard(sh.doc(first[k]), second[k]) >= threshold
+        kept.extend([k] if ok else [])
+        return ok
+
+    mh.clusters(int(lo[-1]), np.stack([i[maybe], j[maybe]], axis=1), accept)
+    return {"i": i[kept], "j": j[kept]}
 
 
 def _facts(row: dict[str, Any]) -> dict[str, Any]:
