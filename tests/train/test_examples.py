@@ -30,3 +30,15 @@ def test_example_trains_a_few_steps(example, tiny_model_dir, shared_datasets, tm
     assert manifest["stage"] == cfg.train.stage and manifest["method"] == cfg.method.name
     assert any((tmp_path / "final").glob("*.safetensors"))
     assert (tmp_path / "report.html").exists() and (tmp_path / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize("name", ["sft-lora", "sft-full", "dpo", "sft-prefix"])
+def test_bf16_mixed_precision_trains(name, tiny_model_dir, shared_datasets, tmp_path, monkeypatch):
+    """Autocast, as GPU runs use it by default, here on the CPU: every path must accept bf16 activations."""
+    monkeypatch.chdir(ROOT)
+    cfg = load_config(ROOT / "examples" / "train" / f"{name}.yaml",
+                      [f"model.name_or_path={tiny_model_dir}", f"train.output_dir={tmp_path}", "train.max_steps=2",
+                       "train.batch_size=2", "train.grad_accum=1", "template.cutoff_len=256",
+                       "train.gradient_checkpointing=false", "train.mixed_precision=bf16"])
+    history = run_training(cfg).result.history
+    assert len(history) == 2 and all(r["loss"] == r["loss"] and r["grad_norm"] > 0 for r in history)
