@@ -1,3 +1,5 @@
+from contextlib import contextmanager
+
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
@@ -73,20 +75,22 @@ def test_dropout_is_drawn_per_call_and_off_in_eval():
         assert not torch.allclose(fused(x), base)
 
 
-def test_the_fused_function_is_what_runs():
-    _, fused = lora_pair()
+@contextmanager
+def fused_calls():
+    """The input shapes `_LoraLinear` is applied to inside the block."""
     calls = []
     original = _LoraLinear.forward
-
-    def spy(ctx, *args):
-        calls.append(args[0].shape)
-        return original(ctx, *args)
-
-    _LoraLinear.forward = staticmethod(spy)
+    _LoraLinear.forward = staticmethod(lambda ctx, *args: calls.append(args[0].shape) or original(ctx, *args))
     try:
-        fused(torch.randn(2, 12))
+        yield calls
     finally:
         _LoraLinear.forward = staticmethod(original)
+
+
+def test_the_fused_function_is_what_runs():
+    _, fused = lora_pair()
+    with fused_calls() as calls:
+        fused(torch.randn(2, 12))
     assert calls == [torch.Size([2, 12]), torch.Size([2, 20])]
 
 
@@ -117,7 +121,7 @@ def test_zero3_partitioned_weights_run_peft_forward():
     assert calls == [1]
 
 
-def test_autocast_runs_peft_forward():
+def test_autocast_to_another_dtype_runs_peft_forward():
     # Mixed precision (autocast) casts inside the forward pass only: the fused function steps aside.
     plain, fused = lora_pair()
     x = torch.randn(3, 12)
@@ -125,6 +129,20 @@ def test_autocast_runs_peft_forward():
         out_p, gx_p, g_p = run(plain.train(), x)
         out_f, gx_f, g_f = run(fused.train(), x)
     assert out_f.dtype == torch.bfloat16 and torch.equal(out_f, out_p) and torch.equal(gx_f, gx_p)
+
+
+def test_bf16_weights_under_bf16_autocast_stay_fused():
+    # GPU runs keep bf16 weights and still autocast to bf16: nothing to cast, so the fused path runs.
+    plain, fused = (m.to(torch.bfloat16) for m in lora_pair())
+    x = torch.randn(3, 12, dtype=torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_p, gx_p, g_p = run(plain.train(), x)
+        with fused_calls() as calls:
+            out_f, gx_f, g_f = run(fused.train(), x)
+    assert len(calls) == 2 and out_f.dtype == torch.bfloat16
+    assert torch.allclose(out_f.float(), out_p.float(), rtol=2e-2, atol=2e-2)
+    for name in g_p:
+        assert torch.allclose(g_f[name].float(), g_p[name].float(), rtol=5e-2, atol=5e-2), name
 
 
 def test_lora_method_trains_through_it_and_saves_peft_adapters(tiny_model_dir, tmp_path):

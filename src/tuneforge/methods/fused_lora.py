@@ -11,7 +11,7 @@ model on CPU a packed 1024-token micro-batch trains ~10% faster, and the LoRA be
 
 The parameters are peft's own, so adapters save, load and merge exactly as before. Only the plain
 case is fused: one active vanilla LoRA adapter (no DoRA) on a frozen `nn.Linear`, not merged, all in
-the input's dtype and outside autocast; every other case runs peft's forward unchanged.
+the input's dtype (autocast to another dtype excluded); every other case runs peft's forward unchanged.
 """
 
 from __future__ import annotations
@@ -76,8 +76,9 @@ def _plain_adapter(layer, x: torch.Tensor) -> str | None:
     """The one active vanilla adapter when the fused path applies, else None."""
     if layer.disable_adapters or layer.merged or len(layer.active_adapters) != 1:
         return None
-    if torch.is_autocast_enabled(x.device.type):  # autocast would cast inside forward, not in backward
-        return None
+    device = x.device.type
+    if torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) != x.dtype:
+        return None  # autocast would cast inside forward, not in backward
     adapter = layer.active_adapters[0]
     if adapter not in layer.lora_A or adapter in layer.lora_variant:
         return None
