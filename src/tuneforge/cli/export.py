@@ -24,8 +24,8 @@ def export(
              "or comma-separate), and an Ollama Modelfile (FROM the first TYPE). Needs a merged model: "
              "--merge, or a full fine-tune. Llama-architecture models only.")] = None,
     template: Annotated[str | None, typer.Option(
-        help="Chat template the Modelfile renders (auto or a built-in name); default: the one the run "
-             "trained with (its config.yaml), else auto.")] = None,
+        help="Chat template the Modelfile renders and the GGUF carries (auto or a built-in name); default: "
+             "the one the run trained with (its config.yaml), else auto.")] = None,
 ) -> None:
     """Export for transformers, vLLM and others, with the tokenizer and chat template; a parity check
     (the reloaded export vs the adapted model) is printed. With --gguf, also GGUF files and an Ollama
