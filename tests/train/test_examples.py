@@ -32,7 +32,18 @@ def test_example_trains_a_few_steps(example, tiny_model_dir, shared_datasets, tm
     assert (tmp_path / "report.html").exists() and (tmp_path / "metrics.jsonl").exists()
 
 
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide state and refuses a second mixed-precision setting in it."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    yield
+    AcceleratorState._reset_state()
+
+
 @pytest.mark.parametrize("name", ["sft-lora", "sft-full", "dpo", "sft-prefix"])
+@pytest.mark.usefixtures("fresh_accelerate_state")
 def test_bf16_mixed_precision_trains(name, tiny_model_dir, shared_datasets, tmp_path, monkeypatch):
     """Autocast, as GPU runs use it by default, here on the CPU: every path must accept bf16 activations."""
     monkeypatch.chdir(ROOT)
