@@ -189,16 +189,20 @@ def _verify(group: dict[str, np.ndarray], lo: np.ndarray, threshold: float) -> d
     first = i - lo[s]
     second = [np.frombuffer(b, np.uint32) for b in group["blob"][pair]]
     maybe = np.flatnonzero(mh.may_reach(sh.sizes()[first], np.array([len(x) for x in second], np.int64), threshold))
-    index = {(a, b): k for a, b, k in zip(i[maybe].tolist(), j[maybe].tolist(), maybe.tolist())}
+    # Union-find over this group's records only (numbered 0..m-1), not over every record of the run.
+    nodes, local = np.unique(np.stack([i[maybe], j[maybe]], axis=1), return_inverse=True)
+    local = local.reshape(-1, 2)
+    index = {(a, b): k for a, b, k in zip(local[:, 0].tolist(), local[:, 1].tolist(), maybe.tolist())}
     kept: list[int] = []
 
     def accept(a: int, b: int) -> bool:
         k = index[a, b]
         ok = mh.jaccard(sh.doc(first[k]), second[k]) >= threshold
-        kept.extend([k] if ok else [])
+        if ok:
+            kept.append(k)
         return ok
 
-    mh.clusters(int(lo[-1]), np.stack([i[maybe], j[maybe]], axis=1), accept)
+    mh.clusters(len(nodes), local, accept)
     return {"i": i[kept], "j": j[kept]}
 
 
