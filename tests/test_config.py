@@ -40,6 +40,16 @@ def test_set_overrides_parse_yaml_values():
     assert [d.path for d in cfg.data.datasets] == ["a.json"]
 
 
+def test_mixed_precision_no_survives_yaml(tmp_path):
+    """YAML 1.1 reads a bare `no` as false, in a file and in --set alike."""
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  mixed_precision: no\n")
+    assert load_config(config).train.mixed_precision == "no"
+    assert build_config({}, ["train.mixed_precision=no"]).train.mixed_precision == "no"
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        build_config({}, ["train.mixed_precision=yes"])
+
+
 def test_set_without_equals_is_an_error():
     with pytest.raises(ConfigError, match="expected key=value"):
         build_config({}, ["train.seed"])

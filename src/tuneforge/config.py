@@ -150,6 +150,11 @@ class TrainConfig(Section):
     """Compute the reference log-probs once before training (faster steps, no reference in memory
     during training for full fine-tuning)."""
 
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, raw: Any) -> Any:
+        return "no" if raw is False else raw  # YAML 1.1 reads a bare `no` (in a file or --set) as false
+
 
 class MetricConfig(Section):
     name: str

@@ -32,18 +32,7 @@ def test_example_trains_a_few_steps(example, tiny_model_dir, shared_datasets, tm
     assert (tmp_path / "report.html").exists() and (tmp_path / "metrics.jsonl").exists()
 
 
-@pytest.fixture
-def fresh_accelerate_state():
-    """accelerate keeps one process-wide state and refuses a second mixed-precision setting in it."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state()
-    yield
-    AcceleratorState._reset_state()
-
-
 @pytest.mark.parametrize("name", ["sft-lora", "sft-full", "dpo", "sft-prefix"])
-@pytest.mark.usefixtures("fresh_accelerate_state")
 def test_bf16_mixed_precision_trains(name, tiny_model_dir, shared_datasets, tmp_path, monkeypatch):
     """Autocast, as GPU runs use it by default, here on the CPU: every path must accept bf16 activations."""
     monkeypatch.chdir(ROOT)
@@ -53,3 +42,15 @@ def test_bf16_mixed_precision_trains(name, tiny_model_dir, shared_datasets, tmp_
                        "train.gradient_checkpointing=false", "train.mixed_precision=bf16"])
     history = run_training(cfg).result.history
     assert len(history) == 2 and all(r["loss"] == r["loss"] and r["grad_norm"] > 0 for r in history)
+
+
+def test_precisions_change_between_runs_in_one_process(tiny_model_dir, shared_datasets, tmp_path, monkeypatch):
+    """accelerate keeps one process-wide state and refuses a second mixed precision in it; a notebook
+    that trains in fp32, then in bf16, then in fp32 again must not have to restart."""
+    monkeypatch.chdir(ROOT)
+    for i, precision in enumerate(["no", "bf16", "no"]):
+        cfg = load_config(ROOT / "examples" / "train" / "sft-lora.yaml",
+                          [f"model.name_or_path={tiny_model_dir}", f"train.output_dir={tmp_path / str(i)}",
+                           "train.max_steps=1", "train.batch_size=2", "train.grad_accum=1", "template.cutoff_len=128",
+                           "train.gradient_checkpointing=false", f"train.mixed_precision={precision}"])
+        assert run_training(cfg).result.state.step == 1

@@ -86,11 +86,7 @@ def train_loop(
     pre-training, `DPOLoss` for preference pairs; `batches_of(epoch)` gives that epoch's micro-batches,
     a pure function of the epoch so that resumption replays the same data. `eval_batches` maps a name
     ("val", or one per task) to held-out batches; `on_best` runs when the validation loss improves."""
-    from accelerate import Accelerator
-
-    # cpu=True for a model on the CPU: accelerate then sets up gloo under torchrun / accelerate launch.
-    on_cpu = next(model.parameters()).device.type == "cpu"
-    accelerator = accelerator or Accelerator(mixed_precision=_mixed_precision(cfg.mixed_precision), cpu=on_cpu)
+    accelerator = accelerator or _accelerator(cfg, on_cpu=next(model.parameters()).device.type == "cpu")
     torch.manual_seed(cfg.seed)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -238,6 +234,21 @@ def _resume_path(resume: str, run_dir: Path) -> Path | None:
     if not (path / "state.json").exists():
         raise TuneforgeError(f"train.resume: {path} is not a checkpoint directory (no state.json)")
     return path
+
+
+def _accelerator(cfg: TrainConfig, on_cpu: bool):
+    """accelerate's Accelerator for this run. cpu=True for a model on the CPU: accelerate then sets up
+    gloo under torchrun / accelerate launch."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, DistributedType
+
+    precision = _mixed_precision(cfg.mixed_precision)
+    held = AcceleratorState._shared_state  # process-wide, left by an earlier run in this process
+    if held.get("_mixed_precision", precision) != precision and held.get("distributed_type") == DistributedType.NO:
+        # accelerate refuses a second precision in one process ("restart your runtime"); a single
+        # process has nothing else to keep, so a notebook can train in fp32, then in bf16.
+        AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=precision, cpu=on_cpu)
 
 
 def _mixed_precision(choice: str) -> str:
