@@ -63,6 +63,10 @@ LLAMA_3_2_1B = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=
 
 # ---- what every child shares -------------------------------------------------------------------
 
+def lora_settings(args) -> dict:
+    return {**LORA, "dropout": args.lora_dropout}
+
+
 def model_config(args):
     from tuneforge.config import ModelConfig
 
@@ -150,7 +154,7 @@ def run_tuneforge(args) -> dict:
     data.write_text(json.dumps(train), encoding="utf-8")
     mc = model_config(args)
     cfg = build_config({
-        "model": mc.model_dump(), "data": str(data), "template": {"cutoff_len": CUTOFF}, "method": LORA,
+        "model": mc.model_dump(), "data": str(data), "template": {"cutoff_len": CUTOFF}, "method": lora_settings(args),
         "train": {"output_dir": str(Path(args.workdir) / "run"), "learning_rate": LR, "epochs": 1,
                   "packing": True, "batch_size": ROWS, "grad_accum": ROW_ACCUM, "seed": 42, "log_every": 1},
     })
@@ -214,7 +218,7 @@ def run_trl(args, best: bool) -> dict:
                 clock["losses"].append(logs["loss"])
 
     trainer = SFTTrainer(model=model, args=settings, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config(LoraSettings(**LORA)), callbacks=[Clock()])
+                         peft_config=peft_config(LoraSettings(**lora_settings(args))), callbacks=[Clock()])
     trainer.train()
     memory = peak_memory_mb(args.device)
     return {"seconds": clock["end"] - clock["start"], "steps": trainer.state.global_step,
@@ -259,7 +263,7 @@ def spawn(args, name: str, workdir: Path) -> dict:
     run_dir = workdir / f"{name}-{time.monotonic_ns()}"
     run_dir.mkdir()
     cmd = [sys.executable, __file__, "--child", name, "--workdir", str(run_dir), "--samples", str(args.samples),
-           "--model", args.model, "--dtype", args.dtype, "--device", args.device]
+           "--model", args.model, "--dtype", args.dtype, "--device", args.device, "--lora-dropout", str(args.lora_dropout)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -285,7 +289,7 @@ def report(args, results: dict[str, list[dict]], peaks: list[float]) -> None:
             rows[name]["peak_gpu_mb"] = max(r["peak_gpu_mb"] for r in runs)
     first = next(iter(results.values()))[0]
     print(f"\n{args.samples} samples, {first['trained']} trained tokens ({first['tokens']} non-pad), "
-          f"{args.model_shape} {args.dtype} on {args.device}; {len(peaks)} peak timings, best "
+          f"{args.model_shape} {args.dtype} on {args.device}, LoRA dropout {args.lora_dropout}; {len(peaks)} peak timings, best "
           f"{peak:.1f} GFLOP/s; medians of {args.repeats} alternating runs")
     print(f"{'run':<12} {'trained tok/s':>14} {'non-pad tok/s':>14} {'peak RSS MB':>12} {'final loss':>11} "
           f"{'held-out loss':>14} {'steps':>6} {'MFU':>6} {'MFU np':>6}   runs (trained tok/s)")
@@ -315,6 +319,9 @@ def main() -> None:
     parser.add_argument("--model-shape", choices=("smollm2-135m", "llama-3.2-1b"), default="smollm2-135m")
     parser.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--lora-dropout", type=float, default=LORA["dropout"],
+                        help="LoRA dropout on both sides (default %(default)s; peft's own default is 0, which skips "
+                             "the mask work)")
     parser.add_argument("--child", choices=RUNS + ("peak",), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="smollm2-135m-instruct", help=argparse.SUPPRESS)
