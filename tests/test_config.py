@@ -1,6 +1,6 @@
 import pytest
 
-from tuneforge.config import build_config, load_config
+from tuneforge.config import build_config, load_config, read_yaml
 from tuneforge.errors import ConfigError
 
 
@@ -41,13 +41,18 @@ def test_set_overrides_parse_yaml_values():
 
 
 def test_mixed_precision_no_survives_yaml(tmp_path):
-    """YAML 1.1 reads a bare `no` as false, in a file and in --set alike."""
+    """PyYAML (YAML 1.1) reads a bare `no` as false; tuneforge reads YAML 1.2 booleans, in files and --set."""
     config = tmp_path / "c.yaml"
     config.write_text("train:\n  mixed_precision: no\n")
     assert load_config(config).train.mixed_precision == "no"
     assert build_config({}, ["train.mixed_precision=no"]).train.mixed_precision == "no"
     with pytest.raises(ConfigError, match="mixed_precision"):
         build_config({}, ["train.mixed_precision=yes"])
+    # Boolean fields still take YAML 1.1's words.
+    config.write_text("train:\n  packing: no\n  gradient_checkpointing: on\n")
+    assert load_config(config).train.packing is False and load_config(config).train.gradient_checkpointing is True
+    assert build_config({}, ["train.packing=off"]).train.packing is False
+    assert read_yaml("[no, on, true, False]") == ["no", "on", True, False]
 
 
 def test_set_without_equals_is_an_error():

@@ -7,6 +7,7 @@ and the closest valid key. Attribute docstrings are the documentation shown by `
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -17,6 +18,23 @@ from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationEr
 from tuneforge.errors import ConfigError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+class _Yaml12Booleans(yaml.SafeLoader):
+    """YAML 1.2's booleans: only true / false. PyYAML follows YAML 1.1, which also reads yes / no / on /
+    off as booleans: `mixed_precision: no` or the language code `no` would arrive as false. pydantic still
+    reads those words as booleans wherever a field is one."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Yaml12Booleans.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != _BOOL] for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Yaml12Booleans.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML the way every tuneforge file and `--set` value is read (see `_Yaml12Booleans`)."""
+    return yaml.load(text, Loader=_Yaml12Booleans)
 
 
 class Section(BaseModel):
@@ -149,11 +167,6 @@ class TrainConfig(Section):
     dpo_precompute_ref: bool = False
     """Compute the reference log-probs once before training (faster steps, no reference in memory
     during training for full fine-tuning)."""
-
-    @field_validator("mixed_precision", mode="before")
-    @classmethod
-    def _yaml_no(cls, raw: Any) -> Any:
-        return "no" if raw is False else raw  # YAML 1.1 reads a bare `no` (in a file or --set) as false
 
 
 class MetricConfig(Section):
@@ -313,7 +326,7 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {key}: '{part}' is not a section")
-    node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+    node[leaf] = read_yaml(raw) if raw.strip() else ""
 
 
 def did_you_mean(name: object, choices: Iterable[str], what: str = "valid keys") -> str:
@@ -369,7 +382,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
         if not path.exists():
             raise ConfigError(f"{path}: no such config file")
         try:
-            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            tree = read_yaml(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: invalid YAML: {e}") from None
         if not isinstance(tree, dict):

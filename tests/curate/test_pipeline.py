@@ -203,6 +203,13 @@ def test_example_recipes_load(name):
     assert recipe.operators and recipe.inputs[0].path.name.endswith(("json", "jsonl"))
 
 
+def test_recipe_keeps_the_language_code_no_a_string(tmp_path):
+    """Norwegian's code `no` stays a string (YAML 1.1 would read it as false)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("inputs: []\noutput: {dir: out}\noperators: [{op: language, keep: [en, no]}]\n")
+    assert load_recipe(recipe).operators[0].keep == ["en", "no"]
+
+
 def test_recipe_errors_name_the_key(tmp_path):
     bad = tmp_path / "r.yaml"
     bad.write_text("inputs: []\noutput: {dir: out, rejcts: true}\noperators: []\n")

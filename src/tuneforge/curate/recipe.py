@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from tuneforge.curate.base import OpConfig, parse_op
 from tuneforge.curate.pipeline import OUTPUT, RunOptions, run
-from tuneforge.config import did_you_mean
+from tuneforge.config import did_you_mean, read_yaml
 from tuneforge.errors import ConfigError
 from tuneforge.types import Sample
 
@@ -83,7 +83,7 @@ def load_recipe(path: Path | str, base: Path | None = None) -> Recipe:
     (or `base`)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = read_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"{path}: {e}") from None
     return parse_recipe(raw, base or path.parent, str(path))

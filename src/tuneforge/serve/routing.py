@@ -23,7 +23,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from tuneforge.config import TemplateConfig
+from tuneforge.config import TemplateConfig, read_yaml
 from tuneforge.errors import TuneforgeError
 
 PEFT_METHODS = {"LORA": "lora", "IA3": "ia3", "PREFIX_TUNING": "prefix", "PROMPT_TUNING": "prompt",
@@ -56,12 +56,10 @@ def trained_template(path: str | Path) -> TemplateConfig | None:
     that serving and export format prompts the way training did. An artefact with no run config beside
     it (an exported adapter directory) carries the template in its own tokenizer files, as `export`
     writes it; None when neither is there."""
-    import yaml
-
     config = Path(path).parent / "config.yaml"
     if not config.is_file():
         return _shipped_template(Path(path))
-    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    raw = read_yaml(config.read_text(encoding="utf-8"))
     if not isinstance(raw, dict) or "template" not in raw:
         return None
     try:
