@@ -1,6 +1,8 @@
 from dataclasses import dataclass
 
+import pytest
 import torch
+from torch import nn
 
 from tuneforge.models import tiny_llama
 from tuneforge.train.batching import collate_packed, collate_padded, epoch_batches, pack_rows
@@ -78,11 +80,11 @@ def test_segment_lengths_follow_position_restarts():
     assert segment_lengths(pos) == [[3, 2, 1], [4, 2]]
 
 
-def test_per_sample_attention_equals_the_block_diagonal_mask_in_loss_and_gradients():
-    model = tiny_llama(vocab_size=128)
+@pytest.mark.parametrize("checkpointing", [False, True], ids=["plain", "activation-checkpointing"])
+def test_per_sample_attention_equals_the_block_diagonal_mask_in_loss_and_gradients(checkpointing, monkeypatch):
+    model = tiny_llama(vocab_size=128).train()
     packed = collate_packed(_examples(6), [[0, 1, 2], [3, 4, 5]], pad_id=0).tensors
-    step = CausalLMLoss(model, whole_forward=False)
-    assert step._per_sample_attention(model, {k: v for k, v in packed.items() if k != "labels"})
+    row = packed["input_ids"].shape[1]
 
     def loss_and_grads(fn):
         model.zero_grad()
@@ -90,11 +92,25 @@ def test_per_sample_attention_equals_the_block_diagonal_mask_in_loss_and_gradien
         loss.backward()
         return loss.detach(), [p.grad.clone() for p in model.parameters()]
 
-    ours, ours_grads = loss_and_grads(lambda: step(**packed)[0])
-    # transformers' own path: the (B, 1, T, T) block-diagonal mask it builds from the position ids
+    # transformers' own path: SDPA with the (B, 1, T, T) block-diagonal mask it builds from the position ids
     ref, ref_grads = loss_and_grads(lambda: logits_loss_sum(
         model(input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False).logits,
         packed["labels"])[0])
+    step = CausalLMLoss(model, whole_forward=False)
+    if checkpointing:  # each layer runs again in backward: that recomputation must attend per sample too
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    lengths = []
+    sdpa = nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(nn.functional, "scaled_dot_product_attention",
+                        lambda q, *a, **k: lengths.append(q.shape[2]) or sdpa(q, *a, **k))
+    ours, ours_grads = loss_and_grads(lambda: step(**packed)[0])
     assert torch.allclose(ours, ref, rtol=1e-5)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ours_grads, ref_grads))
-    assert model.config._attn_implementation == "sdpa"  # switched back after the call
+    samples = sum(len(r) for r in segment_lengths(packed["position_ids"]))
+    assert len(lengths) == model.config.num_hidden_layers * samples * (2 if checkpointing else 1)
+    assert max(lengths) < row  # never the whole row under a mask
+
+    lengths.clear()  # the model's own forward (generation, padded batches) is SDPA as before
+    again = logits_loss_sum(model(input_ids=packed["input_ids"], position_ids=packed["position_ids"],
+                                  use_cache=False).logits, packed["labels"])[0]
+    assert torch.allclose(again, ref, rtol=1e-6) and set(lengths) == {row}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Callable, ContextManager
 
 import torch
@@ -31,11 +30,15 @@ def segment_lengths(position_ids: torch.Tensor) -> list[list[int]]:
 
 def _segment_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
                        segment_lengths: list[list[int]] | None = None, **kwargs):
-    """Causal SDPA on each packed sample separately: the block-diagonal mask's result without the (T, T)
-    mask and without computing the masked-out blocks. query (B, H, T, D), key/value (B, H_kv, T, D)
-    -> (B, T, H, D), as transformers' attention functions return it."""
-    from transformers.integrations.sdpa_attention import repeat_kv
+    """Causal SDPA on each packed sample separately: the block-diagonal mask's result without computing
+    the masked-out blocks. query (B, H, T, D), key/value (B, H_kv, T, D) -> (B, T, H, D), as
+    transformers' attention functions return it. Without `segment_lengths` (padded batches,
+    generation) it is transformers' own SDPA attention, with the mask transformers built."""
+    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
+    if segment_lengths is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
     groups = query.shape[1] // key.shape[1]
     # Repeated kv heads and contiguous slices: SDPA's GQA mode on strided slices is ~3x slower on CPU.
     key, value = repeat_kv(key, groups), repeat_kv(value, groups)
@@ -48,20 +51,17 @@ def _segment_attention(module, query, key, value, attention_mask, dropout: float
     return torch.cat(rows).transpose(1, 2).contiguous(), None  # (B, H, T, D) -> (B, T, H, D)
 
 
-@contextmanager
-def _segment_attention_on(config):
-    """Route the model's attention through `_segment_attention` inside the block (transformers reads
-    `config._attn_implementation` on every call, and builds no mask for a name it has no mask for)."""
+def _route_attention_through_segments(config) -> None:
+    """Point an SDPA model's attention at `_segment_attention` for good, not only around the forward
+    pass: activation checkpointing recomputes each layer during backward, and the recomputation must
+    attend per sample too. Masks are built as for SDPA, so every other caller sees SDPA unchanged."""
     from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     if SEGMENT_ATTENTION not in AttentionInterface._global_mapping:
         AttentionInterface.register(SEGMENT_ATTENTION, _segment_attention)
-    previous = config._attn_implementation
+        AttentionMaskInterface.register(SEGMENT_ATTENTION, sdpa_mask)
     config._attn_implementation = SEGMENT_ATTENTION
-    try:
-        yield
-    finally:
-        config._attn_implementation = previous
 
 
 class CausalLMLoss(nn.Module):
@@ -79,31 +79,22 @@ class CausalLMLoss(nn.Module):
         # A LoRA-wrapped head is not a plain Linear: its delta would be skipped by the fused loss.
         self.whole_forward = whole_forward or type(head) is not nn.Linear or head.bias is not None
         self.chunk_size = chunk_size
+        config = _base(model).config
+        self.per_sample_attention = not self.whole_forward and config._attn_implementation in ("sdpa", SEGMENT_ATTENTION)
+        if self.per_sample_attention:
+            _route_attention_through_segments(config)
 
     def forward(self, labels: torch.Tensor, **inputs: torch.Tensor) -> tuple[torch.Tensor, int]:  # labels (B, T)
         if self.whole_forward:
             logits = self.model(**inputs, use_cache=False).logits  # (B, V_tokens + T, V)
             return logits_loss_sum(logits[:, -labels.shape[1]:], labels)
         base = _base(self.model)
-        decoder = base.get_decoder()
-        if self._per_sample_attention(base, inputs):
+        if self.per_sample_attention and set(inputs) == {"input_ids", "position_ids"}:
             # Packed rows: attention per sample instead of a block-diagonal mask over the whole row
-            # (a row of ~5 samples does ~1/5 of the attention work, and no (T, T) mask is built).
-            with _segment_attention_on(base.config):
-                hidden = decoder(**inputs, segment_lengths=segment_lengths(inputs["position_ids"]),
-                                 use_cache=False).last_hidden_state  # (B, T, H)
-        else:
-            hidden = decoder(**inputs, use_cache=False).last_hidden_state  # (B, T, H)
+            # (a row of ~5 samples does ~1/5 of the attention work).
+            inputs["segment_lengths"] = segment_lengths(inputs["position_ids"])
+        hidden = base.get_decoder()(**inputs, use_cache=False).last_hidden_state  # (B, T, H)
         return lm_loss_sum(hidden, labels, base.get_output_embeddings(), self.chunk_size)
-
-    @staticmethod
-    def _per_sample_attention(base: nn.Module, inputs: dict) -> bool:
-        # Only where it is exactly equivalent: packed inputs, SDPA, and no activation checkpointing
-        # (its recomputation in backward would run outside the switch).
-        checkpointing = next((getattr(base, a) for a in ("is_activation_checkpointing", "is_gradient_checkpointing")
-                              if hasattr(type(base), a)), False)
-        return (set(inputs) == {"input_ids", "position_ids"} and base.config._attn_implementation == "sdpa"
-                and not checkpointing)
 
 
 class DPOLoss(nn.Module):
