@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import DATASETS, load_alpaca
+from curate_samples import DATASETS, load_alpaca
 from typer.testing import CliRunner
 
 from tuneforge.cli.curate import app

@@ -7,7 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import chat
+from curate_samples import chat
 
 from tuneforge.curate import Drop, RunOptions, parse_op, run
 from tuneforge.curate.judge import parse_verdict

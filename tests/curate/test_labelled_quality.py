@@ -7,7 +7,7 @@ import random
 import re
 
 import pytest
-from conftest import chat, load_alpaca
+from curate_samples import chat, load_alpaca
 
 from tuneforge.curate import RunOptions, parse_op, read_output, run
 from tuneforge.curate.pii import PLACEHOLDERS, detect

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import chat
+from curate_samples import chat
 
 from tuneforge.curate import REGISTRY, Drop, parse_op
 from tuneforge.errors import ConfigError

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from conftest import chat
+from curate_samples import chat
 from test_labelled_quality import PII, PRESIDIO_PII
 
 from tuneforge.curate import Drop, parse_op

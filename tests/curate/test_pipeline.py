@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from conftest import chat
+from curate_samples import chat
 
 from tuneforge.curate import REJECTS, STATS, OpConfig, RunOptions, load_recipe, parse_op, register, run
 from tuneforge.curate.pipeline import OUTPUT

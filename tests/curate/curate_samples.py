@@ -1,3 +1,6 @@
+"""Sample builders shared by the curation tests (a module of its own: `from conftest import` would
+resolve to whichever folder's conftest was imported first)."""
+
 from __future__ import annotations
 
 import json
