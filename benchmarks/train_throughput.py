@@ -1,8 +1,8 @@
 """LoRA fine-tuning throughput: tuneforge's training path vs TRL `SFTTrainer` + peft, same inputs.
 
 Both sides train the same model (the default `smollm2-135m-instruct`, fp32 on CPU) with the same LoRA
-(r=16, alpha=16, dropout 0.05, all linear layers), for one epoch over the same first `--samples`
-records of alpaca_en_demo.json, tokenised once by tuneforge (its chat template and loss mask, cutoff
+(r=16, alpha=16, dropout 0.05 unless `--lora-dropout` says otherwise, all linear layers), for one
+epoch over the same first `--samples` records of alpaca_en_demo.json, tokenised once by tuneforge (its chat template and loss mask, cutoff
 1024) and handed to TRL pre-tokenised (`input_ids` + `labels`), so every side sees identical tokens
 and labels. Same learning rate (2e-4, cosine, 3% warmup), same seed, same effective batch: 8 samples
 per optimizer step unpacked, 2 rows of 1024 tokens (~8 samples) packed, as 2 micro-batches of
