@@ -22,13 +22,13 @@ class TwoLayers(nn.Module):
         return self.down(torch.relu(self.up(x)))
 
 
-def lora_pair(*, bias: bool = True, dropout: float = 0.2, **config):
+def lora_pair(*, bias: bool = True, dropout: float = 0.2, r: int = 4, **config):
     """The same peft model twice: one with peft's forward, one fused."""
     torch.manual_seed(0)
     made = []
     for _ in range(2):
         torch.manual_seed(0)
-        model = get_peft_model(TwoLayers(bias), LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout,
+        model = get_peft_model(TwoLayers(bias), LoraConfig(r=r, lora_alpha=8, lora_dropout=dropout,
                                                            target_modules=["up", "down"], **config))
         for name, p in model.named_parameters():
             if "lora_B" in name:  # peft starts B at zero: make the LoRA branch count
@@ -50,8 +50,9 @@ def run(model, x, seed=7):
 
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("dropout", [0.0, 0.2])
-def test_fused_matches_peft_forward_and_gradients(bias, dropout):
-    plain, fused = lora_pair(bias=bias, dropout=dropout)
+@pytest.mark.parametrize("r", [4, 8, 24])  # 8 and 24 run the compiled kernels (one and three vectors of 8)
+def test_fused_matches_peft_forward_and_gradients(bias, dropout, r):
+    plain, fused = lora_pair(bias=bias, dropout=dropout, r=r)
     x = torch.randn(3, 5, 12)
     out_p, gx_p, g_p = run(plain.train(), x)
     out_f, gx_f, g_f = run(fused.train(), x)
@@ -164,14 +165,15 @@ def test_lora_method_trains_through_it_and_saves_peft_adapters(tiny_model_dir, t
         assert torch.allclose(model.eval()(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=1e-6)
 
 
-def test_activation_checkpointing_redraws_the_same_dropout_masks(tiny_model_dir):
+@pytest.mark.parametrize("r", [4, 8])
+def test_activation_checkpointing_redraws_the_same_dropout_masks(tiny_model_dir, r):
     from transformers import AutoModelForCausalLM
 
     grads = []
     for checkpointing in (False, True):
         torch.manual_seed(0)
         model = get_method("lora").apply(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                                         LoraSettings(r=4, dropout=0.3))
+                                         LoraSettings(r=r, dropout=0.3))
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 nn.init.normal_(p, std=0.1)

@@ -1,0 +1,172 @@
+/* LoRA with dropout on CPU, without materialising the dropped input: the mask is drawn, applied and
+ * multiplied in one pass, and the backward pass draws it again instead of storing it.
+ *
+ * Masks: element e (flat index into a row-major (N, in) tensor) is kept when 16-bit lane e of the
+ * SplitMix64 stream started at `seed` is at least `threshold` (of 65536); lane e is bits
+ * 16*(e%4) .. 16*(e%4)+15 of the stream's output number e/4. threshold 0 keeps everything. The
+ * stream is counter-based, so every thread draws its own part of a mask and the result does not
+ * depend on the thread count. All tensors float32, contiguous, row-major; r a multiple of 8. */
+#include <stdint.h>
+#include <string.h>
+
+#define GAMMA 0x9e3779b97f4a7c15ULL
+#define SEG 256  /* row elements handled at once: a multiple of 8 */
+#define COLS 64  /* columns per task in lora_down_grad: a multiple of 8, small for load balance */
+#define RB 4     /* rows handled at once, sharing each load of A */
+#define TILE 4096 /* elements per task in masked_copy */
+
+typedef float v8 __attribute__((vector_size(32)));
+
+static inline v8 load8(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
+static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* The mask lanes of flat elements start .. start+len-1 (len <= SEG). */
+static void draw_lanes(uint16_t *lanes, int64_t start, int64_t len, uint64_t seed) {
+    uint64_t draws[SEG / 4 + 2];
+    int64_t first = start / 4, off = start % 4, count = (off + len + 3) / 4;
+    for (int64_t d = 0; d < count; d++) draws[d] = mix64(seed + (uint64_t)(first + d + 1) * GAMMA);
+    memcpy(lanes, (const uint16_t *)draws + off, len * sizeof(uint16_t)); /* little-endian lanes */
+}
+
+/* dst[0..len) = keep ⊙ src[0..len), src holding flat elements start.. (len <= SEG). */
+static void masked_segment(const float *src, float *dst, int64_t start, int64_t len, uint64_t seed, uint16_t threshold) {
+    if (threshold == 0) {
+        memcpy(dst, src, len * sizeof(float));
+        return;
+    }
+    uint16_t lanes[SEG];
+    draw_lanes(lanes, start, len, seed);
+    for (int64_t j = 0; j < len; j++) dst[j] = lanes[j] >= threshold ? src[j] : 0.0f;
+}
+
+/* dst = keep ⊙ src, or dst += keep ⊙ src when `accumulate`; n elements. */
+void masked_copy(const float *src, float *dst, int64_t n, uint64_t seed, uint32_t threshold, int accumulate) {
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < n; t += TILE) {
+        float kept[SEG];
+        for (int64_t s = t; s < t + TILE && s < n; s += SEG) {
+            int64_t len = n - s < SEG ? n - s : SEG;
+            masked_segment(src + s, kept, s, len, seed, (uint16_t)threshold);
+            if (accumulate)
+                for (int64_t j = 0; j < len; j++) dst[s + j] += kept[j];
+            else
+                memcpy(dst + s, kept, len * sizeof(float));
+        }
+    }
+}
+
+/* low[q] += m[q] (rows × len, row stride SEG) times at[0..len) (len × r), for r columns kb .. kb+8*vecs. */
+static inline void down_block(const float *m, int rows, int64_t len, const float *at, int64_t r, int64_t kb, int vecs,
+                              float *low) {
+    v8 acc[RB][2] = {{{0}}};
+    for (int64_t j = 0; j < len; j++) {
+        const float *a = at + j * r + kb;
+        v8 a0 = load8(a), a1 = vecs == 2 ? load8(a + 8) : a0;
+        for (int q = 0; q < rows; q++) {
+            float s = m[q * SEG + j];
+            acc[q][0] += s * a0;
+            if (vecs == 2) acc[q][1] += s * a1;
+        }
+    }
+    for (int q = 0; q < rows; q++)
+        for (int v = 0; v < vecs; v++) {
+            float *o = low + q * r + kb + 8 * v;
+            store8(o, load8(o) + acc[q][v]);
+        }
+}
+
+/* low (n, r) = (keep ⊙ x) A^T; x (n, in), at = A^T (in, r). */
+void lora_down(const float *x, const float *at, float *low, int64_t n, int64_t in, int64_t r, uint64_t seed,
+               uint32_t threshold) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i0 = 0; i0 < n; i0 += RB) {
+        float m[RB * SEG];
+        int rows = n - i0 < RB ? (int)(n - i0) : RB;
+        memset(low + i0 * r, 0, rows * r * sizeof(float));
+        for (int64_t j0 = 0; j0 < in; j0 += SEG) {
+            int64_t len = in - j0 < SEG ? in - j0 : SEG;
+            for (int q = 0; q < rows; q++)
+                masked_segment(x + (i0 + q) * in + j0, m + q * SEG, (i0 + q) * in + j0, len, seed, (uint16_t)threshold);
+            for (int64_t kb = 0; kb < r; kb += 16) {
+                int vecs = r - kb >= 16 ? 2 : 1;
+                if (rows == RB && vecs == 2) /* the common case, with constants the compiler unrolls */
+                    down_block(m, RB, len, at + j0 * r, r, kb, 2, low + i0 * r);
+                else
+                    down_block(m, rows, len, at + j0 * r, r, kb, vecs, low + i0 * r);
+            }
+        }
+    }
+}
+
+/* grad_a (r, in) = grad_low^T (keep ⊙ x); grad_low (n, r). Tasks own column ranges: no reduction. */
+void lora_down_grad(const float *grad_low, const float *x, float *grad_a, int64_t n, int64_t in, int64_t r,
+                    uint64_t seed, uint32_t threshold) {
+    memset(grad_a, 0, r * in * sizeof(float));
+#pragma omp parallel for schedule(static)
+    for (int64_t j0 = 0; j0 < in; j0 += COLS) {
+        int64_t len = in - j0 < COLS ? in - j0 : COLS;
+        float m[RB * COLS];
+        for (int64_t i0 = 0; i0 < n; i0 += RB) {
+            int rows = n - i0 < RB ? (int)(n - i0) : RB;
+            for (int q = 0; q < rows; q++)
+                masked_segment(x + (i0 + q) * in + j0, m + q * COLS, (i0 + q) * in + j0, len, seed, (uint16_t)threshold);
+            for (int64_t k = 0; k < r; k++) {
+                float *g = grad_a + k * in + j0;
+                float c[RB];
+                for (int q = 0; q < RB; q++) c[q] = q < rows ? grad_low[(i0 + q) * r + k] : 0.0f;
+                int64_t j = 0;
+                if (rows == RB)
+                    for (; j + 8 <= len; j += 8)
+                        store8(g + j, load8(g + j) + c[0] * load8(m + j) + c[1] * load8(m + COLS + j) +
+                                          c[2] * load8(m + 2 * COLS + j) + c[3] * load8(m + 3 * COLS + j));
+                for (; j < len; j++)
+                    for (int q = 0; q < rows; q++) g[j] += c[q] * m[q * COLS + j];
+            }
+        }
+    }
+}
+
+/* grad_x (n, in) += keep ⊙ (grad_low A); A (r, in). */
+void lora_up_input_grad(const float *grad_low, const float *a, float *grad_x, int64_t n, int64_t in, int64_t r,
+                        uint64_t seed, uint32_t threshold) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i0 = 0; i0 < n; i0 += RB) {
+        int rows = n - i0 < RB ? (int)(n - i0) : RB;
+        float t[RB * SEG];
+        uint16_t lanes[SEG];
+        for (int64_t j0 = 0; j0 < in; j0 += SEG) {
+            int64_t len = in - j0 < SEG ? in - j0 : SEG, j = 0;
+            if (rows == RB)
+                for (; j + 8 <= len; j += 8) {
+                    v8 acc[RB] = {{0}};
+                    for (int64_t k = 0; k < r; k++) {
+                        v8 ak = load8(a + k * in + j0 + j);
+                        for (int q = 0; q < RB; q++) acc[q] += grad_low[(i0 + q) * r + k] * ak;
+                    }
+                    for (int q = 0; q < RB; q++) store8(t + q * SEG + j, acc[q]);
+                }
+            for (; j < len; j++)
+                for (int q = 0; q < rows; q++) {
+                    float s = 0.0f;
+                    for (int64_t k = 0; k < r; k++) s += grad_low[(i0 + q) * r + k] * a[k * in + j0 + j];
+                    t[q * SEG + j] = s;
+                }
+            for (int q = 0; q < rows; q++) {
+                float *gx = grad_x + (i0 + q) * in + j0;
+                const float *tq = t + q * SEG;
+                if (threshold == 0) {
+                    for (int64_t jj = 0; jj < len; jj++) gx[jj] += tq[jj];
+                    continue;
+                }
+                draw_lanes(lanes, (i0 + q) * in + j0, len, seed);
+                for (int64_t jj = 0; jj < len; jj++) gx[jj] += lanes[jj] >= threshold ? tq[jj] : 0.0f;
+            }
+        }
+    }
+}
