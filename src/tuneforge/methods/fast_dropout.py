@@ -35,12 +35,12 @@ class DropMask:
     tensor, or the seed from which the compiled kernel regenerates them."""
 
     keep: torch.Tensor | None = None
-    seed: int = 0
+    seed: int | None = None
     threshold: int = 0
 
     @property
     def seeded(self) -> bool:
-        return self.keep is None
+        return self.seed is not None
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """keep ⊙ x, as a new tensor."""
