@@ -62,3 +62,9 @@ def test_lora_uses_it_and_saves_as_peft_does(tiny_model_dir, tmp_path):
     wrapped.eval()
     with torch.no_grad():
         assert torch.allclose(wrapped(input_ids=ids).logits, reloaded(input_ids=ids).logits)
+
+
+def test_probabilities_that_round_to_one_are_refused():
+    assert FastDropout(0.9999).p == 0.9999
+    with pytest.raises(ValueError, match=r"at most 1 - 1/65536"):
+        FastDropout(0.999995)

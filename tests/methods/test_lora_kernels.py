@@ -127,3 +127,12 @@ def test_compiled_once_into_the_cache(monkeypatch, tmp_path):
     stamp = built.stat().st_mtime_ns
     assert lora_kernels._built() == built and built.stat().st_mtime_ns == stamp
     assert [p.name for p in built.parent.iterdir()] == [built.name]  # no temporary files left behind
+
+
+def test_a_library_others_could_have_written_is_not_loaded(monkeypatch, tmp_path):
+    monkeypatch.setenv("TUNEFORGE_CACHE", str(tmp_path))
+    built = lora_kernels._built()
+    assert lora_kernels._checked(built) == built
+    built.chmod(0o777)
+    with pytest.raises(OSError, match="writable by everyone"):
+        lora_kernels._checked(built)

@@ -93,8 +93,8 @@ def keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
 class FastDropout(nn.Module):
     def __init__(self, p: float):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        if not 0 <= p < 1 or round(p * _LANES) == _LANES:
+            raise ValueError(f"dropout probability must be in [0, 1) (at most 1 - 1/65536 here), got {p}")
         self.p = p
         self.scale = 1 / (1 - round(p * _LANES) / _LANES)
 

@@ -39,7 +39,7 @@ def library() -> ctypes.CDLL | None:
     if os.environ.get("TUNEFORGE_NATIVE", "1") == "0":
         return None
     try:
-        lib = ctypes.CDLL(str(_built()))
+        lib = ctypes.CDLL(str(_checked(_built())))
     except OSError as err:
         log.warning("LoRA CPU kernels unavailable (%s): LoRA dropout runs on torch operations, which is slower", err)
         return None
@@ -60,8 +60,8 @@ def _built() -> Path:
     target = cache_root() / "kernels" / f"lora_kernels-{key}.so"
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    errors = []
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    error = ""
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         built = Path(tmp) / target.name
         for flags in _FLAG_SETS:
@@ -71,10 +71,22 @@ def _built() -> Path:
             except (OSError, subprocess.SubprocessError) as err:
                 raise OSError(f"cannot run the C compiler {compiler!r}: {err}") from err
             if result.returncode == 0:
+                built.chmod(0o755)
                 os.replace(built, target)  # atomic: processes compiling at once each install a whole file
                 return target
-            errors.append(result.stderr.strip()[-300:])
-    raise OSError(f"{compiler} failed: {errors[-1]}")
+            error = result.stderr.strip()[-300:]
+    raise OSError(f"{compiler} failed: {error}")
+
+
+def _checked(path: Path) -> Path:
+    """`path`, once sure that no other user could have replaced it: loading a library runs its code."""
+    if not hasattr(os, "getuid"):
+        return path
+    for p in (path, path.parent):
+        st = p.stat()
+        if st.st_uid != os.getuid() or st.st_mode & 0o002:
+            raise OSError(f"{p} is owned by another user or writable by everyone; not loading it")
+    return path
 
 
 def _cpu_signature() -> str:
