@@ -111,7 +111,7 @@ def _speed_findings(cfg: Config) -> list[Finding]:
     if lora_kernels.library() is not None:
         return []
     return [Finding("info", "lora_kernels_unavailable",
-                    "the LoRA CPU kernels could not be built (no working C compiler, or TUNEFORGE_NATIVE=0): "
+                    "tuneforge's CPU kernels could not be built (no working C compiler, or TUNEFORGE_NATIVE=0): "
                     "LoRA dropout runs on torch operations, ~10% slower per step. Install a C compiler (cc) "
                     "or set method.dropout: 0.")]
 

@@ -1,5 +1,3 @@
-import logging
-
 import pytest
 import torch
 
@@ -100,39 +98,3 @@ def test_fast_dropout_masks_come_from_seeds_of_torchs_generator():
     torch.manual_seed(3)
     assert mask.seeded and mask.threshold == 3277 and d.mask(x).seed == mask.seed
     assert d.mask(x).seed != mask.seed
-
-
-def test_without_a_compiler_dropout_falls_back_to_torch(monkeypatch, tmp_path, caplog):
-    monkeypatch.setenv("TUNEFORGE_CACHE", str(tmp_path))
-    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    lora_kernels.library.cache_clear()
-    try:
-        with caplog.at_level(logging.WARNING):
-            assert lora_kernels.library() is None
-        assert "LoRA CPU kernels unavailable" in caplog.text and "no-such-compiler" in caplog.text
-        d = FastDropout(0.5).train()
-        mask = d.mask(torch.randn(100, 8))
-        assert not mask.seeded and mask.keep.dtype == torch.uint8
-        assert not lora_kernels.fits(torch.randn(4, 16), torch.randn(8, 16))
-    finally:
-        monkeypatch.undo()
-        lora_kernels.library.cache_clear()
-    assert lora_kernels.library() is not None
-
-
-def test_compiled_once_into_the_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("TUNEFORGE_CACHE", str(tmp_path))
-    built = lora_kernels._built()
-    assert built.parent == tmp_path / "kernels" and built.suffix == ".so"
-    stamp = built.stat().st_mtime_ns
-    assert lora_kernels._built() == built and built.stat().st_mtime_ns == stamp
-    assert [p.name for p in built.parent.iterdir()] == [built.name]  # no temporary files left behind
-
-
-def test_a_library_others_could_have_written_is_not_loaded(monkeypatch, tmp_path):
-    monkeypatch.setenv("TUNEFORGE_CACHE", str(tmp_path))
-    built = lora_kernels._built()
-    assert lora_kernels._checked(built) == built
-    built.chmod(0o777)
-    with pytest.raises(OSError, match="writable by everyone"):
-        lora_kernels._checked(built)

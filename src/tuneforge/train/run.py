@@ -21,6 +21,7 @@ import yaml
 from tuneforge.config import Config, DataConfig
 from tuneforge.errors import TuneforgeError
 from tuneforge.io import ReadReport, iter_samples, read_samples
+from tuneforge.models.fused_mlp import use_fused_swiglu
 from tuneforge.train import data as stage_data
 from tuneforge.train import mixing
 from tuneforge.train.batching import epoch_batches
@@ -117,6 +118,7 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
     if tc.stage == "dpo" and method.name in ("full", "freeze"):
         ref_model = copy.deepcopy(model).requires_grad_(False).eval()  # frozen reference copy
     model = method.apply(model, cfg.method)
+    use_fused_swiglu(model)
     params = parameter_report(model)
 
     if tc.stage == "dpo":

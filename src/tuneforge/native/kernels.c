@@ -1,11 +1,15 @@
-/* LoRA with dropout on CPU, without materialising the dropped input: the mask is drawn, applied and
+/* tuneforge's CPU kernels: float32, contiguous, row-major; threads from OpenMP (torch's own runtime).
+ *
+ * LoRA with dropout, without materialising the dropped input: the mask is drawn, applied and
  * multiplied in one pass, and the backward pass draws it again instead of storing it.
  *
  * Masks: element e (flat index into a row-major (N, in) tensor) is kept when 16-bit lane e of the
  * SplitMix64 stream started at `seed` is at least `threshold` (of 65536); lane e is bits
  * 16*(e%4) .. 16*(e%4)+15 of the stream's output number e/4. threshold 0 keeps everything. The
  * stream is counter-based, so every thread draws its own part of a mask and the result does not
- * depend on the thread count. All tensors float32, contiguous, row-major; r a multiple of 8. */
+ * depend on the thread count. r, the LoRA rank, a multiple of 8.
+ *
+ * SwiGLU, silu(g) * u, forward and backward each in one pass (eager torch makes three and five). */
 #include <stdint.h>
 #include <string.h>
 
@@ -35,7 +39,8 @@ static void draw_lanes(uint16_t *lanes, int64_t start, int64_t len, uint64_t see
 }
 
 /* dst[0..len) = keep ⊙ src[0..len), src holding flat elements start.. (len <= SEG). */
-static void masked_segment(const float *src, float *dst, int64_t start, int64_t len, uint64_t seed, uint16_t threshold) {
+static void masked_segment(const float *src, float *dst, int64_t start, int64_t len, uint64_t seed,
+                           uint16_t threshold) {
     if (threshold == 0) {
         memcpy(dst, src, len * sizeof(float));
         return;
@@ -115,7 +120,8 @@ void lora_down_grad(const float *grad_low, const float *x, float *grad_a, int64_
         for (int64_t i0 = 0; i0 < n; i0 += RB) {
             int rows = n - i0 < RB ? (int)(n - i0) : RB;
             for (int q = 0; q < rows; q++)
-                masked_segment(x + (i0 + q) * in + j0, m + q * COLS, (i0 + q) * in + j0, len, seed, (uint16_t)threshold);
+                masked_segment(x + (i0 + q) * in + j0, m + q * COLS, (i0 + q) * in + j0, len, seed,
+                               (uint16_t)threshold);
             for (int64_t k = 0; k < r; k++) {
                 float *g = grad_a + k * in + j0;
                 float c[RB];
@@ -168,5 +174,41 @@ void lora_up_input_grad(const float *grad_low, const float *a, float *grad_x, in
                 for (int64_t jj = 0; jj < len; jj++) gx[jj] += lanes[jj] >= threshold ? tq[jj] : 0.0f;
             }
         }
+    }
+}
+
+/* e^x, |relative error| < 2e-7; x clamped to [-87, 88] so the result stays finite and normal
+ * (enough for the sigmoid below, whose NaN inputs still come out NaN through the factor g). */
+static inline float exp_clamped(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float n = __builtin_rintf(x * 1.44269504088896341f); /* x = n ln2 + r, |r| <= ln2 / 2 */
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f; /* Cephes expf polynomial */
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23; /* 2^n */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* h = silu(g) * u = g * sigmoid(g) * u; n elements. */
+void swiglu_forward(const float *g, const float *u, float *h, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++) h[i] = g[i] / (1.0f + exp_clamped(-g[i])) * u[i];
+}
+
+/* dg = dh * u * silu'(g), du = dh * silu(g), with silu'(g) = s + silu(g) (1 - s), s = sigmoid(g). */
+void swiglu_backward(const float *dh, const float *g, const float *u, float *dg, float *du, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + exp_clamped(-g[i]));
+        float silu = g[i] * s;
+        du[i] = dh[i] * silu;
+        dg[i] = dh[i] * u[i] * (s + silu * (1.0f - s));
     }
 }

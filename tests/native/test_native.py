@@ -1,0 +1,46 @@
+import logging
+
+import pytest
+import torch
+
+from tuneforge import native
+from tuneforge.methods import lora_kernels
+from tuneforge.methods.fast_dropout import FastDropout
+
+pytestmark = pytest.mark.skipif(native.library() is None, reason="no C compiler: the kernels are not built")
+
+
+def test_without_a_compiler_dropout_falls_back_to_torch(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("TUNEFORGE_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    native.library.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert native.library() is None
+        assert "CPU kernels unavailable" in caplog.text and "no-such-compiler" in caplog.text
+        d = FastDropout(0.5).train()
+        mask = d.mask(torch.randn(100, 8))
+        assert not mask.seeded and mask.keep.dtype == torch.uint8
+        assert not lora_kernels.fits(torch.randn(4, 16), torch.randn(8, 16))
+    finally:
+        monkeypatch.undo()
+        native.library.cache_clear()
+    assert native.library() is not None
+
+
+def test_compiled_once_into_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("TUNEFORGE_CACHE", str(tmp_path))
+    built = native._built()
+    assert built.parent == tmp_path / "kernels" and built.suffix == ".so"
+    stamp = built.stat().st_mtime_ns
+    assert native._built() == built and built.stat().st_mtime_ns == stamp
+    assert [p.name for p in built.parent.iterdir()] == [built.name]  # no temporary files left behind
+
+
+def test_a_library_others_could_have_written_is_not_loaded(monkeypatch, tmp_path):
+    monkeypatch.setenv("TUNEFORGE_CACHE", str(tmp_path))
+    built = native._built()
+    assert native._checked(built) == built
+    built.chmod(0o777)
+    with pytest.raises(OSError, match="writable by everyone"):
+        native._checked(built)
