@@ -3,10 +3,10 @@
 On CPU, `nn.Dropout` draws one 32-bit number from the Mersenne Twister per element and then makes
 two more passes over memory (a float mask, the product); with LoRA on every linear layer of a small
 model that costs over a tenth of a training step (seven masks per layer, each as large as the
-layer's input). `FastDropout` instead draws one 64-bit seed from torch's generator per mask and lets
-a small compiled kernel (`lora_kernels`) expand it into SplitMix64 numbers, cut four 16-bit lanes
-out of each, compare them with the drop threshold and apply the result, all in one pass. The
-backward pass regenerates the mask from the seed, so nothing mask-sized is stored.
+layer's input). `FastDropout` instead draws one 64-bit seed from torch's generator per mask and
+lets tuneforge's compiled CPU kernels (`tuneforge.native`) expand it into SplitMix64 numbers, cut
+four 16-bit lanes out of each, compare them with the drop threshold and apply the result, all in
+one pass. The backward pass regenerates the mask from the seed, so nothing mask-sized is stored.
 
 The drop probability is rounded to a multiple of 1/65536 (0.05 becomes 0.050003), and the survivors
 are scaled by the inverse of that rounded keep rate, so the expected output still equals the input.

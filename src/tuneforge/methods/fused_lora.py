@@ -58,27 +58,27 @@ class _LoraLinear(torch.autograd.Function):
 # The three products that touch the dropped input. With a seeded mask on CPU the compiled kernels
 # draw the mask inside the product; otherwise torch builds the dropped input (again in backward).
 
-def _kernels_apply(x: torch.Tensor, lora_a: torch.Tensor, mask: DropMask | None) -> bool:
-    return mask is not None and mask.seeded and lora_kernels.fits(x, lora_a)
+def _kernels_apply(x: torch.Tensor, rank: int, mask: DropMask | None) -> bool:
+    return mask is not None and mask.seeded and lora_kernels.fits(x, rank)
 
 
 def _down(x, lora_a, mask):
     """(keep ⊙ x) A^T, (N, r)."""
-    if _kernels_apply(x, lora_a, mask):
+    if _kernels_apply(x, lora_a.shape[0], mask):
         return lora_kernels.down(x, lora_a, mask.seed, mask.threshold)
     return (x if mask is None else mask.apply(x)) @ lora_a.t()
 
 
 def _down_grad(grad_low, x, mask):
     """grad_low^T (keep ⊙ x), the gradient of A, (r, in)."""
-    if _kernels_apply(x, grad_low.t(), mask):
+    if _kernels_apply(x, grad_low.shape[1], mask):
         return lora_kernels.down_grad(grad_low, x, mask.seed, mask.threshold)
     return grad_low.t() @ (x if mask is None else mask.apply(x))
 
 
 def _add_up_input_grad_(grad_x, grad_low, lora_a, mask):
     """grad_x += keep ⊙ (grad_low A), in place."""
-    if _kernels_apply(grad_x, lora_a, mask):
+    if _kernels_apply(grad_x, lora_a.shape[0], mask):
         return lora_kernels.add_up_input_grad_(grad_x, grad_low, lora_a, mask.seed, mask.threshold)
     if mask is None:
         return grad_x.addmm_(grad_low, lora_a)

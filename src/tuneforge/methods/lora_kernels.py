@@ -14,10 +14,9 @@ from tuneforge.native import library, ptr
 _VEC = 8  # floats per vector in the kernels: the LoRA rank must be a multiple
 
 
-def fits(x: torch.Tensor, lora_a: torch.Tensor) -> bool:
-    """Whether the kernels can run a LoRA layer with input `x` and down-projection `lora_a` (r, in)."""
-    return (x.device.type == lora_a.device.type == "cpu" and x.dtype == lora_a.dtype == torch.float32
-            and lora_a.shape[0] % _VEC == 0 and library() is not None)
+def fits(x: torch.Tensor, rank: int) -> bool:
+    """Whether the kernels can run a LoRA layer of this rank on input `x` (its weights share x's dtype)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and rank % _VEC == 0 and library() is not None
 
 
 def masked_copy(src: torch.Tensor, seed: int, threshold: int, out: torch.Tensor | None = None, *,
