@@ -1,5 +1,5 @@
-"""Prefix, prompt and P-tuning adapters served by the engine: greedy replies are exactly peft's own
-`PeftModel.generate`, alone and batched with base and LoRA rows; through the server and the CLI too."""
+"""Prefix, prompt and P-tuning adapters served by the engine: greedy replies are exactly what peft's own
+`PeftModel` forward pass picks, alone and batched with base and LoRA rows; through the server and the CLI too."""
 
 from __future__ import annotations
 
@@ -49,9 +49,23 @@ def artefacts(tiny_dir, tmp_path_factory) -> dict[str, str]:
         return {name: str(random_artefact(tiny_dir, root / name, s)) for name, s in settings.items()}
 
 
+def greedy(model, prompt: list[int], max_tokens: int, eos_id: int) -> list[int]:
+    """Greedy token ids, the whole sequence run through `model` afresh for each token (no KV cache)."""
+    ids = list(prompt)
+    while len(ids) - len(prompt) < max_tokens and (len(ids) == len(prompt) or ids[-1] != eos_id):
+        batch = torch.tensor([ids])
+        with torch.no_grad():
+            logits = model(input_ids=batch, attention_mask=torch.ones_like(batch), use_cache=False).logits
+        ids.append(int(logits[0, -1].argmax()))
+    return ids[len(prompt):]
+
+
 @pytest.fixture(scope="module")
 def reference(tiny_dir, tokenizer, artefacts):
-    """Greedy token ids from `PeftModel.generate` (or the base's `generate`): (adapter, prompt) -> ids."""
+    """Greedy token ids of the `PeftModel` (or the base), (adapter, prompt) -> ids. Each token comes from a
+    full forward pass rather than from `PeftModel.generate`: peft 0.21's generate hands virtual tokens over
+    as `past_key_values`, which transformers 5.24 renamed to `cache` and ignores beside it, so since then
+    its replies no longer match its own forward pass (up to transformers 5.23 they matched this exactly)."""
     from tuneforge.methods import get_method
     from tuneforge.models import load_model
     from tuneforge.serve.routing import detect_method
@@ -62,13 +76,8 @@ def reference(tiny_dir, tokenizer, artefacts):
         if adapter not in models:
             base, _ = load_model(str(tiny_dir))
             path = artefacts.get(adapter)
-            models[adapter] = get_method(detect_method(path)).load(base, path) if path else base
-        ids = torch.tensor([prompt])
-        with torch.no_grad():
-            out = models[adapter].generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                           max_new_tokens=max_tokens, do_sample=False,
-                                           pad_token_id=tokenizer.pad_token_id)
-        return out[0, len(prompt):].tolist()
+            models[adapter] = (get_method(detect_method(path)).load(base, path) if path else base).eval()
+        return greedy(models[adapter], prompt, max_tokens, tokenizer.eos_token_id)
 
     return generate
 

@@ -19,6 +19,7 @@ thread; the HTTP server hands events to its event loop, blocking callers use `st
 
 from __future__ import annotations
 
+import inspect
 import logging
 import queue
 import threading
@@ -113,6 +114,12 @@ class _Row:
         return torch.tensor(self.prompt + self.generated)
 
 
+def cache_keyword(model) -> str:
+    """The forward keyword that takes the KV cache: transformers 5.24 renamed `past_key_values` to `cache`
+    (the old name warns, and loses to `cache` when both are given)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 class Engine:
     def __init__(self, model, tokenizer, *, model_id: str = "base", adapters: dict[str, str] | None = None,
                  template: str = "auto", max_batch_size: int = 32, batch_window_s: float = 0.01,
@@ -124,6 +131,7 @@ class Engine:
         self.template = load_template(template, tokenizer)
         self.formats = {m: self._chat_format(route) for m, route in self.models.routes.items()}
         self.config = model.config
+        self.cache_keyword = cache_keyword(self.models.base)
         self.context_length = int(getattr(model.config, "max_position_embeddings", None) or 2048)
         self.max_batch_size = max_batch_size
         self.batch_window_s = batch_window_s
@@ -347,8 +355,8 @@ class Engine:
                  cache) -> torch.Tensor:
         """`inputs`: token ids (B, T), or input embeddings (B, T, E) when rows start with virtual ones."""
         key = "input_ids" if inputs.dim() == 2 else "inputs_embeds"
-        out = self.models.forward(routes)(**{key: inputs}, attention_mask=mask, position_ids=positions,
-                                          past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = self.models.forward(routes)(**{key: inputs, self.cache_keyword: cache}, attention_mask=mask,
+                                          position_ids=positions, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1]  # (B, V)
 
     def _prefill(self, rows: list[_Row]) -> None:
