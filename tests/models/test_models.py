@@ -50,8 +50,10 @@ def test_not_a_model_directory(tmp_path):
 
 
 def test_hub_id_not_in_cache_is_a_clear_offline_error(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HOME", str(tmp_path))
-    with pytest.raises(TuneforgeError, match="cannot load 'nobody/no-such-model' offline"):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(TuneforgeError, match="unknown model 'nobody/no-such-model'.*downloads are off"):
         load_model("nobody/no-such-model")
 
 

@@ -49,9 +49,9 @@ class _LengthFilter:
     def __init__(self, cfg: Length):
         self.cfg, self.name, self.fields = cfg, cfg.label, resolve_fields(cfg.fields)
         if cfg.unit == "tokens":
-            from transformers import AutoTokenizer
+            from tuneforge.models import load_tokenizer
 
-            tok = AutoTokenizer.from_pretrained(cfg.tokenizer)
+            tok = load_tokenizer(cfg.tokenizer)
             self.measure = lambda t: len(tok(t, add_special_tokens=False)["input_ids"])
         else:
             self.measure = len if cfg.unit == "chars" else (lambda t: len(words(t)))

@@ -37,9 +37,9 @@ def diagnose(samples: Iterable[Sample], tokenizer: str | None = None, label_fiel
     """Statistics over a dataset. Near-duplicate rate uses the same MinHash machinery as curation."""
     tok = None
     if tokenizer:
-        from transformers import AutoTokenizer
+        from tuneforge.models import load_tokenizer
 
-        tok = AutoTokenizer.from_pretrained(tokenizer)
+        tok = load_tokenizer(tokenizer)
     kinds, tasks, langs, labels, roles, systems, pii = Counter(), Counter(), Counter(), Counter(), Counter(), Counter(), Counter()
     chars, tokens, answer_chars = [], [], []
     grams_en, grams_zh = Counter(), Counter()
@@ -107,6 +107,8 @@ def print_summary(d: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     t = Table(title=f"{d['records']} records", show_header=False)
+    t.add_column(no_wrap=True)  # the names are short: they never wrap; long values fold, never cut to "…"
+    t.add_column(overflow="fold")
     rows = [("kinds", d["kinds"]), ("tasks", d["tasks"]), ("languages", d["languages"]),
             ("chars p50 / p95 / max", f"{d['chars'].get('p50')} / {d['chars'].get('p95')} / {d['chars'].get('max')}")]
     if d["tokens"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,9 +18,11 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
-def resolve_model_path(name_or_path: str) -> str:
-    """An alias or a .gguf file becomes a converted local directory; a directory stays as it is;
-    anything else is taken as a hub id, looked up in the local HF cache."""
+def resolve_model_path(name_or_path: str, *, allow_download: bool = False, revision: str | None = None) -> str:
+    """The one way every command turns `--model` / `model.name_or_path` into something to load: an alias
+    or a .gguf file becomes a converted local directory; a directory stays as it is; anything else is a
+    hub id, found in the local Hugging Face cache without touching the network unless downloads are
+    allowed (then the hub id itself is returned for `from_pretrained` to fetch)."""
     if name_or_path in ALIASES:
         alias = ALIASES[name_or_path]
         return str(ensure_converted(alias.gguf_path(), alias.name))
@@ -35,27 +38,72 @@ def resolve_model_path(name_or_path: str) -> str:
     if path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         raise TuneforgeError(f"{name_or_path}: not a model directory, .gguf file or alias "
                              f"({', '.join(ALIASES)})")
-    return name_or_path  # hub id
+    if allow_download and not _hub_offline():
+        return name_or_path
+    return _cached_snapshot(name_or_path, revision)
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def _cached_snapshot(repo_id: str, revision: str | None) -> str:
+    """The local snapshot of a hub model, looked up on disk only. transformers' own `local_files_only`
+    still asks the hub about adapter files (retrying for about a minute offline), so the loaders are
+    handed this directory instead of the id."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(repo_id, revision=revision, cache_dir=constants.HF_HUB_CACHE, local_files_only=True)
+    except (LocalEntryNotFoundError, HFValidationError, OSError):
+        raise UnknownModel(repo_id) from None
+
+
+class UnknownModel(TuneforgeError):
+    """A model reference that is no alias, file, directory or cached hub model, with downloads off."""
+
+    def __init__(self, name: str):
+        close = difflib.get_close_matches(name, [*ALIASES, *cached_hub_models()], n=1, cutoff=0.6)
+        self.closest = close[0] if close else None
+        hint = f" Did you mean '{self.closest}'?" if self.closest else ""
+        super().__init__(
+            f"unknown model '{name}': not an alias, a local model directory, a .gguf file or a model in the "
+            f"local Hugging Face cache, and downloads are off.{hint} Aliases: {', '.join(ALIASES)} "
+            f"(`tuneforge models` lists what is here). To fetch a hub model, set model.allow_download=true "
+            f"or download it first (`hf download {name}`).")
+
+
+def cached_hub_models() -> list[str]:
+    """Hub ids with a snapshot in the local Hugging Face cache (read from the folder names only)."""
+    from huggingface_hub import constants
+
+    root = Path(constants.HF_HUB_CACHE)
+    if not root.is_dir():
+        return []
+    return sorted(d.name[len("models--"):].replace("--", "/") for d in root.glob("models--*")
+                  if (d / "snapshots").is_dir())
+
+
+def _resolve(cfg: ModelConfig) -> str:
+    return resolve_model_path(cfg.name_or_path, allow_download=cfg.allow_download, revision=cfg.revision)
 
 
 def _hub_kwargs(cfg: ModelConfig) -> dict:
-    # Offline unless the user allows downloads: a hub id must already be in the local HF cache.
-    offline = not cfg.allow_download or os.environ.get("HF_HUB_OFFLINE") == "1"
+    # What reaches from_pretrained is a local path unless the user allows downloads.
+    offline = not cfg.allow_download or _hub_offline()
     return {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code, "local_files_only": offline}
 
 
 def _not_cached(name: str, err: Exception) -> TuneforgeError:
-    return TuneforgeError(
-        f"cannot load '{name}' offline: it is not a local directory, a .gguf file, an alias "
-        f"({', '.join(ALIASES)}) or a model in the local Hugging Face cache. Download it first "
-        f"(`huggingface-cli download {name}`) or set model.allow_download=true. ({type(err).__name__})")
+    return TuneforgeError(f"cannot load '{name}': {err}")
 
 
 def load_tokenizer(name_or_path: str | ModelConfig) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     cfg = name_or_path if isinstance(name_or_path, ModelConfig) else ModelConfig(name_or_path=name_or_path)
-    path = resolve_model_path(cfg.name_or_path)
+    path = _resolve(cfg)
     try:
         return AutoTokenizer.from_pretrained(path, **_hub_kwargs(cfg))
     except OSError as e:
@@ -111,7 +159,7 @@ def load_model(cfg: ModelConfig | str) -> tuple[PreTrainedModel, PreTrainedToken
         cfg = ModelConfig(name_or_path=cfg)
     device = pick_device(cfg.device)
     dtype = pick_dtype(cfg.dtype, device)
-    path = resolve_model_path(cfg.name_or_path)
+    path = _resolve(cfg)
     quant = _quantization(cfg, device, dtype)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **quant, **_hub_kwargs(cfg))
