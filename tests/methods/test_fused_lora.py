@@ -178,7 +178,9 @@ def test_activation_checkpointing_redraws_the_same_dropout_masks(tiny_model_dir,
             if "lora_B" in name:
                 nn.init.normal_(p, std=0.1)
         if checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            from tuneforge.train.loop import enable_activation_checkpointing
+
+            enable_activation_checkpointing(model)
             model.enable_input_require_grads()
         model.train()
         torch.manual_seed(1)

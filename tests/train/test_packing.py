@@ -98,7 +98,9 @@ def test_per_sample_attention_equals_the_block_diagonal_mask_in_loss_and_gradien
         packed["labels"])[0])
     step = CausalLMLoss(model, whole_forward=False)
     if checkpointing:  # each layer runs again in backward: that recomputation must attend per sample too
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        from tuneforge.train.loop import enable_activation_checkpointing
+
+        enable_activation_checkpointing(model)
     lengths = []
     sdpa = nn.functional.scaled_dot_product_attention
     monkeypatch.setattr(nn.functional, "scaled_dot_product_attention",

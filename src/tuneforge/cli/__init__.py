@@ -23,7 +23,6 @@ err_console = Console(stderr=True)
 
 def main() -> None:
     """Console entry point: user errors become one red line and exit code 2, not a traceback."""
-    _quiet_libraries()
     try:
         app()
     except TuneforgeError as e:
@@ -31,9 +30,24 @@ def main() -> None:
         sys.exit(2)
 
 
+@app.callback()
+def _options(verbose: bool = typer.Option(
+        False, "--verbose", "-v",
+        help="Also show the libraries' own logs, warnings and progress bars (transformers, peft, bitsandbytes).")
+) -> None:
+    if not verbose:
+        _quiet_libraries()
+
+
+# Loggers of libraries that speak up on import or load about their own internals, e.g. bitsandbytes on a
+# CPU-only machine, and the kernel hub it asks for a CPU kernel.
+NOISY_LOGGERS = ("bitsandbytes", "kernels")
+
+
 def _quiet_libraries() -> None:
     """Our own progress bars and tables say what happens; the libraries' per-file bars and
     deprecation notices about their own internals only bury them."""
+    import logging
     import warnings
 
     from transformers.utils import logging as hf_logging
@@ -41,6 +55,8 @@ def _quiet_libraries() -> None:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _register() -> None:

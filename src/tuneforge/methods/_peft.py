@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from torch import nn
 
 from tuneforge.errors import ConfigError
+
+
+# Deprecation warnings that peft's own code triggers in transformers 5.x (peft 0.21 reads
+# `is_gradient_checkpointing` whenever it wraps a model, and hands prefix-tuning keys and values to the
+# base model as `past_key_values`): nothing a user can act on, so they are dropped around peft's calls only.
+PEFT_OWN_DEPRECATIONS = "`(is_gradient_checkpointing|past_key_values)` is deprecated"
+
+
+@contextmanager
+def peft_quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=PEFT_OWN_DEPRECATIONS, category=FutureWarning)
+        yield
 
 
 def wrap(model: nn.Module, peft_config, method: str) -> nn.Module:
@@ -16,7 +32,8 @@ def wrap(model: nn.Module, peft_config, method: str) -> nn.Module:
     from peft import get_peft_model
 
     try:
-        return get_peft_model(model, peft_config)
+        with peft_quiet():
+            return get_peft_model(model, peft_config)
     except ValueError as e:
         raise ConfigError(f"method '{method}': {e}") from None
 
@@ -38,4 +55,5 @@ def load(base_model: nn.Module, path: Path, peft_type: str) -> nn.Module:
     if found != peft_type:
         raise ConfigError(f"{path}: holds a {found} adapter, not {peft_type}")
     # peft leaves prompt-learning embeddings trainable even when loading for inference.
-    return PeftModel.from_pretrained(base_model, str(path)).requires_grad_(False)
+    with peft_quiet():
+        return PeftModel.from_pretrained(base_model, str(path)).requires_grad_(False)

@@ -175,7 +175,10 @@ class ModelSet:
         if shared:
             from peft import PeftModel
 
-            self.peft = PeftModel.from_pretrained(base, str(adapters[shared[0]]), adapter_name=shared[0])
+            from tuneforge.methods._peft import peft_quiet
+
+            with peft_quiet():
+                self.peft = PeftModel.from_pretrained(base, str(adapters[shared[0]]), adapter_name=shared[0])
             for name in shared[1:]:
                 self.peft.load_adapter(str(adapters[name]), adapter_name=name)
             self.peft.requires_grad_(False).eval()

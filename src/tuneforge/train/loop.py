@@ -89,7 +89,7 @@ def train_loop(
     accelerator = accelerator or _accelerator(cfg, on_cpu=next(model.parameters()).device.type == "cpu")
     torch.manual_seed(cfg.seed)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_activation_checkpointing(model)
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     noise = add_neftune(model, cfg.neftune_alpha) if cfg.neftune_alpha else None
@@ -257,3 +257,12 @@ def _mixed_precision(choice: str) -> str:
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "no"
+
+
+def enable_activation_checkpointing(model) -> None:
+    """Non-reentrant checkpointing through transformers' current call (`activation_checkpointing_enable`,
+    5.x); older releases only have `gradient_checkpointing_enable`, which 5.x deprecates."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

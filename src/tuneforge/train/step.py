@@ -7,6 +7,7 @@ from typing import Callable, ContextManager
 import torch
 from torch import nn
 
+from tuneforge.methods._peft import peft_quiet
 from tuneforge.train.losses import dpo_loss, lm_loss_sum, logits_loss_sum, sequence_logprobs
 
 SEGMENT_ATTENTION = "tuneforge_segments"
@@ -86,7 +87,8 @@ class CausalLMLoss(nn.Module):
 
     def forward(self, labels: torch.Tensor, **inputs: torch.Tensor) -> tuple[torch.Tensor, int]:  # labels (B, T)
         if self.whole_forward:
-            logits = self.model(**inputs, use_cache=False).logits  # (B, V_tokens + T, V)
+            with peft_quiet():
+                logits = self.model(**inputs, use_cache=False).logits  # (B, V_tokens + T, V)
             return logits_loss_sum(logits[:, -labels.shape[1]:], labels)
         base = _base(self.model)
         if self.per_sample_attention and set(inputs) == {"input_ids", "position_ids"}:
@@ -124,7 +126,8 @@ class DPOLoss(nn.Module):
         ids = torch.cat([pad(chosen_ids, 0), pad(rejected_ids, 0)])
         labels = torch.cat([pad(chosen_labels, -100), pad(rejected_labels, -100)])
         mask = torch.cat([pad(chosen_mask, 0), pad(rejected_mask, 0)])
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits  # (2B, T, V)
+        with peft_quiet():
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits  # (2B, T, V)
         logps = sequence_logprobs(logits, labels)  # (2B,)
         return logps.chunk(2)
 
