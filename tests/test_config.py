@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import pytest
 
 from tuneforge.config import build_config, load_config, read_yaml
@@ -71,3 +74,65 @@ def test_load_config_reports_file_and_yaml_errors(tmp_path):
     good.write_text("model:\n  name_or_path: some/dir\ntemplate:\n  cutof_len: 3\n")
     with pytest.raises(ConfigError, match=r"good.yaml: unknown key 'template.cutof_len'"):
         load_config(good)
+
+
+def test_relative_paths_in_a_config_file_are_relative_to_its_folder(tmp_path, monkeypatch):
+    (tmp_path / "proj" / "data").mkdir(parents=True)
+    (tmp_path / "proj" / "data" / "train.jsonl").write_text("{}\n")
+    (tmp_path / "proj" / "data" / "info.json").write_text("{}")
+    (tmp_path / "proj" / "my-model").mkdir()
+    config = tmp_path / "proj" / "run.yaml"
+    config.write_text("model: {name_or_path: my-model}\n"
+                      "data:\n  datasets:\n    - path: data/train.jsonl\n    - path: [data/*.jsonl, data/info.json#identity]\n"
+                      "train: {output_dir: runs/a}\neval: {adapter: runs/a, compare: {adapters: {lora: runs/a}}}\n")
+    monkeypatch.chdir(tmp_path)  # elsewhere than the config file
+    cfg = load_config("proj/run.yaml")
+    proj = tmp_path / "proj"
+    assert cfg.model.name_or_path == str(proj / "my-model")
+    assert cfg.data.datasets[0].path == str(proj / "data" / "train.jsonl")
+    assert cfg.data.datasets[1].path == [str(proj / "data" / "*.jsonl"), str(proj / "data" / "info.json") + "#identity"]
+    assert cfg.train.output_dir == cfg.eval.adapter == cfg.eval.compare.adapters["lora"] == str(proj / "runs" / "a")
+    # Defaults that the file did not set stay relative to the current directory.
+    assert cfg.eval.output_dir == "evals/latest"
+
+
+def test_model_names_absolute_paths_and_home_are_not_prefixed(tmp_path, monkeypatch):
+    (tmp_path / "d.jsonl").write_text("{}\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model: {{name_or_path: HuggingFaceTB/SmolLM2-135M-Instruct}}\ndata: {tmp_path / 'd.jsonl'}\n"
+                      "train: {output_dir: ~/runs/x}\n")
+    monkeypatch.chdir("/")
+    cfg = load_config(config)
+    assert cfg.model.name_or_path == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert cfg.data.datasets[0].path == str(tmp_path / "d.jsonl")
+    assert cfg.train.output_dir == str(Path.home() / "runs" / "x")
+
+
+def test_set_overrides_stay_relative_to_the_current_directory(tmp_path, monkeypatch):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "d.jsonl").write_text("{}\n")
+    (tmp_path / "other.jsonl").write_text("{}\n")
+    config = tmp_path / "conf" / "c.yaml"
+    config.write_text("data: d.jsonl\ntrain: {output_dir: out}\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(config, ["train.output_dir=mine", "eval.datasets=[{path: other.jsonl}]"])
+    assert cfg.train.output_dir == "mine"
+    assert cfg.eval.datasets[0].path == "other.jsonl"
+    assert cfg.data.datasets[0].path == str(tmp_path / "conf" / "d.jsonl")
+
+
+def test_a_missing_input_names_the_key_and_the_resolved_path(tmp_path, monkeypatch):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "data.jsonl").write_text("{}\n")  # beside the current directory, not beside the file
+    config = tmp_path / "conf" / "c.yaml"
+    config.write_text("data: data.jsonl\n")
+    monkeypatch.chdir(tmp_path)
+    missing = re.escape(str(tmp_path / "conf" / "data.jsonl"))
+    with pytest.raises(ConfigError, match=rf"c.yaml: 'data.datasets.0.path': {missing}: no such file .*own folder"):
+        load_config(config)
+    config.write_text("data: ../data.jsonl\neval:\n  rag: {documents: [docs/]}\n")
+    with pytest.raises(ConfigError, match=rf"'eval.rag.documents.0': {re.escape(str(tmp_path / 'conf' / 'docs'))}"):
+        load_config(config)
+    config.write_text("data: ../data.jsonl\n")
+    with pytest.raises(ConfigError, match=r"'eval.datasets.0.path': nope/\*.jsonl: .*current directory"):
+        load_config(config, ["eval.datasets=[{path: nope/*.jsonl}]"])

@@ -7,9 +7,12 @@ and the closest valid key. Attribute docstrings are the documentation shown by `
 from __future__ import annotations
 
 import difflib
+import glob
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Callable, Iterable, Iterator, Literal
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator,
@@ -375,7 +378,11 @@ def build_config(tree: dict[str, Any], overrides: list[str] = ()) -> Config:
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
-    """Read a YAML config (or none, for defaults) and apply `--set` overrides."""
+    """Read a YAML config (or none, for defaults) and apply `--set` overrides.
+
+    Relative paths written in the file are relative to the file's own folder (as in curation recipes),
+    so a config works from any current directory; `--set` values were typed in the current directory
+    and stay relative to it. A data input that does not exist is an error naming its key."""
     tree: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -388,6 +395,115 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
         if not isinstance(tree, dict):
             raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     try:
-        return build_config(tree, overrides)
+        cfg = build_config(tree, overrides)
+        written = {}
+        if path is not None:
+            typed = [a.split("=", 1)[0].strip() for a in overrides]
+            written = resolve_paths(cfg, path.parent, skip=typed)
+        check_inputs(cfg, written)
+        return cfg
     except ConfigError as e:
         raise ConfigError(f"{path or 'config'}: {e}") from None
+
+
+# --- paths -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PathField:
+    """One path-valued setting of a config: its dotted key, value and how to replace the value."""
+
+    key: str
+    value: str
+    assign: Callable[[str], None]
+    kind: Literal["input", "output", "model"]
+    """`input` must exist when the config loads; `output` (run and eval directories, adapters, indexes)
+    may be written by a later command; `model` is a path only when it exists (else an alias / hub id)."""
+
+
+def path_fields(cfg: Config) -> Iterator[PathField]:
+    """Every setting of `cfg` that holds a file-system path, explicitly set (defaults stay as they are)."""
+    def attr(key: str, owner: BaseModel, name: str, kind: Any) -> Iterator[PathField]:
+        value = getattr(owner, name)
+        if name in owner.model_fields_set and isinstance(value, str):
+            yield PathField(key, value, lambda v: setattr(owner, name, v), kind)
+
+    def items(key: str, values: list[str], kind: Any) -> Iterator[PathField]:
+        for i, value in enumerate(values):
+            yield PathField(f"{key}.{i}", value, lambda v, i=i: values.__setitem__(i, v), kind)
+
+    def datasets(key: str, specs: list[DatasetConfig]) -> Iterator[PathField]:
+        for i, d in enumerate(specs):
+            if isinstance(d.path, str):
+                yield from attr(f"{key}.{i}.path", d, "path", "input")
+            else:
+                yield from items(f"{key}.{i}.path", d.path, "input")
+
+    yield from attr("model.name_or_path", cfg.model, "name_or_path", "model")
+    yield from datasets("data.datasets", cfg.data.datasets)
+    yield from datasets("data.replay", cfg.data.replay)
+    yield from attr("data.rejects_path", cfg.data, "rejects_path", "output")
+    yield from attr("train.output_dir", cfg.train, "output_dir", "output")
+    if cfg.train.resume not in ("auto", "never"):
+        yield from attr("train.resume", cfg.train, "resume", "output")
+    ev = cfg.eval
+    yield from datasets("eval.datasets", ev.datasets)
+    yield from attr("eval.adapter", ev, "adapter", "output")
+    yield from attr("eval.output_dir", ev, "output_dir", "output")
+    for i, metric in enumerate(ev.metrics):
+        yield from attr(f"eval.metrics.{i}.json_schema", metric, "json_schema", "input")
+    if ev.icl is not None:
+        yield from datasets("eval.icl.pool", ev.icl.pool)
+    if ev.rag is not None:
+        yield from attr("eval.rag.index", ev.rag, "index", "output")
+        yield from items("eval.rag.documents", ev.rag.documents, "input")
+    if ev.judge is not None:
+        yield from attr("eval.judge.rubric_file", ev.judge, "rubric_file", "input")
+        yield from attr("eval.judge.pairwise_file", ev.judge, "pairwise_file", "input")
+    adapters = ev.compare.adapters
+    for name in adapters:
+        yield PathField(f"eval.compare.adapters.{name}", adapters[name],
+                        lambda v, name=name: adapters.__setitem__(name, v), "output")
+
+
+def resolve_paths(cfg: Config, base: Path, skip: Iterable[str] = ()) -> dict[str, str]:
+    """Make the relative paths of `cfg` relative to `base` (a YAML file's folder), except under the keys
+    in `skip` (`--set` overrides, typed relative to the current directory). `~` is expanded; a
+    `dataset_info.json#entry` keeps its entry; a model name counts as a path only when `base` holds it
+    (else it is an alias or a hub id). Returns the values as written, by key, of what it changed."""
+    skip, written = list(skip), {}
+    for field in path_fields(cfg):
+        if any(field.key == s or field.key.startswith(s + ".") for s in skip):
+            continue
+        file, sep, entry = field.value.partition("#") if _is_entry(field.value) else (field.value, "", "")
+        resolved = Path(file).expanduser()
+        if not resolved.is_absolute():
+            resolved = Path(os.path.normpath(base.absolute() / resolved))
+            if field.kind == "model" and not (resolved.is_dir() or resolved.suffix == ".gguf" and resolved.is_file()):
+                continue
+        written[field.key] = field.value
+        field.assign(str(resolved) + sep + entry)
+    return written
+
+
+def check_inputs(cfg: Config, written: dict[str, str] | None = None) -> None:
+    """Every data input `cfg` names exists (a glob matches something), else an error naming the key.
+    `written`: the values as the config file had them, before `resolve_paths`."""
+    written = written or {}
+    for field in path_fields(cfg):
+        file = field.value.partition("#")[0] if _is_entry(field.value) else field.value
+        if field.kind != "input" or (glob.glob(file, recursive=True) if any(c in file for c in "*?[")
+                                     else Path(file).exists()):
+            continue
+        msg = f"'{field.key}': {file}: no such file or directory"
+        if field.key in written:
+            msg += (f" ({written[field.key]!r} in the config file; relative paths there are relative to the "
+                    "file's own folder)")
+        elif not Path(file).is_absolute():
+            msg += f" (relative to the current directory, {os.getcwd()})"
+        raise ConfigError(msg)
+
+
+def _is_entry(path: str) -> bool:
+    """`info.json#name`: an entry of a LLaMA-Factory dataset_info.json (as tuneforge.io reads it)."""
+    return "#" in path and path.split("#", 1)[0].endswith(".json")

@@ -2,18 +2,22 @@
 
 Catches the set-ups that train silently wrong: a cutoff that drops most samples, labels that are
 all masked, an EOS / end-of-turn token that is never trained (the model never learns to stop),
-pad == eos (any trainer that masks labels by pad id never trains EOS), and chat templates whose
-turn-by-turn tokenisation differs from the whole conversation's (a shifted loss mask).
+pad == eos (any trainer that masks labels by pad id never trains EOS), chat templates whose
+turn-by-turn tokenisation differs from the whole conversation's (a shifted loss mask), and a default
+system prompt that names another assistant than the data's replies do (an identity that fights itself).
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from tuneforge.config import Config
+from tuneforge.config import Config, TemplateConfig
+from tuneforge.types import Message, Sample
 
 Level = Literal["error", "warning", "info"]
 UNLIMITED = 1 << 30
@@ -93,8 +97,51 @@ def run_doctor(cfg: Config) -> DoctorReport:
         over_cutoff=int((lengths > tcfg.cutoff_len).sum()), trained_fraction=stats.trained_fraction,
         stop_trained=stats.stop_trained, pad_token=tokenizer.pad_token, eos_token=tokenizer.eos_token,
     )
-    report.findings = _diagnose(report, stats, tokenizer, ds) + _speed_findings(cfg)
+    report.findings = (_diagnose(report, stats, tokenizer, ds) + _identity_findings(samples, tokenizer, tcfg)
+                       + _speed_findings(cfg))
     return report
+
+
+# How a text names an assistant: "I am Forge", "my name is Forge", "named SmolLM", "You are Qwen",
+# "我是 Forge". The name must start with a capital letter ("I am a ..." names no one).
+_NAMES = re.compile(r"(?:(?i:\bI am|\bI['’]m|\bmy name is|\bcall me|\bnamed|\bcalled|\byou are)\s+|(?:我是|我叫|名叫)\s*)"
+                    r"([A-Z][A-Za-z0-9_-]+)")
+_SPECIAL = re.compile(r"<\|[^|>]*\|>")  # <|im_start|> and the like, left out of messages
+
+
+def assistant_names(text: str) -> set[str]:
+    """The names `text` gives an assistant, by the phrases of `_NAMES`."""
+    return set(_NAMES.findall(text))
+
+
+def _identity_findings(samples: list[Sample], tokenizer, tcfg: TemplateConfig) -> list[Finding]:
+    """A sample without a system message gets the system prompt the template injects (or `template.system`).
+    When that prompt names an assistant ("named SmolLM") and the replies name another one ("I am Forge",
+    the name most replies give, at least twice), every sample trains two identities at once."""
+    from tuneforge.formatting import TemplateError, load_template
+
+    replies = Counter(name for s in samples if not (s.messages and s.messages[0].role == "system")
+                      for name in set().union(*(assistant_names(m.content) for m in s.messages
+                                                if m.role == "assistant")))
+    if not replies or replies.most_common(1)[0][1] < 2:
+        return []
+    data_name, n = replies.most_common(1)[0]
+    marker = "\x00question\x00"
+    conversation = ([Message("system", tcfg.system)] if tcfg.system is not None else []) + [Message("user", marker)]
+    try:
+        text = "".join(seg.text for seg in load_template(tcfg, tokenizer).render(conversation))
+    except TemplateError:
+        return []  # the template cannot render a bare question; other checks report it
+    lines = [_SPECIAL.sub("", line).strip() for line in text.split(marker, 1)[0].splitlines()]
+    lines = [line for line in lines if assistant_names(line)]
+    named = set().union(*map(assistant_names, lines))
+    if not named or data_name.lower() in {x.lower() for x in named}:
+        return []
+    return [Finding("warning", "template_default_system",
+                    f"samples without a system message get the system prompt {' '.join(lines)!r}, which names the "
+                    f"assistant {', '.join(sorted(named))}, while {n} replies name it {data_name}: the model learns "
+                    f"both. Set template.system (e.g. 'You are {data_name}, ...') or give the samples a system "
+                    "message.")]
 
 
 def _speed_findings(cfg: Config) -> list[Finding]:
@@ -156,7 +203,8 @@ def _diagnose(r: DoctorReport, stats, tokenizer, ds) -> list[Finding]:
 
     pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
     if pad_id is not None and pad_id == eos_id:
-        add("warning", "pad_is_eos",
+        # tuneforge masks padding by position, so this only matters for the data's reuse elsewhere: info.
+        add("info", "pad_is_eos",
             f"pad token == EOS ({tokenizer.eos_token!r}, id {eos_id}): a collator that masks labels by pad id "
             f"(as generic language-modelling collators do) would never train EOS, and the model would not learn "
             f"to stop. tuneforge masks padding by position, so EOS is trained here ({r.stop_trained} of {r.kept} "

@@ -14,16 +14,21 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize("example", sorted((ROOT / "examples" / "compare").glob("*.yaml")), ids=lambda p: p.stem)
-def test_compare_examples_load_and_name_existing_files(example, monkeypatch):
-    monkeypatch.chdir(ROOT)  # example paths are relative to the repository root
+def test_compare_examples_load_and_name_existing_files(example, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # paths in an example are relative to its file, whatever the current directory
     cfg = load_config(example)
     paths = [d.path for d in cfg.data.datasets + cfg.eval.datasets] + (cfg.eval.rag.documents if cfg.eval.rag else [])
     paths += [m.json_schema for m in cfg.eval.metrics if isinstance(m.json_schema, str)]
-    assert paths and all((ROOT / p).exists() for p in paths)
+    assert paths and all(Path(p).exists() for p in paths)
+    # What the run writes lands in the repository, as the commands beside the examples say.
+    assert all(Path(p).is_relative_to(ROOT) for p in [cfg.eval.output_dir, *cfg.eval.compare.adapters.values()])
 
 
 def test_advise_with_flags_writes_a_loadable_config(tmp_path):
     out = tmp_path / "compare.yaml"
+    (tmp_path / "data").mkdir()  # the data it names, relative to the config file
+    for name in ("train.jsonl", "eval.jsonl"):
+        (tmp_path / "data" / name).write_text("{}\n")
     result = runner.invoke(app, ["advise", "--task", "format", "--examples", "400", "--no-documents", "--stable",
                                  "--hallucination-tolerance", "medium", "--inference-budget", "low", "--can-train",
                                  "--no-input", "-o", str(out)])

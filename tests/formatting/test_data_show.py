@@ -65,3 +65,28 @@ def test_highlight_styles_exactly_the_trained_runs(char_tokenizer, char_ids):
     assert text.plain == "ab<|im_end|>cd"
     styled = [(text.plain[s.start:s.end], str(s.style)) for s in text.spans]
     assert styled == [("ab", data_show.GIVEN), ("<|im_end|>c", data_show.TRAINED), ("d", data_show.GIVEN)]
+
+
+def test_show_reads_odd_columns_with_format_and_column(app, tmp_path):
+    path = tmp_path / "faq.csv"
+    path.write_text("Frage,Antwort Text\nSay hi,hi\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["show", str(path), "--template", "chatml", "-f", "alpaca",
+                                      "--column", "instruction=Frage", "--column", "output=Antwort Text"])
+    assert result.exit_code == 0, result.output
+    assert "Say hi<|im_end|>" in result.output and "│ hi<|im_end|>" in result.output
+
+
+def test_show_stays_readable_at_80_columns(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    folder = tmp_path / "a-fairly-long-folder-name" / "with-another-level-of-nesting"
+    folder.mkdir(parents=True)
+    path = folder / "customer_questions_export.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "q"},
+                                             {"role": "assistant", "content": "a"}]}) + "\n")
+    result = CliRunner().invoke(app, ["show", str(path), "--template", "chatml"])
+    assert result.exit_code == 0, result.output
+    assert max(map(len, result.output.splitlines())) <= 80
+    assert "…" not in result.output
+    # The counts are in the panel's title, the source (folded, not cut) inside it.
+    assert "#1 · chat · " in result.output and "trained" in result.output.splitlines()[0]
+    assert "records rejected while reading" in result.output and "dim ones are given" in result.output

@@ -28,7 +28,7 @@ def format_adapter(default_model, tmp_path_factory):
 
 
 def _compare(example: str, tmp_path, monkeypatch, overrides):
-    monkeypatch.chdir(ROOT)  # example paths are relative to the repository root
+    monkeypatch.chdir(ROOT)  # as the README runs them (their paths are relative to their own files)
     cfg = load_config(ROOT / "examples" / "compare" / example, [f"eval.output_dir={tmp_path}", *overrides])
     result = run_compare(cfg)
     return result, {r.name: r for r in result.runs}

@@ -32,3 +32,43 @@ def test_healthy_setup_has_no_errors(tmp_path):
 def test_last_turn_only_with_single_turn_data_still_trains(tmp_path):
     report = run_doctor(build_config({"data": _data(tmp_path), "template": {"train_on": "last"}}))
     assert report.ok and report.trained_fraction > 0
+
+
+def _identity_warnings(cfg):
+    return [f for f in run_doctor(cfg).findings if f.code == "template_default_system"]
+
+
+def test_default_system_prompt_naming_another_assistant_is_a_warning(tiny_model_dir, shared_datasets):
+    """identity.json teaches "I am {{name}}"; SmolLM2's template tells every sample without a system
+    message that it is "a helpful AI assistant named SmolLM"."""
+    data = {"datasets": [{"path": str(shared_datasets / "identity.json")}],
+            "placeholders": {"name": "Forge", "author": "the tuneforge team"}}
+    cfg = build_config({"model": {"name_or_path": str(tiny_model_dir)}, "data": data})
+    [finding] = _identity_warnings(cfg)
+    assert finding.level == "warning"
+    assert "named SmolLM" in finding.message and "name it Forge" in finding.message
+    # A system prompt of our own that agrees with the data silences it; one that disagrees does not.
+    assert not _identity_warnings(build_config(cfg.model_dump(), ["template.system=You are Forge, an assistant."]))
+    assert _identity_warnings(build_config(cfg.model_dump(), ["template.system=You are Qwen, made by Alibaba."]))
+    # Unfilled placeholders name no one: nothing to compare.
+    assert not _identity_warnings(build_config(cfg.model_dump(), ["data.placeholders={}"]))
+
+
+def test_the_identity_example_sets_its_own_system_prompt(tiny_model_dir, shared_datasets):
+    from pathlib import Path
+
+    from tuneforge.config import load_config
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "train" / "sft-lora.yaml"
+    cfg = load_config(example, [f"model.name_or_path={tiny_model_dir}"])
+    assert cfg.template.system and not _identity_warnings(cfg)
+    assert _identity_warnings(load_config(example, [f"model.name_or_path={tiny_model_dir}", "template.system=null"]))
+
+
+def test_assistant_names_are_read_from_self_descriptions():
+    from tuneforge.doctor import assistant_names
+
+    assert assistant_names("Hello! I am Forge, an AI assistant.") == {"Forge"}
+    assert assistant_names("You are a helpful AI assistant named SmolLM, trained by Hugging Face") == {"SmolLM"}
+    assert assistant_names("当然可以，我是 Forge，一个人工智能助手。") == {"Forge"}
+    assert assistant_names("I am an AI assistant; I'm happy to help.") == set()

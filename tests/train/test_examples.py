@@ -19,7 +19,7 @@ def test_there_is_an_example_per_stage_and_method_family():
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_example_trains_a_few_steps(example, tiny_model_dir, shared_datasets, tmp_path, monkeypatch):
-    monkeypatch.chdir(ROOT)  # example paths are relative to the repository root
+    monkeypatch.chdir(tmp_path)  # paths in an example are relative to its file, whatever the current directory
     cfg = load_config(example, [f"model.name_or_path={tiny_model_dir}", f"train.output_dir={tmp_path}",
                                 "train.max_steps=2", "train.batch_size=2", "train.grad_accum=1",
                                 "template.cutoff_len=256", "train.gradient_checkpointing=false"])
@@ -35,7 +35,7 @@ def test_example_trains_a_few_steps(example, tiny_model_dir, shared_datasets, tm
 @pytest.mark.parametrize("name", ["sft-lora", "sft-full", "dpo", "sft-prefix"])
 def test_bf16_mixed_precision_trains(name, tiny_model_dir, shared_datasets, tmp_path, monkeypatch):
     """Autocast, as GPU runs use it by default, here on the CPU: every path must accept bf16 activations."""
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(tmp_path)
     cfg = load_config(ROOT / "examples" / "train" / f"{name}.yaml",
                       [f"model.name_or_path={tiny_model_dir}", f"train.output_dir={tmp_path}", "train.max_steps=2",
                        "train.batch_size=2", "train.grad_accum=1", "template.cutoff_len=256",
@@ -47,7 +47,7 @@ def test_bf16_mixed_precision_trains(name, tiny_model_dir, shared_datasets, tmp_
 def test_precisions_change_between_runs_in_one_process(tiny_model_dir, shared_datasets, tmp_path, monkeypatch):
     """accelerate keeps one process-wide state and refuses a second mixed precision in it; a notebook
     that trains in fp32, then in bf16, then in fp32 again must not have to restart."""
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(tmp_path)
     for i, precision in enumerate(["no", "bf16", "no"]):
         cfg = load_config(ROOT / "examples" / "train" / "sft-lora.yaml",
                           [f"model.name_or_path={tiny_model_dir}", f"train.output_dir={tmp_path / str(i)}",

@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from tuneforge.cli.common import ColumnOption, FormatOption, pairs
+
 app = typer.Typer(help="Curate datasets and diagnose them.", no_args_is_help=True)
 console = Console()
 
@@ -35,7 +37,8 @@ def report(
     data: Annotated[Path, typer.Argument(help="A dataset file (any format the readers take) or a curate output dir.")],
     model: Annotated[Optional[str], typer.Option(help="Tokenizer (model dir or hub id) for token lengths.")] = None,
     field: Annotated[Optional[str], typer.Option(help="A meta field whose label balance to show.")] = None,
-    format: Annotated[str, typer.Option(help="Reader format when it cannot be inferred.")] = "auto",
+    format: FormatOption = "auto",
+    column: ColumnOption = None,
     html: Annotated[Optional[Path], typer.Option(help="Write the HTML report here.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the diagnostics as JSON here.")] = None,
 ) -> None:
@@ -44,7 +47,8 @@ def report(
     from tuneforge.curate.recipe import read_dataset
     from tuneforge.curate.report import diagnose, print_summary, render_html
 
-    samples = read_output(data) if (data / OUTPUT).exists() else read_dataset(data, format)
+    columns = pairs(column, "--column")
+    samples = read_output(data) if (data / OUTPUT).exists() else read_dataset(data, format, columns)
     d = diagnose(samples, tokenizer=model, label_field=field)
     print_summary(d, console)
     if html:

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tuneforge.cli.common import ColumnOption, FormatOption, pairs
 from tuneforge.config import DataConfig, DatasetConfig
 from tuneforge.io import FORMATS, ReadReport, convert as convert_data
 
@@ -16,7 +17,6 @@ app = typer.Typer(help="Read, convert and inspect datasets.", no_args_is_help=Tr
 console = Console()
 
 # Choices built from the registry, so a new format shows up in --help by itself.
-InputFormat = Literal[("auto", *FORMATS)]  # type: ignore[valid-type]
 OutputFormat = Literal[tuple(FORMATS)]  # type: ignore[valid-type]
 
 
@@ -28,8 +28,7 @@ def convert(
              "directories, or `dataset_info.json#name` entries of LLaMA-Factory."),
     output: Path = typer.Option(..., "--output", "-o", show_default=False,
                                 help="Output file: .jsonl, .json, .parquet, .jsonl.gz or .json.gz."),
-    format: InputFormat = typer.Option("auto", "--format", "-f",
-                               help="Input format; `auto` tells it from the first record of each file."),
+    format: FormatOption = "auto",
     to: OutputFormat = typer.Option("tuneforge", "--to",
                            help="Output format; `tuneforge` is the canonical form (keeps provenance in meta)."),
     on_error: Literal["raise", "skip"] = typer.Option("raise", "--on-error",
@@ -41,14 +40,13 @@ def convert(
     set_placeholder: list[str] = typer.Option([], "--set-placeholder", metavar="NAME=VALUE",
                                               help="Fill `{{NAME}}` in the data; repeatable. Once one is "
                                                    "given, every placeholder must have a value."),
-    column: list[str] = typer.Option([], "--column", metavar="FIELD=COLUMN",
-                                     help="Read our FIELD from the file's COLUMN, e.g. output=answer; repeatable."),
+    column: ColumnOption = None,
     split: str | None = typer.Option(None, "--split", help="Split of a HF datasets directory; by default train."),
 ) -> None:
     """Convert datasets between formats, e.g. alpaca .json -> canonical .jsonl, and back."""
     data = DataConfig(
-        datasets=[DatasetConfig(path=inputs, format=format, columns=_pairs(column, "--column"), split=split)],
-        placeholders=_pairs(set_placeholder, "--set-placeholder"),
+        datasets=[DatasetConfig(path=inputs, format=format, columns=pairs(column, "--column"), split=split)],
+        placeholders=pairs(set_placeholder, "--set-placeholder"),
         on_error=on_error,
         rejects_path=str(rejects) if rejects else None,
     )
@@ -56,21 +54,12 @@ def convert(
     console.print(summary(report, written, output))
 
 
-def _pairs(items: list[str], option: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint=option)
-        out[key] = value
-    return out
-
-
 def summary(report: ReadReport, written: int, output: Path) -> Table:
     table = Table(title="data convert", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    table.add_column()
+    # Labels and counts never wrap; the detail column folds long paths rather than cutting them to "…".
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(overflow="fold")
     table.add_row("records read", str(report.read), "")
     table.add_row("kept", str(report.kept), f"{report.samples} samples")
     for reason, n in report.rejected.most_common():

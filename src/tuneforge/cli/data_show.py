@@ -10,7 +10,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tuneforge.config import DEFAULT_MODEL, TemplateConfig
+from tuneforge.cli.common import ColumnOption, FormatOption, pairs
+from tuneforge.config import DEFAULT_MODEL, DataConfig, DatasetConfig, TemplateConfig
 from tuneforge.formatting import IGNORE, Encoder, SampleRejected, template_names
 
 TRAINED = "bold black on green"
@@ -27,23 +28,27 @@ def show(
     cutoff: Annotated[int, typer.Option(min=1, help="Maximum tokens per sample (template.cutoff_len).")] = 1024,
     train_on: Annotated[Literal["assistant", "last", "all"], typer.Option(
         help="Which tokens carry loss: every assistant reply, only the last, or everything.")] = "assistant",
+    format: FormatOption = "auto",
+    column: ColumnOption = None,
 ) -> None:
     """Print the first samples as token text, trained tokens highlighted, with token counts."""
     from tuneforge.io import read_samples
     from tuneforge.models import load_tokenizer
 
-    samples, report = read_samples(inputs)
+    data = DataConfig(datasets=[DatasetConfig(path=inputs, format=format, columns=pairs(column, "--column"))])
+    samples, report = read_samples(data)
     tokenizer = load_tokenizer(model)
     encoder = Encoder.create(tokenizer, TemplateConfig(name=template, cutoff_len=cutoff, train_on=train_on))
     console = Console()
     totals = {"tokens": 0, "trained": 0, "truncated": 0, "dropped": 0}
     for i, sample in enumerate(samples[:n]):
-        title = f"#{i + 1} · {sample.where} · {sample.kind}"
+        # The source goes inside the panel: a title too wide for the terminal is cut, counts and all.
+        title, where = f"#{i + 1} · {sample.kind}", Text(sample.where, style="dim", overflow="fold")
         try:
             enc = encoder.encode(sample)
         except SampleRejected as r:
             totals["dropped"] += 1
-            console.print(Panel(Text.assemble((f"dropped: {r.reason}", "bold red"), f"\n{r.detail}"),
+            console.print(Panel(Text.assemble(where, "\n", (f"dropped: {r.reason}", "bold red"), f"\n{r.detail}"),
                                 title=title, title_align="left", border_style="red"))
             continue
         if sample.kind == "preference":
@@ -57,7 +62,7 @@ def show(
         totals["tokens"] += tokens
         totals["trained"] += trained
         totals["truncated"] += enc.truncated
-        body = Group(*(_label(name) + _highlight(tokenizer, ids, labels) for name, ids, labels in parts))
+        body = Group(where, *(_label(name) + _highlight(tokenizer, ids, labels) for name, ids, labels in parts))
         cut = " · [yellow]truncated[/]" if enc.truncated else ""
         console.print(Panel(body, title=f"{title} · {tokens} tokens, {trained} trained{cut}", title_align="left"))
     console.print(_summary(len(samples), min(n, len(samples)), report.n_rejected, totals, encoder.template.name))
@@ -80,9 +85,9 @@ def _highlight(tokenizer, ids: list[int], labels: list[int]) -> Text:
 
 
 def _summary(total: int, shown: int, read_rejected: int, totals: dict[str, int], template: str) -> Table:
-    table = Table(show_header=False, title=f"template {template}", title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(justify="right")
+    table = Table(show_header=False, title=f"template {template}", title_justify="left", min_width=50)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
     share = totals["trained"] / totals["tokens"] if totals["tokens"] else 0.0
     for name, value in [("samples shown", f"{shown} of {total}"), ("records rejected while reading", read_rejected),
                         ("tokens (shown)", totals["tokens"]), ("trained tokens", f"{totals['trained']} ({share:.0%})"),

@@ -13,18 +13,7 @@ from tuneforge.models.gguf_convert import converted_dir
 def models() -> None:
     """List model aliases (offline, shipped in wheels), converted models and the local HF hub cache."""
     console = Console()
-    table = Table(title="Model aliases")
-    for col in ("alias", "status", "description"):
-        table.add_column(col)
-    for alias in ALIASES.values():
-        try:
-            ready = (converted_dir(alias.gguf_path(), alias.name) / "config.json").exists()
-            status = "[green]converted[/]" if ready else "[yellow]installed (converted on first use)[/]"
-        except Exception:  # the wheel is missing: say how to get it rather than fail the listing
-            status = f"[red]missing[/]: {alias.install_hint}"
-        table.add_row(alias.name, status, alias.description)
-    console.print(table)
-
+    console.print(alias_table())
     converted = sorted(p for p in (cache_root() / "models").glob("*") if (p / "config.json").exists())
     console.print(f"\nConverted GGUF models in {cache_root() / 'models'}: "
                   + (", ".join(p.name for p in converted) or "none"))
@@ -37,3 +26,18 @@ def models() -> None:
         repos = []
     console.print("Local Hugging Face cache: "
                   + (", ".join(sorted(r.repo_id for r in repos)) or "empty (hub ids need a download first)"))
+
+
+def alias_table() -> Table:
+    table = Table(title="Model aliases")
+    table.add_column("alias", no_wrap=True)  # an alias is typed as is: never wrapped or cut
+    table.add_column("status", overflow="fold")
+    table.add_column("description")
+    for alias in ALIASES.values():
+        try:
+            ready = (converted_dir(alias.gguf_path(), alias.name) / "config.json").exists()
+            status = "[green]converted[/]" if ready else "[yellow]installed (converted on first use)[/]"
+        except Exception:  # the wheel is missing: say how to get it rather than fail the listing
+            status = f"[red]missing[/]: {alias.install_hint}"
+        table.add_row(alias.name, status, alias.description)
+    return table

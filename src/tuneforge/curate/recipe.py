@@ -110,13 +110,14 @@ def parse_recipe(raw: dict[str, Any], base: Path, where: str = "recipe") -> Reci
 _KEYS = [*Recipe.model_fields, *InputSpec.model_fields, *OutputSpec.model_fields, *ExecutorSpec.model_fields]
 
 
-def read_dataset(path: Path | str, format: str = "auto") -> Iterator[Sample]:
-    """Stream one dataset (file, folder or glob) through tuneforge.io's readers."""
+def read_dataset(path: Path | str, format: str = "auto", columns: dict[str, str] | None = None) -> Iterator[Sample]:
+    """Stream one dataset (file, folder or glob) through tuneforge.io's readers; `columns` maps our
+    field names to the file's."""
     from tuneforge.config import DatasetConfig
     from tuneforge.io import iter_samples
 
     try:
-        dataset = DatasetConfig(path=str(path), format=format)
+        dataset = DatasetConfig(path=str(path), format=format, columns=columns or {})
     except ValidationError as e:
         raise ConfigError(f"{path}: format: {e.errors()[0]['msg']}") from None
     return iter_samples(dataset)
