@@ -218,3 +218,19 @@ def test_recipe_errors_name_the_key(tmp_path):
     bad.write_text("inputs: []\noutput: {dir: out}\noperators: [{op: length, unit: words}]\n")
     with pytest.raises(ConfigError, match=r"operators\[0\].*min"):
         load_recipe(bad)
+
+
+def test_recipe_inputs_are_relative_to_the_recipe_and_a_missing_one_names_its_key(tmp_path, monkeypatch):
+    from tuneforge.curate import curate
+
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "d.jsonl").write_text('{"text": "hello world"}\n')
+    recipe = tmp_path / "recipes" / "r.yaml"
+    recipe.write_text("inputs: [{path: d.jsonl}, {path: missing.jsonl}]\noutput: {dir: out, report: false}\n"
+                      "operators: []\n")
+    monkeypatch.chdir(tmp_path)
+    r = load_recipe("recipes/r.yaml")
+    assert r.output.dir == Path("recipes/out")
+    with pytest.raises(ConfigError, match=r"inputs\.1\.path: recipes/missing\.jsonl: no such file .*recipe file"):
+        curate(r)
+    assert not (tmp_path / "recipes" / "out").exists()  # checked before anything ran

@@ -3,6 +3,7 @@ unknown keys are errors that name the key."""
 
 from __future__ import annotations
 
+import glob
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -99,11 +100,11 @@ def parse_recipe(raw: dict[str, Any], base: Path, where: str = "recipe") -> Reci
         if err["type"] == "extra_forbidden":
             msg += f" ({did_you_mean(err['loc'][-1], _KEYS)})"
         raise ConfigError(f"{where}: {loc}: {msg}") from None
+    # One rule for every tuneforge YAML (see tuneforge.config.load_config): `~` is the home folder, and
+    # a relative path is relative to the file's folder.
     for spec in recipe.inputs:
-        if not spec.path.is_absolute():
-            spec.path = base / spec.path
-    if not recipe.output.dir.is_absolute():
-        recipe.output.dir = base / recipe.output.dir
+        spec.path = base / spec.path.expanduser()
+    recipe.output.dir = base / recipe.output.dir.expanduser()
     return recipe
 
 
@@ -124,9 +125,14 @@ def read_dataset(path: Path | str, format: str = "auto", columns: dict[str, str]
 
 
 def iter_inputs(recipe: Recipe) -> Iterator[Sample]:
-    """Every input of the recipe, in order."""
-    for spec in recipe.inputs:
-        yield from read_dataset(spec.path, spec.format)
+    """Every input of the recipe, in order. All are checked first: a missing one is an error naming its
+    key before any record is read."""
+    for i, spec in enumerate(recipe.inputs):
+        path = str(spec.path)
+        if not (glob.glob(path, recursive=True) if any(c in path for c in "*?[") else spec.path.exists()):
+            raise ConfigError(f"inputs.{i}.path: {path}: no such file or directory; relative paths in a recipe "
+                              "are relative to the recipe file's own folder")
+    return (sample for spec in recipe.inputs for sample in read_dataset(spec.path, spec.format))
 
 
 def read_output(out_dir: Path) -> Iterator[Sample]:
