@@ -30,7 +30,7 @@ def test_doctor_reports_alpaca_and_flags_pad_eos(shared_datasets, tmp_path, defa
     assert 0.5 < report["trained_fraction"] < 0.95
     assert report["length_percentiles"]["p50"] < report["length_percentiles"]["p95"] <= report["length_percentiles"]["max"]
     codes = {f["code"]: f["level"] for f in report["findings"]}
-    assert codes["pad_is_eos"] == "warning"
+    assert codes["pad_is_eos"] == "info"  # tuneforge masks padding by position
     assert "token lengths" in result.output and "pad_is_eos" in result.output
 
 
