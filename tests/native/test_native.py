@@ -34,7 +34,8 @@ def test_compiled_once_into_the_cache(monkeypatch, tmp_path):
     assert built.parent == tmp_path / "kernels" and built.suffix == ".so"
     stamp = built.stat().st_mtime_ns
     assert native._built() == built and built.stat().st_mtime_ns == stamp
-    assert [p.name for p in built.parent.iterdir()] == [built.name]  # no temporary files left behind
+    # No temporary files left behind; the library's SHA-256 is recorded beside it.
+    assert sorted(p.name for p in built.parent.iterdir()) == [built.name, built.name + ".sha256"]
 
 
 def test_a_library_others_could_have_written_is_not_loaded(monkeypatch, tmp_path):
@@ -42,5 +43,27 @@ def test_a_library_others_could_have_written_is_not_loaded(monkeypatch, tmp_path
     built = native._built()
     assert native._checked(built) == built
     built.chmod(0o777)
-    with pytest.raises(OSError, match="writable by everyone"):
+    with pytest.raises(OSError, match="writable by its group or everyone"):
         native._checked(built)
+    built.chmod(0o775)  # group-writable: as unsafe when the group has other members
+    with pytest.raises(OSError, match="writable by its group"):
+        native._checked(built)
+    built.chmod(0o755)
+    built.parent.chmod(0o775)
+    with pytest.raises(OSError, match="writable by its group"):
+        native._checked(built)
+    built.parent.chmod(0o755)
+    assert native._checked(built) == built
+
+
+def test_a_library_that_differs_from_its_recorded_digest_is_refused_then_rebuilt(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("TUNEFORGE_CACHE", str(tmp_path))
+    built = native._built()
+    original = built.read_bytes()
+    built.write_bytes(original[: len(original) // 2])  # truncated, as by a full disk or a kill mid-copy
+    with pytest.raises(OSError, match="does not match the SHA-256"):
+        native._checked(built)
+    with caplog.at_level(logging.WARNING):
+        assert native._built() == built
+    assert "building it again" in caplog.text
+    assert built.read_bytes() == original and native._checked(built) == built

@@ -61,7 +61,10 @@ def _built() -> Path:
                                      _cpu_signature().encode()])).hexdigest()[:16]
     target = cache_root() / "kernels" / f"kernels-{key}.so"
     if target.exists():
-        return target
+        if _digest_matches(target):
+            return target
+        if _digest_file(target).exists():  # (a library cached before digests were recorded has none)
+            log.warning("%s does not match the SHA-256 recorded when it was built; building it again", target)
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     error = ""
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -74,20 +77,48 @@ def _built() -> Path:
                 raise OSError(f"cannot run the C compiler {compiler!r}: {err}") from err
             if result.returncode == 0:
                 built.chmod(0o755)
-                os.replace(built, target)  # atomic: processes compiling at once each install a whole file
+                digest = _digest_file(target)
+                digest_tmp = Path(tmp) / digest.name
+                digest_tmp.write_text(_sha256(built))
+                digest_tmp.chmod(0o644)
+                # Atomic: processes compiling at once each install a whole file; the digest goes in
+                # first, so a library in place always has its own digest beside it (the builds of one
+                # source on one machine are identical, so a racing process's digest matches too).
+                os.replace(digest_tmp, digest)
+                os.replace(built, target)
                 return target
             error = result.stderr.strip()[-300:]
     raise OSError(f"{compiler} failed: {error}")
 
 
+def _digest_file(library: Path) -> Path:
+    return library.with_name(library.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _digest_matches(library: Path) -> bool:
+    """The library is byte for byte what was built: a truncated or altered file is not loaded."""
+    digest = _digest_file(library)
+    try:
+        return digest.read_text().strip() == _sha256(library)
+    except OSError:
+        return False
+
+
 def _checked(path: Path) -> Path:
-    """`path`, once sure that no other user could have replaced it: loading a library runs its code."""
+    """`path`, once sure that no other user could have replaced it (nor its recorded digest): loading a
+    library runs its code. Group-writable counts as writable by others."""
     if not hasattr(os, "getuid"):
         return path
-    for p in (path, path.parent):
+    for p in (path, _digest_file(path), path.parent):
         st = p.stat()
-        if st.st_uid != os.getuid() or st.st_mode & 0o002:
-            raise OSError(f"{p} is owned by another user or writable by everyone; not loading it")
+        if st.st_uid != os.getuid() or st.st_mode & 0o022:
+            raise OSError(f"{p} is owned by another user or writable by its group or everyone; not loading it")
+    if not _digest_matches(path):
+        raise OSError(f"{path} does not match the SHA-256 recorded when it was built; not loading it")
     return path
 
 
