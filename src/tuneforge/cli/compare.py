@@ -16,15 +16,16 @@ def compare(
     """Run every method of eval.compare on eval.datasets and recommend one: quality metrics, latency and
     prompt tokens per query, training cost from run manifests; writes a bar chart and report.html."""
     from tuneforge.cli.evaluate import summary_table
+    from tuneforge.cli.progress import TaskProgress
     from tuneforge.config import load_config
     from tuneforge.eval.compare import run_compare
 
     cfg = load_config(config, list(set_ or []))
     console = Console()
-    with console.status("comparing") as status:
-        result = run_compare(cfg, on_method=lambda name: status.update(f"running {name}"))
-    console.print(summary_table(f"{len(result.runs[0].rows)} eval samples · primary metric {result.primary_metric}",
-                                result.runs))
+    with TaskProgress(console) as progress:
+        result = run_compare(cfg, on_progress=progress)
+    console.print(summary_table(console, f"{len(result.runs[0].rows)} eval samples · primary metric "
+                                         f"{result.primary_metric}", result.runs))
     for run in result.runs:
         for note in run.notes:
             console.print(f"[yellow]{run.name}[/]: {note}")

@@ -24,8 +24,9 @@ def generate(
 ) -> None:
     """Generate a reply to each conversation (its last assistant turn, if any, is kept as `reference`).
     Rerunning with the same output continues where the previous run stopped."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.console import Console
 
+    from tuneforge.cli.progress import TaskProgress
     from tuneforge.io import read_samples
     from tuneforge.serve.engine import load_engine
     from tuneforge.serve.generate import generate_file
@@ -34,9 +35,8 @@ def generate(
     samples, _ = read_samples(input)
     params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     adapters = {"adapter": adapter} if adapter else None
-    with load_engine(model, adapters, template=template, max_batch_size=batch_size) as engine, Progress(
-            TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as progress:
-        task = progress.add_task("generate", total=len(samples))
+    with load_engine(model, adapters, template=template, max_batch_size=batch_size) as engine, \
+            TaskProgress(Console()) as progress:
         count = generate_file(engine, samples, output, params, model="adapter" if adapter else None,
-                              on_progress=lambda done, total: progress.update(task, completed=done))
+                              on_progress=progress.of("generate"))
     typer.echo(f"{count} replies generated, {len(samples) - count} already there · {output}")

@@ -1,34 +1,210 @@
-"""A rich progress bar for training: loss, learning rate, tokens/s and ETA."""
+"""Progress a person can trust, for every long command.
+
+Rates and ETAs come from the recent past (the last records, by wall time), so the slow first steps
+(allocation, kernel selection, caches filling) leave the figure instead of weighing on it for the
+whole run. On a terminal a live rich bar shows them; when output goes to a file or a CI log, where a
+live bar shows nothing until it ends, one plain line is printed every tenth of the work or every
+30 seconds, whichever comes first, and always at the end.
+
+The library reports through plain callbacks (`on_log(record)` for training, `on_progress(what, done,
+total)` for evaluation, comparison, generation and indexing); only this module knows about rich.
+"""
 
 from __future__ import annotations
 
+import math
+import time
+from collections import deque
+from typing import Callable
+
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+Clock = Callable[[], float]
+
+
+def duration(seconds: float | None) -> str:
+    """45s, 3m10s, 2h05m; '-' when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"
+
+
+def speed(per_second: float) -> str:
+    """812, 50, 3.3: whole numbers once the decimals stop mattering."""
+    return f"{per_second:.0f}" if per_second >= 10 else f"{per_second:.1f}"
+
+
+class RecentRate:
+    """Work per second over a moving window: the last `points` records, none older than `seconds`
+    (but always the last two), measured by wall time between records."""
+
+    def __init__(self, points: int = 21, seconds: float = 60.0):
+        self.window: deque[tuple[float, float, float]] = deque(maxlen=points)  # (time, done, tokens so far)
+        self.seconds = seconds
+
+    def add(self, now: float, done: float, tokens: float = 0.0) -> None:
+        self.window.append((now, done, tokens))
+        while len(self.window) > 2 and now - self.window[0][0] > self.seconds:
+            self.window.popleft()
+
+    def per_second(self) -> tuple[float, float] | None:
+        """(done per second, tokens per second) across the window; None before two records."""
+        if len(self.window) < 2:
+            return None
+        (t0, d0, k0), (t1, d1, k1) = self.window[0], self.window[-1]
+        if t1 <= t0:
+            return None
+        return (d1 - d0) / (t1 - t0), (k1 - k0) / (t1 - t0)
+
+    def eta(self, total: float) -> float | None:
+        rate = self.per_second()
+        if rate is None or rate[0] <= 0:
+            return None
+        return (total - self.window[-1][1]) / rate[0]
+
+
+class LineThrottle:
+    """When a plain progress line is due: each `fraction` of `total`, or `seconds` after the last
+    line, whichever comes first, and always at the end (once)."""
+
+    def __init__(self, total: int, now: float, fraction: float = 0.1, seconds: float = 30.0):
+        self.total, self.seconds = total, seconds
+        self.every = max(1, math.ceil(total * fraction))
+        self.next_mark, self.last_time, self.last_done = self.every, now, None
+
+    def due(self, done: int, now: float) -> bool:
+        if done == self.last_done:
+            return False
+        if done >= self.total or done >= self.next_mark or now - self.last_time >= self.seconds:
+            self.next_mark = (done // self.every + 1) * self.every
+            self.last_time, self.last_done = now, done
+            return True
+        return False
+
+
+def _plain(console: Console, line: str) -> None:
+    console.print(line, markup=False, highlight=False, soft_wrap=True)  # one line, never wrapped
+
+
+def _live(console: Console) -> bool:
+    return console.is_terminal and not console.is_dumb_terminal
 
 
 class TrainingProgress:
-    def __init__(self, console: Console):
-        self.console = console
+    """`tuneforge train` / `quickstart`: step, loss, learning rate, trained tokens/s and ETA."""
+
+    def __init__(self, console: Console, *, clock: Clock = time.monotonic, line_fraction: float = 0.1,
+                 line_seconds: float = 30.0):
+        self.console, self.clock = console, clock
+        self.line_fraction, self.line_seconds = line_fraction, line_seconds
+        self.live = _live(console)
         self.progress = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
-            TimeRemainingColumn(), console=console, transient=False)
-        self.task = None
+            TextColumn("[bold]train"), BarColumn(bar_width=16), MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"), TextColumn("eta {task.fields[eta]}"),
+            console=console, transient=False)
+        self.task: TaskID | None = None
+        self.rate = RecentRate()
+        self.throttle: LineThrottle | None = None
+        self.tokens = 0.0
+        self.last_step: int | None = None
 
     def __enter__(self) -> TrainingProgress:
-        self.progress.__enter__()
+        if self.live:
+            self.progress.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
+        if self.live:
+            self.progress.__exit__(*exc)
 
     def start(self, n_train: int, params: str) -> None:
         self.console.print(f"{n_train} training items · {params}")
 
+    def figures(self, r: dict, now: float) -> tuple[float, float | None]:
+        """Trained tokens/s and seconds left, from the recent records. The first record has only its
+        own step to go by (the loop's timing of it)."""
+        step = r["step"]
+        if self.last_step is not None:  # records may skip steps (train.log_every): each stands for its span
+            self.tokens += r["trained_tokens"] * (step - self.last_step)
+        self.last_step = step
+        self.rate.add(now, step, self.tokens)
+        left = r["total_steps"] - step
+        rate = self.rate.per_second()
+        if rate is not None:
+            return rate[1], self.rate.eta(r["total_steps"])
+        per_s = r["tokens_per_s"]
+        if not left:
+            return per_s, 0.0
+        return per_s, left * r["trained_tokens"] / per_s if per_s > 0 else None
+
     def update(self, r: dict) -> None:
-        if self.task is None:
-            self.task = self.progress.add_task("train", total=r["total_steps"], stats="")
-        stats = f"loss {r['loss']:.4f} · lr {r['lr']:.2e} · {r['tokens_per_s']:.0f} tok/s"
+        now = self.clock()
+        tok_s, eta = self.figures(r, now)
+        unit = "pairs/s" if "reward_accuracy" in r else "tok/s"  # a preference step counts pairs, not tokens
+        stats = f"loss {r['loss']:.4f} · lr {r['lr']:.2e} · {speed(tok_s)} {unit}"
         stats += "".join(f" · {k[5:]} {v:.4f}" for k, v in r.items() if k.startswith("eval_"))
         if "reward_accuracy" in r:
             stats += f" · acc {r['reward_accuracy']:.2f} · margin {r['reward_margin']:.3f}"
-        self.progress.update(self.task, completed=r["step"], stats=stats)
+        step, total = r["step"], r["total_steps"]
+        if self.live:
+            if self.task is None:
+                self.task = self.progress.add_task("train", total=total, stats="", eta="-")
+            self.progress.update(self.task, completed=step, stats=stats, eta=duration(eta))
+            return
+        if self.throttle is None:
+            self.throttle = LineThrottle(total, now, self.line_fraction, self.line_seconds)
+        if self.throttle.due(step, now):
+            _plain(self.console, f"step {step}/{total} ({100 * step // max(total, 1)}%) · {stats} · "
+                                 f"eta {duration(eta)}")
+
+
+class TaskProgress:
+    """Bars (or plain lines) for library work reported as `on_progress(what, done, total)`: one row
+    per `what` (a method's answers, reference loss, embedding ...), with counts, rate and ETA."""
+
+    def __init__(self, console: Console, *, clock: Clock = time.monotonic, line_fraction: float = 0.1,
+                 line_seconds: float = 30.0):
+        self.console, self.clock = console, clock
+        self.line_fraction, self.line_seconds = line_fraction, line_seconds
+        self.live = _live(console)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TextColumn("eta {task.fields[eta]}"), console=console,
+            transient=False)
+        self.tasks: dict[str, tuple[TaskID | None, RecentRate, LineThrottle]] = {}
+
+    def __enter__(self) -> TaskProgress:
+        if self.live:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live:
+            self.progress.__exit__(*exc)
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        now = self.clock()
+        if what not in self.tasks:
+            task = self.progress.add_task(what, total=total, rate="", eta="-") if self.live else None
+            self.tasks[what] = (task, RecentRate(), LineThrottle(total, now, self.line_fraction, self.line_seconds))
+        task, rate, throttle = self.tasks[what]
+        rate.add(now, done)
+        per_s = rate.per_second()
+        rate_text = "-/s" if per_s is None else f"{speed(per_s[0])}/s"
+        eta = duration(0.0 if done >= total else rate.eta(total))
+        if self.live:
+            self.progress.update(task, completed=done, total=total, rate=rate_text, eta=eta)
+        elif throttle.due(done, now):
+            _plain(self.console, f"{what} {done}/{total} ({100 * done // max(total, 1)}%) · {rate_text} · eta {eta}")
+
+    def of(self, what: str) -> Callable[[int, int], None]:
+        """A `(done, total)` callback for one named piece of work."""
+        return lambda done, total: self(what, done, total)

@@ -26,12 +26,16 @@ def index(
 ) -> None:
     """Chunk documents by tokens with overlap, embed them with MiniLM and write a persistent index
     (numpy vectors + JSON chunks + BM25 term counts, jieba-segmented for Chinese)."""
+    from tuneforge.cli.progress import TaskProgress
     from tuneforge.models import load_tokenizer
     from tuneforge.rag import build_index
 
-    built = build_index(docs, load_tokenizer(model), chunk_tokens=chunk_tokens, overlap=overlap)
+    console = Console()
+    with TaskProgress(console) as progress:
+        built = build_index(docs, load_tokenizer(model), chunk_tokens=chunk_tokens, overlap=overlap,
+                            on_progress=progress)
     built.save(output)
-    Console().print(f"{len(built.meta['documents'])} documents → {len(built.chunks)} chunks · index in {output}")
+    console.print(f"{len(built.meta['documents'])} documents → {len(built.chunks)} chunks · index in {output}")
 
 
 @app.command()

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from tuneforge.cli.progress import TrainingProgress
+from tuneforge.cli.progress import TrainingProgress, duration
 
 
 def train(
@@ -34,18 +35,29 @@ def train(
         console.print("[yellow]interrupted[/]: a checkpoint was written; continue with --resume auto")
 
 
+def count(n: int) -> str:
+    """1,234 · 1.47M · 135M: a parameter count at a glance."""
+    if n < 100_000:
+        return f"{n:,}"
+    return f"{n / 1e6:.3g}M" if n < 1e9 else f"{n / 1e9:.3g}B"
+
+
 def runs(
     root: Annotated[Path, typer.Argument(help="Folder holding run directories.")] = Path("runs"),
 ) -> None:
     """List runs with their key figures (from each run's manifest.json)."""
-    table = Table(title=f"runs in {root}")
-    for col in ("run", "stage", "method", "model", "steps", "final loss", "best eval", "trainable", "seconds"):
-        table.add_column(col)
+    # Figures never wrap (a cut number misleads); names and paths fold, so 80 columns stay readable.
+    table = Table(title=f"runs in {root}", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("run", overflow="fold")
+    table.add_column("method", overflow="fold")
+    table.add_column("model", overflow="fold")
+    for col in ("steps", "loss", "eval", "trainable", "time"):
+        table.add_column(col, justify="right", no_wrap=True)
     for manifest_path in sorted(root.glob("**/manifest.json")):
         m = json.loads(manifest_path.read_text())
         r, p = m.get("result", {}), m.get("parameters", {})
         fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
-        table.add_row(str(manifest_path.parent.relative_to(root)), m.get("stage", "?"), m.get("method", "?"),
-                      m.get("model", "?"), str(r.get("steps")), fmt(r.get("final_loss")), fmt(r.get("best_eval")),
-                      f"{p.get('trainable', 0):,}", str(m.get("cost", {}).get("seconds")))
+        table.add_row(str(manifest_path.parent.relative_to(root)), f"{m.get('stage', '?')} {m.get('method', '?')}",
+                      Path(m.get("model", "?")).name, str(r.get("steps")), fmt(r.get("final_loss")),
+                      fmt(r.get("best_eval")), count(p.get("trainable", 0)), duration(m.get("cost", {}).get("seconds")))
     Console().print(table)

@@ -16,7 +16,8 @@ from tuneforge.config import Config
 from tuneforge.errors import TuneforgeError
 from tuneforge.eval.advice import Recommendation, recommend
 from tuneforge.eval.metrics import build_metrics
-from tuneforge.eval.runner import MethodRun, read_eval_set, read_samples_of, resolve_artefact, run_method
+from tuneforge.eval.runner import (MethodRun, OnProgress, read_eval_set, read_samples_of, resolve_artefact,
+                                   run_method)
 
 BASE = "base"
 
@@ -82,7 +83,9 @@ def _warm_up(engine) -> None:
     engine.complete(engine.encode_chat([Message("user", "Hello")]), SamplingParams(max_tokens=2))
 
 
-def run_compare(cfg: Config, *, on_method=None) -> Comparison:
+def run_compare(cfg: Config, *, on_progress: OnProgress | None = None) -> Comparison:
+    """`on_progress(method, answered, total)` as each method answers (and "chunking" / "embedding"
+    when RAG indexes its documents here)."""
     from tuneforge.eval.report import write_compare_outputs
     from tuneforge.models import load_model
     from tuneforge.serve.engine import Engine
@@ -109,13 +112,10 @@ def run_compare(cfg: Config, *, on_method=None) -> Comparison:
                 max_batch_size=cfg.eval.generation.batch_size) as engine:
         _warm_up(engine)
         for how in methods:
-            if on_method:
-                on_method(how)
-            runs.append(run_method(how, how, samples, cfg, engine, metrics, model=BASE, pool=pool))
+            runs.append(run_method(how, how, samples, cfg, engine, metrics, model=BASE, pool=pool,
+                                   on_progress=on_progress))
         for name, path in adapters.items():
-            if on_method:
-                on_method(name)
-            run = run_method(name, "zero_shot", samples, cfg, engine, metrics, model=name)
+            run = run_method(name, "zero_shot", samples, cfg, engine, metrics, model=name, on_progress=on_progress)
             run.extra.update(training_cost(path))
             runs.append(run)
     runs[0].notes += skipped + read_notes

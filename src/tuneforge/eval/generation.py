@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from tuneforge.config import GenerationConfig
 from tuneforge.errors import TuneforgeError
@@ -37,11 +38,21 @@ def sampling_params(gen: GenerationConfig) -> SamplingParams:
 
 
 def generate_answers(engine: Engine, prompts: list[list[Message]], gen: GenerationConfig, *,
-                     model: str | None = None) -> Answers:
-    """Every prompt's answer from `engine` (route `model`: an adapter name, or the base)."""
+                     model: str | None = None, on_progress: Callable[[int, int], None] | None = None) -> Answers:
+    """Every prompt's answer from `engine` (route `model`: an adapter name, or the base);
+    `on_progress(answered, total)` after each answer."""
     encoded = [engine.encode_chat(p) for p in prompts]
+    answered = 0
+
+    def one_done(*_) -> None:
+        nonlocal answered
+        answered += 1
+        on_progress(answered, len(prompts))
+
+    if on_progress:
+        on_progress(0, len(prompts))
     started = time.perf_counter()
-    done = engine.complete_all(encoded, sampling_params(gen), model=model)
+    done = engine.complete_all(encoded, sampling_params(gen), model=model, on_done=one_done if on_progress else None)
     seconds = time.perf_counter() - started
     failed = [i for i, d in enumerate(done) if d.finish_reason == "error"]
     if failed:

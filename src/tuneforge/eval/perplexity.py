@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -35,8 +36,10 @@ class ReferenceLoss:
 
 @torch.no_grad()
 def reference_loss(model, tokenizer, samples: list[Sample], template: TemplateConfig, *,
-                   virtual_tokens: bool = False) -> ReferenceLoss:
-    """`virtual_tokens`: the model is a prefix / prompt / p-tuning artefact (its whole forward must run)."""
+                   virtual_tokens: bool = False, on_progress: Callable[[int, int], None] | None = None
+                   ) -> ReferenceLoss:
+    """`virtual_tokens`: the model is a prefix / prompt / p-tuning artefact (its whole forward must run);
+    `on_progress(scored, total)` after each sample that fits the template's cutoff."""
     from tuneforge.formatting import tokenize_samples
 
     ds, stats = tokenize_samples(samples, tokenizer, template.model_copy(update={"train_on": "last"}),
@@ -45,11 +48,16 @@ def reference_loss(model, tokenizer, samples: list[Sample], template: TemplateCo
     device = next(model.parameters()).device
     per_sample: list[float | None] = [None] * len(samples)
     total, count = 0.0, 0
-    for row, source in enumerate(ds.source_index.tolist()):
+    sources = ds.source_index.tolist()
+    if on_progress:
+        on_progress(0, len(sources))
+    for row, source in enumerate(sources):
         ids = torch.as_tensor(ds["input_ids"][row], dtype=torch.long, device=device)[None]  # (1, T)
         labels = torch.as_tensor(ds["labels"][row], dtype=torch.long, device=device)[None]  # (1, T)
         summed, n = loss_fn(labels=labels, input_ids=ids, attention_mask=torch.ones_like(ids))
         if n:
             per_sample[source] = float(summed) / n
             total, count = total + float(summed), count + n
+        if on_progress:
+            on_progress(row + 1, len(sources))
     return ReferenceLoss(per_sample, total / count if count else float("nan"), count, dict(stats.dropped))

@@ -53,7 +53,8 @@ def _samples_table(rows: list[dict[str, Any]], metric_names: list[str]) -> str:
 def write_eval_outputs(out: Path, cfg, run) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "results.jsonl", run.rows)
-    summary = {**run.summary(), "model": cfg.model.name_or_path, "adapter": cfg.eval.adapter}
+    summary = {**run.summary(), "prompting": cfg.eval.prompting, "model": cfg.model.name_or_path,
+               "adapter": cfg.eval.adapter}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False,
                                                     allow_unicode=True), encoding="utf-8")

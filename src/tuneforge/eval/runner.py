@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tuneforge.config import Config, DataConfig
 from tuneforge.errors import TuneforgeError
@@ -21,6 +21,10 @@ from tuneforge.eval.metrics import Metric, build_metrics
 from tuneforge.types import Message, Sample
 
 PROMPTINGS = ("zero_shot", "few_shot", "rag")
+
+OnProgress = Callable[[str, int, int], None]
+"""`on_progress(what, done, total)`: how far one named piece of work (a method's answers, the
+reference loss, embedding a knowledge base) has got; called with done == total at its end."""
 
 
 @dataclass
@@ -109,8 +113,8 @@ def score_answers(samples: list[Sample], answers: Answers, metrics: list[Metric]
     return rows, summary
 
 
-def prompts_for(how: str, questions: list[list[Message]], cfg: Config, engine, *, pool: list[Sample] | None = None
-                ) -> tuple[list[list[Message]], list[str], float]:
+def prompts_for(how: str, questions: list[list[Message]], cfg: Config, engine, *, pool: list[Sample] | None = None,
+                on_progress: OnProgress | None = None) -> tuple[list[list[Message]], list[str], float]:
     """Prompts of one prompting method, notes on how they were built (shortened, retrieved ...), and
     the seconds per query spent building them: choosing examples and retrieving context are part of
     what a query costs (building the index is not)."""
@@ -136,7 +140,7 @@ def prompts_for(how: str, questions: list[list[Message]], cfg: Config, engine, *
     if how == "rag":
         from tuneforge.rag import rag_prompt
 
-        rag, index = knowledge_index(cfg, engine.tokenizer)
+        rag, index = knowledge_index(cfg, engine.tokenizer, on_progress)
         started = time.perf_counter()
         prompts = [rag_prompt(q, index.search(q[-1].content, rag.top_k, rag.retrieval)) for q in questions]
         seconds = time.perf_counter() - started
@@ -145,7 +149,7 @@ def prompts_for(how: str, questions: list[list[Message]], cfg: Config, engine, *
     raise TuneforgeError(f"unknown prompting '{how}' ({', '.join(PROMPTINGS)})")
 
 
-def knowledge_index(cfg: Config, tokenizer):
+def knowledge_index(cfg: Config, tokenizer, on_progress: OnProgress | None = None):
     from tuneforge.rag import build_index, load_index
 
     rag = cfg.eval.rag
@@ -153,16 +157,21 @@ def knowledge_index(cfg: Config, tokenizer):
         raise TuneforgeError("RAG needs eval.rag.index or eval.rag.documents")
     if rag.index:
         return rag, load_index(rag.index)
-    index = build_index(rag.documents, tokenizer, chunk_tokens=rag.chunk_tokens, overlap=rag.chunk_overlap)
+    index = build_index(rag.documents, tokenizer, chunk_tokens=rag.chunk_tokens, overlap=rag.chunk_overlap,
+                        on_progress=on_progress)
     index.save(Path(cfg.eval.output_dir) / "rag_index")
     return rag, index
 
 
 def run_method(name: str, how: str, samples: list[Sample], cfg: Config, engine, metrics: list[Metric], *,
-               model: str | None = None, pool: list[Sample] | None = None) -> MethodRun:
+               model: str | None = None, pool: list[Sample] | None = None,
+               on_progress: OnProgress | None = None) -> MethodRun:
+    """Answers of one method (`how` prompts, `model` routes to an adapter), scored; its progress is
+    reported as `name`."""
     questions = [question_of(s, cfg.template.system) for s in samples]
-    prompts, notes, preparing = prompts_for(how, questions, cfg, engine, pool=pool)
-    answers = generate_answers(engine, prompts, cfg.eval.generation, model=model)
+    prompts, notes, preparing = prompts_for(how, questions, cfg, engine, pool=pool, on_progress=on_progress)
+    answered = (lambda done, total: on_progress(name, done, total)) if on_progress else None
+    answers = generate_answers(engine, prompts, cfg.eval.generation, model=model, on_progress=answered)
     rows, scores = score_answers(samples, answers, metrics, prompts)
     cut = sum(r == "length" for r in answers.finish_reasons)
     if cut:
@@ -171,7 +180,19 @@ def run_method(name: str, how: str, samples: list[Sample], cfg: Config, engine, 
                      sum(answers.prompt_tokens) / len(answers.prompt_tokens), notes)
 
 
-def run_eval(cfg: Config) -> MethodRun:
+def artefact_name(artefact: Path) -> str:
+    """What an eval of `artefact` is called: its run directory's name (for the run's `final/`), with
+    the rest of the path for `best/` or a checkpoint; the directory's own name outside a run."""
+    for run_dir in [artefact, *artefact.parents][:3]:
+        if (run_dir / "manifest.json").is_file():
+            rest = artefact.relative_to(run_dir).as_posix()
+            return run_dir.name if rest in (".", "final") else f"{run_dir.name}/{rest}"
+    return artefact.name
+
+
+def run_eval(cfg: Config, *, on_progress: OnProgress | None = None) -> MethodRun:
+    """`on_progress(what, done, total)` as the work goes: the run's name (its answers), "reference
+    loss", and for RAG "chunking" / "embedding" when the knowledge base is indexed here."""
     from tuneforge.eval.report import write_eval_outputs
     from tuneforge.methods import get_method
     from tuneforge.models import load_model
@@ -194,14 +215,18 @@ def run_eval(cfg: Config) -> MethodRun:
         else:
             model = get_method(detect_method(artefact)).load(model, artefact)
     how = cfg.eval.prompting
+    # An adapter's answers are named by the adapter, so that its summary and report say what was tested.
+    name = how if artefact is None else artefact_name(artefact) + ("" if how == "zero_shot" else f" + {how}")
     with Engine(model, tokenizer, template=cfg.template, max_batch_size=cfg.eval.generation.batch_size) as engine:
-        run = run_method(how, how, samples, cfg, engine, metrics)
+        run = run_method(name, how, samples, cfg, engine, metrics, on_progress=on_progress)
     run.extra.update(extra)
     run.notes += read_notes
     if cfg.eval.perplexity:
         from tuneforge.eval.perplexity import reference_loss
 
-        loss = reference_loss(model, tokenizer, samples, cfg.template, virtual_tokens=virtual_tokens)
+        scored = (lambda done, total: on_progress("reference loss", done, total)) if on_progress else None
+        loss = reference_loss(model, tokenizer, samples, cfg.template, virtual_tokens=virtual_tokens,
+                              on_progress=scored)
         for row, value in zip(run.rows, loss.per_sample):
             row["reference_loss"] = value
         run.extra.update(reference_loss=loss.loss, perplexity=loss.perplexity, reference_tokens=loss.tokens)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 from tuneforge.errors import TuneforgeError
 
@@ -55,11 +56,13 @@ def read_documents(paths: list[str]) -> list[Document]:
     return [d for d in docs if d.text.strip()]
 
 
-def chunk_documents(docs: list[Document], tokenizer, chunk_tokens: int, overlap: int) -> list[Chunk]:
+def chunk_documents(docs: list[Document], tokenizer, chunk_tokens: int, overlap: int, *,
+                    on_progress: Callable[[int, int], None] | None = None) -> list[Chunk]:
+    """`on_progress(documents chunked, documents)` after each document."""
     if overlap >= chunk_tokens:
         raise TuneforgeError(f"chunk overlap ({overlap}) must be smaller than the chunk size ({chunk_tokens})")
     chunks: list[Chunk] = []
-    for doc in docs:
+    for n, doc in enumerate(docs, 1):
         offsets = tokenizer(doc.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
         for lo in range(0, max(len(offsets) - overlap, 1), chunk_tokens - overlap):
             window = offsets[lo:lo + chunk_tokens]
@@ -67,4 +70,6 @@ def chunk_documents(docs: list[Document], tokenizer, chunk_tokens: int, overlap:
             text = doc.text[start:end].strip()
             if text:
                 chunks.append(Chunk(len(chunks), doc.source, start, end, text))
+        if on_progress:
+            on_progress(n, len(docs))
     return chunks

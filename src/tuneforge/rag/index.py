@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -70,15 +71,20 @@ class Index:
 
 
 def build_index(paths: list[str], tokenizer, *, chunk_tokens: int = 128, overlap: int = 32,
-                embedder: str = BUNDLED) -> Index:
+                embedder: str = BUNDLED, on_progress: Callable[[str, int, int], None] | None = None) -> Index:
+    """`on_progress("chunking", documents done, documents)`, then `("embedding", chunks done, chunks)`."""
     docs = read_documents(paths)
     if not docs:
         raise TuneforgeError(f"no text found in {', '.join(paths)}")
-    chunks = chunk_documents(docs, tokenizer, chunk_tokens, overlap)
+    chunks = chunk_documents(docs, tokenizer, chunk_tokens, overlap,
+                             on_progress=(lambda done, total: on_progress("chunking", done, total))
+                             if on_progress else None)
     meta = {"format_version": FORMAT_VERSION, "embedder": embedder, "tokenizer": tokenizer.name_or_path,
             "chunk_tokens": chunk_tokens, "chunk_overlap": overlap, "documents": [d.source for d in docs],
             "chunks": len(chunks)}
-    return Index(chunks, embed([c.text for c in chunks], embedder), BM25.from_texts([c.text for c in chunks]), meta)
+    embedded = (lambda done, total: on_progress("embedding", done, total)) if on_progress else None
+    vectors = embed([c.text for c in chunks], embedder, on_progress=embedded)
+    return Index(chunks, vectors, BM25.from_texts([c.text for c in chunks]), meta)
 
 
 def load_index(path: str | Path) -> Index:
