@@ -98,7 +98,7 @@ def run_doctor(cfg: Config) -> DoctorReport:
         stop_trained=stats.stop_trained, pad_token=tokenizer.pad_token, eos_token=tokenizer.eos_token,
     )
     report.findings = (_diagnose(report, stats, tokenizer, ds) + _identity_findings(samples, tokenizer, tcfg)
-                       + _speed_findings(cfg))
+                       + _speed_findings(cfg) + _busy_machine_findings())
     return report
 
 
@@ -161,6 +161,26 @@ def _speed_findings(cfg: Config) -> list[Finding]:
                     "tuneforge's CPU kernels could not be built (no working C compiler, or TUNEFORGE_NATIVE=0): "
                     "LoRA dropout runs on torch operations, ~10% slower per step. Install a C compiler (cc) "
                     "or set method.dropout: 0.")]
+
+
+def _busy_machine_findings() -> list[Finding]:
+    """Other processes keep cores busy: say how many threads a run started now would take, and why."""
+    import os
+
+    from tuneforge.threads import available_cores, default_threads
+
+    cores = available_cores()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return []
+    if load <= cores:
+        return []
+    return [Finding("warning", "machine_busy",
+                    f"the 1-minute load average is {load:.1f} on {cores} available cores: other processes compete "
+                    f"for the CPU. A run started now uses {default_threads()} torch thread(s), the cores left free "
+                    f"(threads waiting on cores held by others slow every step); --threads N on train, eval and "
+                    f"serve sets it.")]
 
 
 def _diagnose(r: DoctorReport, stats, tokenizer, ds) -> list[Finding]:

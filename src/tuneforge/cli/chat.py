@@ -26,7 +26,10 @@ def chat(
     from tuneforge.serve.engine import ContextTooLong, load_engine
     from tuneforge.serve.generate import stream_reply
     from tuneforge.serve.sampling import SamplingParams
+    from tuneforge.threads import use_threads
     from tuneforge.types import Message
+
+    use_threads()
 
     adapters = {"adapter": adapter} if adapter else None
     params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)

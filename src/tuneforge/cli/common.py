@@ -16,6 +16,10 @@ InputFormat = Literal[("auto", *FORMATS)]  # type: ignore[valid-type]
 
 FormatOption = Annotated[InputFormat, typer.Option(
     "--format", "-f", help="Input format; `auto` tells it from the first record of each file.")]
+ThreadsOption = Annotated[Optional[int], typer.Option(
+    "--threads", min=1, show_default=False,
+    help="Torch CPU threads. Default: the cores that other processes leave free when the command starts "
+         "(threads waiting on cores others hold slow every step); also $TUNEFORGE_THREADS.")]
 ColumnOption = Annotated[Optional[list[str]], typer.Option(
     "--column", metavar="FIELD=COLUMN", show_default=False,
     help="Read our FIELD from the file's COLUMN, e.g. output=answer; repeatable.")]

@@ -19,6 +19,9 @@ def compare(
     from tuneforge.cli.progress import TaskProgress
     from tuneforge.config import load_config
     from tuneforge.eval.compare import run_compare
+    from tuneforge.threads import use_threads
+
+    use_threads()
 
     cfg = load_config(config, list(set_ or []))
     console = Console()

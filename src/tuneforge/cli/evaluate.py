@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from tuneforge.cli.common import ThreadsOption
+
 
 def summary_table(console: Console, title: str, runs) -> Table:
     """One row per method (its metrics, then its costs); where that does not fit the terminal, one
@@ -42,6 +44,7 @@ def evaluate(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: eval.limit=20.")] = None,
     adapter: Annotated[Optional[str], typer.Option(
         help="A run directory or trained artefact (sets eval.adapter).")] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Evaluate a model (+ adapter) on eval.datasets: reference loss and perplexity, batched generation,
     metrics (exact_match, contains, rouge_l, bleu, chrf, json_valid, json_schema, regex, refusal, length,
@@ -49,7 +52,9 @@ def evaluate(
     from tuneforge.cli.progress import TaskProgress
     from tuneforge.config import load_config
     from tuneforge.eval.runner import run_eval
+    from tuneforge.threads import use_threads
 
+    use_threads(threads)
     overrides = list(set_ or []) + ([f"eval.adapter={adapter}"] if adapter else [])
     cfg = load_config(config, overrides)
     console = Console()

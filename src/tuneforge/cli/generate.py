@@ -31,6 +31,9 @@ def generate(
     from tuneforge.serve.engine import load_engine
     from tuneforge.serve.generate import generate_file
     from tuneforge.serve.sampling import SamplingParams
+    from tuneforge.threads import use_threads
+
+    use_threads()
 
     samples, _ = read_samples(input)
     params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)

@@ -22,6 +22,9 @@ def quickstart(
     from tuneforge.methods import get_method
     from tuneforge.models import load_model
     from tuneforge.train.run import run_training
+    from tuneforge.threads import use_threads
+
+    use_threads()
 
     console = Console()
     cfg = qs.quickstart_config(str(output_dir), epochs)

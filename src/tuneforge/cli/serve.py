@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from tuneforge.cli.common import ThreadsOption
 from tuneforge.config import DEFAULT_MODEL
 from tuneforge.errors import TuneforgeError
 
@@ -38,6 +39,7 @@ def serve(
     max_waiting: Annotated[int, typer.Option(help="Queued requests beyond which new ones get 429.")] = 256,
     max_body_kb: Annotated[int, typer.Option(help="Largest request body accepted (413 beyond).")] = 1024,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16.")] = "auto",
+    threads: ThreadsOption = None,
 ) -> None:
     """Serve /v1/chat/completions, /v1/completions, /v1/models and /health (OpenAI-compatible)."""
     api_key = api_key or os.environ.get("TUNEFORGE_API_KEY") or None
@@ -54,6 +56,9 @@ def serve(
         raise TuneforgeError(f"--backend {backend!r}: choose 'tuneforge' or 'vllm'")
     from tuneforge.serve.engine import load_engine
     from tuneforge.serve.server import serve as run_server
+    from tuneforge.threads import use_threads
+
+    use_threads(threads)
 
     engine = load_engine(model, adapters, model_id=served_model_name, dtype=dtype, template=template,
                          max_batch_size=max_batch_size, max_waiting=max_waiting)

@@ -11,6 +11,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from tuneforge.cli.common import ThreadsOption
 from tuneforge.cli.progress import TrainingProgress, duration
 
 
@@ -18,11 +19,14 @@ def train(
     config: Annotated[Path, typer.Argument(help="YAML config with model, data, template, method, train sections.")],
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: train.learning_rate=1e-4.")] = None,
     resume: Annotated[Optional[str], typer.Option(help="'auto' (newest checkpoint) or a checkpoint directory.")] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Fine-tune a model (stages sft, pt, dpo; every method) and write a run directory."""
     from tuneforge.config import load_config
+    from tuneforge.threads import use_threads
     from tuneforge.train.run import is_main_process, run_training
 
+    use_threads(threads)
     overrides = list(set_ or []) + ([f"train.resume={resume}"] if resume else [])
     cfg = load_config(config, overrides)
     console = Console(quiet=not is_main_process())  # under a launcher, one process reports
