@@ -24,18 +24,26 @@ def test_compare_examples_load_and_name_existing_files(example, tmp_path, monkey
     assert all(Path(p).is_relative_to(ROOT) for p in [cfg.eval.output_dir, *cfg.eval.compare.adapters.values()])
 
 
-def test_advise_with_flags_writes_a_loadable_config(tmp_path):
-    out = tmp_path / "compare.yaml"
-    (tmp_path / "data").mkdir()  # the data it names, relative to the config file
+def test_advise_with_flags_writes_a_loadable_config(tmp_path, monkeypatch):
+    """Paths typed on the command line are relative to the current directory; the config it writes
+    elsewhere still finds them (config files read paths relative to themselves)."""
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
     for name in ("train.jsonl", "eval.jsonl"):
-        (tmp_path / "data" / name).write_text("{}\n")
+        (work / "data" / name).write_text("{}\n")
+    monkeypatch.chdir(work)
+    out = tmp_path / "configs" / "compare.yaml"
+    out.parent.mkdir()
     result = runner.invoke(app, ["advise", "--task", "format", "--examples", "400", "--no-documents", "--stable",
                                  "--hallucination-tolerance", "medium", "--inference-budget", "low", "--can-train",
-                                 "--no-input", "-o", str(out)])
+                                 "--no-input", "-o", str(out)])  # --train / --eval: data/*.jsonl by default
     assert result.exit_code == 0, result.output
     assert "recommended: fine_tuned" in result.output
     cfg = load_config(out)
     assert "lora" in cfg.eval.compare.adapters and "rag" not in cfg.eval.compare.methods
+    assert Path(cfg.data.datasets[0].path).resolve() == (work / "data" / "train.jsonl").resolve()
+    assert Path(cfg.eval.datasets[0].path).resolve() == (work / "data" / "eval.jsonl").resolve()
+    assert Path(cfg.train.output_dir).resolve() == (work / "runs" / "advised-lora").resolve()
 
 
 def test_advise_asks_what_the_flags_leave_out(tmp_path):

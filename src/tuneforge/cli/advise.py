@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
@@ -71,8 +73,10 @@ def advise(
         can_train=ask(can_train, "Can you train (GPU, or CPU time)?", kind=bool),
     )
     rec = advise_use_case(case)
-    config = compare_config(case, train=train_data, eval_set=eval_data, documents=list(docs or []),
-                            run_dir="runs/advised-lora")
+    # Paths typed here are relative to the current directory; the config file reads them relative to itself.
+    rebase = lambda p: os.path.relpath(Path(p).expanduser().absolute(), output.parent.absolute())  # noqa: E731
+    config = compare_config(case, train=rebase(train_data), eval_set=rebase(eval_data),
+                            documents=[rebase(d) for d in docs or []], run_dir=rebase("runs/advised-lora"))
     output.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     console = Console()
     console.print(f"[bold green]recommended: {rec.method}[/]")
