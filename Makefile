@@ -55,10 +55,11 @@ lock:
 BOUNDED = transformers peft accelerate
 test-latest:
 	$(PYTHON) -m venv .venv-latest
+	echo "$(TORCH)" > .venv-latest/torch.txt  # eager upgrades would otherwise replace it with a CUDA build
 	.venv-latest/bin/python -m pip install --quiet --upgrade pip
 	.venv-latest/bin/python -m pip install --quiet $(TORCH)
-	.venv-latest/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[$(EXTRAS)]"
-	.venv-latest/bin/python -m pip install --quiet --upgrade $(BOUNDED) 2>&1 | grep -v "dependency resolver" || true
+	.venv-latest/bin/python -m pip install --quiet -c .venv-latest/torch.txt --upgrade --upgrade-strategy eager -e ".[$(EXTRAS)]"
+	.venv-latest/bin/python -m pip install --quiet -c .venv-latest/torch.txt --upgrade $(BOUNDED) 2>&1 | grep -v "dependency resolver" || true
 	.venv-latest/bin/python -m pip install --quiet --no-deps $(SMOLLM)
 	.venv-latest/bin/python -m pip list --format=freeze | grep -iE '^(torch|transformers|peft|accelerate|datasets)=='
 	HF_HUB_OFFLINE=1 .venv-latest/bin/python -m pytest -m "not integration"
