@@ -38,6 +38,8 @@ def resolve_entry(path: str, dataset: DatasetConfig) -> DatasetConfig:
         raise DataError(info_path, "no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(info_path, f"not a valid dataset_info.json ({e})") from None
+    except RecursionError:
+        raise DataError(info_path, "not a valid dataset_info.json (nested too deeply)") from None
     if not isinstance(info, dict) or name not in info:
         names = ", ".join(sorted(info)) if isinstance(info, dict) else "none"
         raise DataError(info_path, f"no dataset named '{name}' (it has: {names})")

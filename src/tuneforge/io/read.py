@@ -52,8 +52,14 @@ def read_samples(
     """All samples of every dataset in `data` (a config, or paths read with `format: auto`).
     Keyword arguments override the config's `placeholders`, `on_error` and `rejects_path`."""
     data = as_data_config(data)
-    report = ReadReport(rejects_path=rejects_path or data.rejects_path)
-    return list(iter_data(data, report, placeholders=placeholders, on_error=on_error)), report
+    report = ReadReport(rejects_path=rejects_path or data.rejects_path, atomic=True)
+    try:
+        samples = list(iter_data(data, report, placeholders=placeholders, on_error=on_error))
+    except BaseException:
+        report.discard()
+        raise
+    report.finish()
+    return samples, report
 
 
 def as_data_config(data: DataConfig | str | list[str]) -> DataConfig:

@@ -2,7 +2,8 @@
 
 jsonl, txt, csv and parquet stream, so large files are never loaded whole; a `.json` array is read
 whole but parsed element by element, so every record still knows its line. Text is decoded with
-`surrogateescape` so that a stray invalid byte rejects one record instead of the whole file.
+`surrogateescape` so that a stray invalid byte rejects one record instead of the whole file, and
+JSON is parsed through `nesting`, so that a record nested thousands deep is rejected, not a crash.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tuneforge.errors import DataError, MissingDependency
+from tuneforge.io import nesting
 from tuneforge.io.files import file_kind, is_gzip
 from tuneforge.io.report import BadRecord
 
@@ -102,13 +104,15 @@ def _lines(f: IO[bytes]) -> Iterator[tuple[int, str, BadRecord | None]]:
 
 def _jsonl_records(f: IO[bytes], source: str) -> Iterator[RawRecord]:
     for number, text, error in _lines(f):
+        data: Any = text
         if error is None:
             try:
-                yield RawRecord(source, number, json.loads(text))
-                continue
+                data = nesting.loads(text)
             except json.JSONDecodeError as e:
                 error = BadRecord("malformed JSON", f"{e.msg} at column {e.colno}")
-        yield RawRecord(source, number, text, error)
+            except BadRecord as e:  # nested too deeply
+                error = e
+        yield RawRecord(source, number, data, error)
 
 
 def _txt_records(f: IO[bytes], source: str) -> Iterator[RawRecord]:
@@ -137,10 +141,14 @@ def _json_records(raw: bytes, source: str) -> Iterator[RawRecord]:
     if pos == len(text):
         return
     if text[pos] != "[":  # a single object is one record
+        line = text.count("\n", 0, pos) + 1
         try:
-            yield RawRecord(source, text.count("\n", 0, pos) + 1, json.loads(text))
+            single = RawRecord(source, line, nesting.loads(text))
         except json.JSONDecodeError as e:
             raise _unskippable(source, e) from None
+        except BadRecord as e:
+            single = RawRecord(source, line, text, e)
+        yield single
         return
     pos += 1
     index, line, counted_to = 0, 1, 0
@@ -151,10 +159,17 @@ def _json_records(raw: bytes, source: str) -> Iterator[RawRecord]:
         line += text.count("\n", counted_to, pos)
         counted_to = pos
         try:
-            record, end = decoder.raw_decode(text, pos)
+            record, end = nesting.raw_decode(decoder, text, pos)
+            raw = RawRecord(source, line, record, index=index)
         except json.JSONDecodeError as e:
             raise _unskippable(source, e) from None
-        yield RawRecord(source, line, record, index=index)
+        except BadRecord as e:  # nested too deeply: step over it by its brackets, it is one bad record
+            end = nesting.value_end(text, pos)
+            if end is None:
+                raise DataError(f"{source}:{line}", f"malformed JSON: {e.message}, never closed (a .json file "
+                                                    "must parse as a whole)") from None
+            raw = RawRecord(source, line, text[pos:end], e, index=index)
+        yield raw
         index += 1
         pos = _skip_space(text, end)
         if text.startswith(",", pos):
@@ -180,6 +195,7 @@ def _unskippable(source: str, e: json.JSONDecodeError) -> DataError:
 
 def _parquet_records(path: Path) -> Iterator[RawRecord]:
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise MissingDependency("pyarrow", "data", "reading parquet files") from None
@@ -188,8 +204,12 @@ def _parquet_records(path: Path) -> Iterator[RawRecord]:
     if is_gzip(path):  # parquet needs to seek, which a gzip stream cannot
         with _open_binary(path) as f:
             handle = io.BytesIO(f.read())
+    try:
+        parquet = pq.ParquetFile(handle)
+    except (OSError, pa.ArrowException) as e:  # not parquet, or nested past pyarrow's own limit
+        raise DataError(source, f"cannot read this parquet file: {e}") from None
     row = 0
-    for batch in pq.ParquetFile(handle).iter_batches(batch_size=1024):
+    for batch in parquet.iter_batches(batch_size=1024):
         for record in batch.to_pylist():
             row += 1
             yield RawRecord(source, row, drop_nulls(record))

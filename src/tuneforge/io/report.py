@@ -7,6 +7,7 @@ with a named reason, and `read == kept + sum(rejected.values())` always holds.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,9 @@ class ReadReport:
     """`file:line` of the first record rejected for each reason, to point the user at an example."""
     unfilled: Counter[str] = field(default_factory=Counter)
     """Placeholder name -> records that still contain `{{name}}` because no value was given."""
+    atomic: bool = False
+    """Write rejects to a hidden `.NAME.partial` beside `rejects_path` and move it into place in
+    `finish()`, so that a run that stops never leaves a rejects file that looks complete."""
     _rejects_started: bool = False
 
     def __post_init__(self) -> None:
@@ -71,8 +75,23 @@ class ReadReport:
         self._rejects_started = True
         self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
         entry = {"source": source, "line": line, "reason": error.message, "record": record}
-        with self.rejects_path.open(mode, encoding="utf-8", errors="surrogateescape") as f:
+        with self._writing.open(mode, encoding="utf-8", errors="surrogateescape") as f:
             f.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+
+    @property
+    def _writing(self) -> Path:
+        assert self.rejects_path is not None
+        return self.rejects_path.with_name(f".{self.rejects_path.name}.partial") if self.atomic else self.rejects_path
+
+    def finish(self) -> None:
+        """The read is complete: move an atomic rejects file into place."""
+        if self.atomic and self._rejects_started:
+            os.replace(self._writing, self.rejects_path)  # type: ignore[arg-type]
+
+    def discard(self) -> None:
+        """The read failed: drop an atomic rejects file still being written."""
+        if self.atomic and self._rejects_started:
+            self._writing.unlink(missing_ok=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tuneforge.errors import ConfigError
+from tuneforge.io import nesting
 from tuneforge.io.report import BadRecord
 from tuneforge.types import Sample
 
@@ -86,7 +87,7 @@ def parse_tools(value: Any, name: str = "'tools'") -> list[dict[str, Any]] | Non
         return None
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = nesting.loads(value)
         except json.JSONDecodeError as e:
             raise BadRecord(f"malformed JSON in {name}", f"{e.msg} at column {e.colno}") from None
     if isinstance(value, dict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tuneforge.io import nesting
 from tuneforge.io.formats.fields import RecordView, add_back, parse_tools, wrong_type
 from tuneforge.io.report import BadRecord
 from tuneforge.types import ROLES, Message, Sample
@@ -94,7 +95,7 @@ def parse_tool_calls(value: Any, label: str) -> list[dict[str, Any]]:
         arguments = call.get("arguments", {})
         if isinstance(arguments, str):
             try:
-                arguments = json.loads(arguments) if arguments.strip() else {}
+                arguments = nesting.loads(arguments) if arguments.strip() else {}
             except json.JSONDecodeError as e:
                 raise BadRecord("malformed tool call", f"in {label}: arguments are not JSON ({e.msg})") from None
         calls.append({"name": call["name"], "arguments": arguments})

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tuneforge.errors import ConfigError
+from tuneforge.io import nesting
 from tuneforge.io.formats.fields import RecordView, add_back, layout, parse_tools, wrong_type
 from tuneforge.io.formats.messages import parse_tool_calls
 from tuneforge.io.report import BadRecord
@@ -80,7 +81,7 @@ def _message(turn: Any, tags: Mapping[str, str], label: str) -> Message:
     if kind != "function_tag":
         return Message(_ROLE_OF[kind], content)
     try:
-        calls = json.loads(content)
+        calls = nesting.loads(content)
     except json.JSONDecodeError as e:
         raise BadRecord("malformed tool call", f"in {label}: not JSON ({e.msg})") from None
     return Message("assistant", "", tool_calls=parse_tool_calls(calls, label))
