@@ -67,3 +67,16 @@ def test_vllm_command_serves_lora_adapters_by_name(tiny_dir, adapters):
     assert argv[argv.index("--model") + 1] == str(tiny_dir)
     assert argv[argv.index("--lora-modules") + 1:] == [f"{n}={p}" for n, p in adapters.items()]
     assert "--enable-lora" in argv and argv[argv.index("--api-key") + 1] == "k"
+
+
+def test_serve_passes_the_prompts_limit_to_the_server(monkeypatch):
+    import tuneforge.serve.engine
+    import tuneforge.serve.server
+
+    served = {}
+    monkeypatch.setattr(tuneforge.serve.engine, "load_engine", lambda *a, **kw: type("E", (), {"model_ids": ["m"]})())
+    monkeypatch.setattr(tuneforge.serve.server, "serve", lambda engine, **options: served.update(options))
+    run(["serve", "--model", "m", "--max-prompts", "3"])
+    assert served["max_prompts"] == 3
+    run(["serve", "--model", "m"])
+    assert served["max_prompts"] == 64

@@ -38,6 +38,8 @@ def serve(
     max_batch_size: Annotated[int, typer.Option(help="Most requests decoding together.")] = 32,
     max_waiting: Annotated[int, typer.Option(help="Queued requests beyond which new ones get 429.")] = 256,
     max_body_kb: Annotated[int, typer.Option(help="Largest request body accepted (413 beyond).")] = 1024,
+    max_prompts: Annotated[int, typer.Option(
+        min=1, help="Most prompts one /v1/completions request may hold (400 beyond).")] = 64,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16.")] = "auto",
     threads: ThreadsOption = None,
 ) -> None:
@@ -63,4 +65,5 @@ def serve(
     engine = load_engine(model, adapters, model_id=served_model_name, dtype=dtype, template=template,
                          max_batch_size=max_batch_size, max_waiting=max_waiting)
     typer.echo(f"serving {', '.join(engine.model_ids)} on http://{host}:{port}/v1")
-    run_server(engine, host=host, port=port, api_key=api_key, max_body_bytes=max_body_kb * 1024)
+    run_server(engine, host=host, port=port, api_key=api_key, max_body_bytes=max_body_kb * 1024,
+               max_prompts=max_prompts)

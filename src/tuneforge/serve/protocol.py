@@ -1,8 +1,9 @@
 """OpenAI-compatible request bodies (validated) and response bodies (plain dicts).
 
 Fields the OpenAI API has but we cannot honour (logprobs, function-call forcing, ...) are accepted and
-ignored, as vLLM does, so that existing clients work unchanged; a wrong type or an out-of-range value
-is a 422 naming the field. `top_k`, `repetition_penalty` and `ignore_eos` are extensions vLLM also accepts.
+ignored, as vLLM does, so that existing clients work unchanged; a wrong type, an out-of-range or
+non-finite number (JSON's NaN / Infinity, which Python's parser accepts) or a malformed tool call is a
+422 naming the field. `top_k`, `repetition_penalty` and `ignore_eos` are extensions vLLM also accepts.
 """
 
 from __future__ import annotations
@@ -17,8 +18,41 @@ from tuneforge.serve.sampling import SamplingParams
 from tuneforge.types import Message
 
 
+INT64_MAX = 2**63 - 1
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+
+class _Open(BaseModel):
+    """A nested object passed on to the chat template as the client wrote it: only the keys templates
+    read are checked, the rest are kept."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+
+class FunctionCall(_Open):
+    name: str = Field(min_length=1)
+    arguments: str | dict[str, Any] = "{}"
+    """A JSON string, as OpenAI sends it (an object is accepted too)."""
+
+
+class ToolCall(_Open):
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class FunctionDefinition(_Open):
+    name: str = Field(min_length=1)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Tool(_Open):
+    type: Literal["function"] = "function"
+    function: FunctionDefinition
 
 
 class ContentPart(_Body):
@@ -30,14 +64,15 @@ class ChatMessage(_Body):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[ToolCall] | None = None
 
     def to_message(self) -> Message:
         text = self.content if isinstance(self.content, str) or self.content is None else "".join(
             part.text for part in self.content)
         # OpenAI's newer `developer` role is what the chat templates know as `system`.
         role = "system" if self.role == "developer" else self.role
-        return Message(role, text or "", tool_calls=self.tool_calls, name=self.name)
+        calls = [c.model_dump(exclude_unset=True) for c in self.tool_calls] if self.tool_calls else None
+        return Message(role, text or "", tool_calls=calls, name=self.name)
 
 
 class StreamOptions(_Body):
@@ -49,11 +84,12 @@ class _Sampling(_Body):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
-    top_k: int = Field(0, ge=0)
+    top_k: int = Field(0, ge=0, le=INT64_MAX)
     repetition_penalty: float = Field(1.0, gt=0)
     n: int = Field(1, ge=1, le=16)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-INT64_MAX - 1, le=INT64_MAX)
+    """torch seeds are 64-bit (choice k uses seed + k, which still fits the unsigned range torch takes)."""
     ignore_eos: bool = False
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -83,7 +119,12 @@ class ChatRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     """OpenAI's newer name for max_tokens."""
-    tools: list[dict[str, Any]] | None = None
+    tools: list[Tool] | None = None
+
+    @property
+    def tool_dicts(self) -> list[dict[str, Any]] | None:
+        """The tools as the client wrote them, for the chat template."""
+        return [t.model_dump(exclude_unset=True) for t in self.tools] if self.tools is not None else None
 
     @property
     def token_limit(self) -> int | None:
@@ -93,6 +134,13 @@ class ChatRequest(_Sampling):
 class CompletionRequest(_Sampling):
     prompt: str | list[str]
     max_tokens: int | None = Field(16, ge=1)  # the legacy endpoint's default
+
+    @field_validator("prompt")
+    @classmethod
+    def _some_prompt(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("prompt needs at least one string")
+        return value
 
     @property
     def prompts(self) -> list[str]:

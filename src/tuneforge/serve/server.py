@@ -5,8 +5,9 @@ or not), `GET /v1/models` (the base and every adapter as its own model id) and `
 
 Safe by default: binds 127.0.0.1 unless told otherwise; with an API key every `/v1` request needs
 `Authorization: Bearer KEY`; a request names a model id, never a file; bodies are size-limited.
-Every failure is an OpenAI-style error body: 400 malformed JSON or a prompt that does not fit the
-context, 401 bad key, 404 unknown model or route, 413 body too large, 422 invalid field, 429 queue
+Every failure is an OpenAI-style error body: 400 malformed JSON (also nested deeper than
+`MAX_JSON_DEPTH`, or a string that is not valid Unicode), a conversation the chat template refuses, a
+prompt that does not fit the context or more prompts than `max_prompts`, 401 bad key, 404 unknown model or route, 413 body too large, 422 invalid field, 429 queue
 full (with Retry-After), 503 shutting down, 500 a failed generation. A client that disconnects cancels
 its generation; shutdown stops taking requests and lets running ones finish.
 """
@@ -25,11 +26,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from tuneforge.errors import MissingDependency
+from tuneforge.formatting.base import TemplateError
 from tuneforge.serve import protocol
 from tuneforge.serve.engine import (Completion, ContextTooLong, Delta, Engine, EngineBusy, EngineClosed, Handle,
                                     UnknownModel)
 
 log = logging.getLogger(__name__)
+
+MAX_JSON_DEPTH = 64
+"""Deeper request bodies are refused before validation (which, like rendering, recurses). Tool
+parameter schemas, the deepest legitimate part, stay well within it."""
 
 
 class ApiError(Exception):
@@ -41,6 +47,55 @@ class ApiError(Exception):
 
 class BodyTooLarge(Exception):
     pass
+
+
+def _path(parts: list[str | int]) -> str:
+    return ".".join(map(str, parts))
+
+
+def _field(data: Any, loc: tuple[str | int, ...]) -> str:
+    """The dotted name of the field a validation error is about, as the client wrote it: without the
+    union members pydantic adds to `loc` (`messages.0.content`, not `messages.0.content.str`)."""
+    parts: list[str | int] = []
+    for part in loc:
+        if isinstance(part, int) and isinstance(data, list) and 0 <= part < len(data):
+            data = data[part]
+        elif isinstance(part, str) and isinstance(data, dict) and (part in data or not _is_type_tag(part)):
+            data = data.get(part)
+        else:
+            continue
+        parts.append(part)
+    return _path(parts)
+
+
+def _is_type_tag(part: str) -> bool:
+    return "[" in part or part in ("str", "int", "float", "bool", "list", "dict", "none") or part[:1].isupper()
+
+
+def check_json(data: Any) -> None:
+    """Refuse what Python's JSON parser lets through but nothing after it should see: nesting deeper
+    than MAX_JSON_DEPTH and lone surrogates ("\\ud800", not valid Unicode, which tokenizers reject).
+    Iterative, so that the check itself cannot run out of stack."""
+    stack: list[tuple[Any, list[str | int]]] = [(data, [])]
+    while stack:
+        value, where = stack.pop()
+        if len(where) > MAX_JSON_DEPTH:
+            raise ApiError(400, f"the body is nested deeper than {MAX_JSON_DEPTH} levels", "invalid_request_error",
+                           "invalid_value", _path(where[:1]) or None)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                param = _path(where) or None
+                raise ApiError(400, f"{param or 'the body'}: a lone surrogate ({value[e.start]!r}) at character "
+                               f"{e.start}, which is not valid Unicode", "invalid_request_error", "invalid_value",
+                               param) from None
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                stack.append((key, where))  # a key is checked as text at its object's place
+                stack.append((item, [*where, key]))
+        elif isinstance(value, list):
+            stack.extend((item, [*where, i]) for i, item in enumerate(value))
 
 
 def _engine_error(e: Exception) -> ApiError:
@@ -91,7 +146,9 @@ class _BodyLimit:
 
 
 def create_app(engine: Engine, *, api_key: str | None = None, max_body_bytes: int = 1 << 20,
-               drain_timeout_s: float = 30.0):
+               drain_timeout_s: float = 30.0, max_prompts: int = 64):
+    """`max_prompts`: most prompts one /v1/completions request may hold (each is a request of its own to
+    the engine, times `n`)."""
     try:
         from fastapi import FastAPI, Request
         from fastapi.responses import JSONResponse, StreamingResponse
@@ -141,15 +198,19 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_body_bytes: in
         raw = await request.body()
         try:
             data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError) as e:  # also an integer of more digits than Python converts
             raise ApiError(400, f"the body is not valid JSON: {e}", "invalid_request_error") from None
+        except RecursionError:
+            raise ApiError(400, f"the body is not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels",
+                           "invalid_request_error", "invalid_value") from None
         if not isinstance(data, dict):
             raise ApiError(400, "the body must be a JSON object", "invalid_request_error")
+        check_json(data)
         try:
             return cls.model_validate(data)
         except ValidationError as e:
             err = e.errors()[0]
-            param = ".".join(str(p) for p in err["loc"])
+            param = _field(data, err["loc"])
             raise ApiError(422, f"{param}: {err['msg']}", "invalid_request_error", "invalid_value", param) from None
 
     @app.get("/health")
@@ -171,14 +232,17 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_body_bytes: in
     async def chat_completions(request: Request):
         body = await parse(request, protocol.ChatRequest)
         try:
-            prompt = engine.encode_chat([m.to_message() for m in body.messages], body.tools, model=body.model)
-        except ValueError as e:  # a template that cannot render this conversation
-            raise ApiError(400, str(e), "invalid_request_error", param="messages") from None
+            prompt = engine.encode_chat([m.to_message() for m in body.messages], body.tool_dicts, model=body.model)
+        except (ValueError, TemplateError) as e:  # a template that cannot render this conversation
+            raise ApiError(400, str(e), "invalid_request_error", "invalid_value", "messages") from None
         return await respond(request, body, [prompt], chat=True)
 
     @app.post("/v1/completions")
     async def completions(request: Request):
         body = await parse(request, protocol.CompletionRequest)
+        if len(body.prompts) > max_prompts:
+            raise ApiError(400, f"prompt: {len(body.prompts)} prompts, this server takes up to {max_prompts} per "
+                           "request", "invalid_request_error", "invalid_value", "prompt")
         return await respond(request, body, [engine.encode_text(p) for p in body.prompts], chat=False)
 
     async def respond(request: Request, body, prompts: list[list[int]], chat: bool):
@@ -271,11 +335,12 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_body_bytes: in
 
 
 def serve(engine: Engine, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          max_body_bytes: int = 1 << 20, drain_timeout_s: float = 30.0) -> None:
+          max_body_bytes: int = 1 << 20, drain_timeout_s: float = 30.0, max_prompts: int = 64) -> None:
     """Run the server until Ctrl-C / SIGTERM, then shut down gracefully."""
     try:
         import uvicorn
     except ImportError:
         raise MissingDependency("uvicorn", "serve", "the HTTP server") from None
-    app = create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes, drain_timeout_s=drain_timeout_s)
+    app = create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes, drain_timeout_s=drain_timeout_s,
+                     max_prompts=max_prompts)
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=drain_timeout_s, log_level="info")
