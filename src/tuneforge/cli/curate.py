@@ -30,6 +30,8 @@ def curate(
                   f"({stats['records_per_second']:.0f} records/s) -> {r.output.dir}")
     for reason, n in stats["removed"].items():
         console.print(f"  removed {n:>7}  {reason}")
+    for reason, n in stats["rejected"].items():
+        console.print(f"  [red]rejected[/] {n:>6}  {reason} (first at {stats['rejected_first_at'][reason]})")
 
 
 @app.command()

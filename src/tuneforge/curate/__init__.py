@@ -6,8 +6,8 @@
 
 from tuneforge.curate import clean, dedup, filters, judge, pii, reference, safety, semantic  # noqa: F401  (registers the operators)
 from tuneforge.curate.base import REGISTRY, Drop, OpConfig, parse_op, register
-from tuneforge.curate.pipeline import OUTPUT, REJECTS, STATS, RunOptions, run
+from tuneforge.curate.pipeline import OUTPUT, READ_REJECTS, REJECTS, STATS, RunOptions, run
 from tuneforge.curate.recipe import REPORT, Recipe, curate, load_recipe, parse_recipe, read_output
 
 __all__ = ["REGISTRY", "Drop", "OpConfig", "parse_op", "register", "run", "RunOptions", "OUTPUT", "REJECTS",
-           "STATS", "REPORT", "Recipe", "curate", "load_recipe", "parse_recipe", "read_output"]
+           "READ_REJECTS", "STATS", "REPORT", "Recipe", "curate", "load_recipe", "parse_recipe", "read_output"]

@@ -1,5 +1,6 @@
 """The runner: streams samples through the operators in shards, counts every removal by reason,
-writes kept records, `rejects.jsonl` and `stats.json`, and checks that the counts add up.
+writes kept records, `rejects.jsonl` and `stats.json`, and checks that the counts add up (with the
+records the readers rejected: in = kept + removed + rejected).
 
 The operator list is cut into *stages*: a run of record operators is one map stage (each shard is
 processed independently, in any worker), and each global operator (dedup) is a stage of its own
@@ -13,11 +14,15 @@ of workers. The Ray executor (`ray_executor.py`) runs the same per-shard functio
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,10 +33,13 @@ from typing import Any, NamedTuple
 
 from tuneforge.curate.base import Drop, GlobalOp, OpConfig, RecordOp
 from tuneforge.errors import ConfigError
+from tuneforge.io.report import ReadReport
 from tuneforge.types import Sample
 
 OUTPUT = "data.jsonl"
 REJECTS = "rejects.jsonl"
+READ_REJECTS = "read_rejects.jsonl"
+"""Input records the readers rejected (`inputs[].on_error: skip`), with source file and line."""
 STATS = "stats.json"
 
 
@@ -178,9 +186,35 @@ where processes fork): a worker then reads its own input shard by range, and the
 neither copies nor ships records."""
 
 
-def _init_worker(samples: Sequence[Sample]) -> None:
+def _init_worker(samples: Sequence[Sample], parent: int | None = None) -> None:
     global _input
     _input = samples
+    if parent is not None:
+        die_with_parent(parent)
+
+
+def die_with_parent(parent: int) -> None:
+    """End this worker when the runner `parent` dies: after `kill -9` the pool cannot stop its
+    workers, which would otherwise wait on its queue (or go on working) forever."""
+    if sys.platform.startswith("linux"):
+        try:
+            # PR_SET_PDEATHSIG: the kernel sends SIGKILL when the parent goes. It fires when the thread
+            # that forked us ends; the pool forks its workers from the thread calling run(), which
+            # waits for the pool to close.
+            if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent:  # it died before prctl took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    # Portable fallback: an orphan is adopted by another process, so its parent id changes.
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 Chunk = list[Sample] | tuple[int, int] | None
@@ -302,8 +336,9 @@ def recipe_key(ops: list[OpConfig], shard_size: int) -> str:
 
 
 def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str,
-        options: RunOptions | None = None) -> dict[str, Any]:
-    """Curate `samples` with `ops` into `out_dir`; returns the stats (also in `stats.json`)."""
+        options: RunOptions | None = None, read: ReadReport | None = None) -> dict[str, Any]:
+    """Curate `samples` with `ops` into `out_dir`; returns the stats (also in `stats.json`).
+    `read`: the report of the readers streaming `samples`; its rejected records join the counts."""
     opts = options or RunOptions()
     out_dir = Path(out_dir)
     work = out_dir / ".work"
@@ -326,7 +361,7 @@ def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str,
         chunks, samples = chunked(samples, size), ()
     _init_worker(samples)
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    r.pool = ctx.Pool(opts.workers, _init_worker, (samples,)) if opts.workers > 1 else None
+    r.pool = ctx.Pool(opts.workers, _init_worker, (samples, os.getpid())) if opts.workers > 1 else None
     try:
         for stage in stages:
             ts = time.perf_counter()
@@ -340,29 +375,40 @@ def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str,
         if r.pool is not None:
             r.pool.close()
             r.pool.join()
-    return write_stats(out_dir, _finish(r, out_dir), t0)
+    return write_stats(out_dir, _finish(r, out_dir), t0, read)
 
 
-def write_stats(out_dir: Path, stats: dict[str, Any], t0: float) -> dict[str, Any]:
+def write_stats(out_dir: Path, stats: dict[str, Any], t0: float, read: ReadReport | None = None) -> dict[str, Any]:
+    """Add the readers' rejects and the timings, move the read rejects file into place, write `stats.json`."""
+    rejected = dict(read.rejected.most_common()) if read is not None else {}
+    # DESIGN.md's identity over the whole run: records_in == records_out + removed + rejected.
+    stats = {**stats, "records_in": stats["records_in"] + sum(rejected.values()), "rejected": rejected,
+             "rejected_first_at": dict(read.first_rejected_at) if read is not None else {}}
+    if read is not None:
+        read.finish()
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     stats["records_per_second"] = round(stats["records_in"] / max(stats["seconds"], 1e-9), 1)
-    (out_dir / STATS).write_text(json.dumps(stats, indent=2, ensure_ascii=False))
+    _write_atomic(out_dir / STATS, [json.dumps(stats, indent=2, ensure_ascii=False)])
     return stats
+
+
+def _concat(paths: Iterable[Path], dest: Path) -> None:
+    # Written aside and renamed: a killed run never leaves an output that looks complete.
+    tmp = dest.with_name(f".{dest.name}.partial")
+    with tmp.open("w", encoding="utf-8") as out:
+        for path in paths:
+            with path.open(encoding="utf-8") as f:
+                shutil.copyfileobj(f, out)
+    os.replace(tmp, dest)
 
 
 def _finish(r: _Run, out_dir: Path) -> dict[str, Any]:
     """Concatenate shard outputs in order, then count."""
     last = r.work / f"{r.stages[-1].index:02d}"
-    with (out_dir / OUTPUT).open("w", encoding="utf-8") as out:
-        for shard in range(r.shards):
-            with (last / f"{shard:06d}.jsonl").open(encoding="utf-8") as f:
-                shutil.copyfileobj(f, out)
+    _concat((last / f"{shard:06d}.jsonl" for shard in range(r.shards)), out_dir / OUTPUT)
     if r.opts.write_rejects:
-        with (out_dir / REJECTS).open("w", encoding="utf-8") as out:
-            for stage in r.stages:
-                for shard in range(r.shards):
-                    with (r.work / f"{stage.index:02d}" / f"{shard:06d}.rejects.jsonl").open(encoding="utf-8") as f:
-                        shutil.copyfileobj(f, out)
+        _concat((r.work / f"{stage.index:02d}" / f"{shard:06d}.rejects.jsonl"
+                 for stage in r.stages for shard in range(r.shards)), out_dir / REJECTS)
 
     counts = [[json.loads((r.work / f"{stage.index:02d}" / f"{shard:06d}.stats.json").read_text())
                for shard in range(r.shards)] for stage in r.stages]

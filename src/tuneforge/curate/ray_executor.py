@@ -54,11 +54,12 @@ from tuneforge.curate.dedup import KeepFacts, MinHashDedup, representatives
 from tuneforge.curate.pipeline import (OUTPUT, REJECTS, RunOptions, ShardResult, Stage, apply_verdicts, chunked,
                                        map_records, parse_lines, plan, recipe_key, stage_ops, summarise, write_stats)
 from tuneforge.errors import MissingDependency
+from tuneforge.io.report import ReadReport
 from tuneforge.types import Sample
 
 
 def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str, options: RunOptions | None = None,
-        address: str | None = None) -> dict[str, Any]:
+        address: str | None = None, read: ReadReport | None = None) -> dict[str, Any]:
     """Curate `samples` with `ops` into `out_dir` on Ray. Joins the Ray instance this process already
     started, else `ray.init(address=address)` (None: a new local Ray on this machine, shut down at
     the end). `options.workers` and `options.resume` are the local runner's: Ray uses its cluster's CPUs."""
@@ -83,7 +84,7 @@ def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str, opt
     finally:
         if started:
             ray.shutdown()
-    return write_stats(out_dir, stats, t0)
+    return write_stats(out_dir, stats, t0, read)
 
 
 # ---------------------------------------------------------------- per-shard rows (Dataset.map)

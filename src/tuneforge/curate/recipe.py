@@ -13,9 +13,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from tuneforge.curate.base import OpConfig, parse_op
-from tuneforge.curate.pipeline import OUTPUT, RunOptions, run
+from tuneforge.curate.pipeline import OUTPUT, READ_REJECTS, RunOptions, run
 from tuneforge.config import did_you_mean, read_yaml
 from tuneforge.errors import ConfigError
+from tuneforge.io.report import ReadReport
 from tuneforge.types import Sample
 
 REPORT = "report.html"
@@ -29,6 +30,10 @@ class InputSpec(_Strict):
     path: Path
     format: str = "auto"
     """Reader format (alpaca, sharegpt, messages, text, preference, tuneforge) or `auto`."""
+    on_error: Literal["raise", "skip"] = "raise"
+    """A record the reader cannot take (malformed JSON, a missing field): `raise` stops the run with
+    file:line; `skip` counts it under `rejected` in stats.json and writes it to `read_rejects.jsonl`,
+    as `data.on_error` does for training data."""
 
 
 class OutputSpec(_Strict):
@@ -111,9 +116,10 @@ def parse_recipe(raw: dict[str, Any], base: Path, where: str = "recipe") -> Reci
 _KEYS = [*Recipe.model_fields, *InputSpec.model_fields, *OutputSpec.model_fields, *ExecutorSpec.model_fields]
 
 
-def read_dataset(path: Path | str, format: str = "auto", columns: dict[str, str] | None = None) -> Iterator[Sample]:
+def read_dataset(path: Path | str, format: str = "auto", columns: dict[str, str] | None = None,
+                 on_error: Literal["raise", "skip"] = "raise", report: ReadReport | None = None) -> Iterator[Sample]:
     """Stream one dataset (file, folder or glob) through tuneforge.io's readers; `columns` maps our
-    field names to the file's."""
+    field names to the file's. With `on_error="skip"` bad records are counted in `report`."""
     from tuneforge.config import DatasetConfig
     from tuneforge.io import iter_samples
 
@@ -121,18 +127,19 @@ def read_dataset(path: Path | str, format: str = "auto", columns: dict[str, str]
         dataset = DatasetConfig(path=str(path), format=format, columns=columns or {})
     except ValidationError as e:
         raise ConfigError(f"{path}: format: {e.errors()[0]['msg']}") from None
-    return iter_samples(dataset)
+    return iter_samples(dataset, on_error=on_error, report=report)
 
 
-def iter_inputs(recipe: Recipe) -> Iterator[Sample]:
-    """Every input of the recipe, in order. All are checked first: a missing one is an error naming its
-    key before any record is read."""
+def iter_inputs(recipe: Recipe, report: ReadReport | None = None) -> Iterator[Sample]:
+    """Every input of the recipe, in order, bad records counted in `report`. All are checked first:
+    a missing one is an error naming its key before any record is read."""
     for i, spec in enumerate(recipe.inputs):
         path = str(spec.path)
         if not (glob.glob(path, recursive=True) if any(c in path for c in "*?[") else spec.path.exists()):
             raise ConfigError(f"inputs.{i}.path: {path}: no such file or directory; relative paths in a recipe "
                               "are relative to the recipe file's own folder")
-    return (sample for spec in recipe.inputs for sample in read_dataset(spec.path, spec.format))
+    return (sample for spec in recipe.inputs
+            for sample in read_dataset(spec.path, spec.format, on_error=spec.on_error, report=report))
 
 
 def read_output(out_dir: Path) -> Iterator[Sample]:
@@ -144,19 +151,28 @@ def read_output(out_dir: Path) -> Iterator[Sample]:
 
 def curate(recipe: Recipe, samples: Iterable[Sample] | None = None, workers: int | None = None,
            resume: bool | None = None) -> dict[str, Any]:
-    """Run a recipe end to end: kept records, rejects, stats and (unless disabled) report.html.
+    """Run a recipe end to end: kept records, rejects (of the operators, and of the readers), stats and
+    (unless disabled) report.html.
     `samples` replaces the recipe's inputs (for callers that already hold them)."""
     ex = recipe.executor
     opts = RunOptions(workers=workers or ex.workers, shard_size=ex.shard_size,
                       write_rejects=recipe.output.rejects, resume=ex.resume if resume is None else resume)
     out = recipe.output.dir
-    source = iter_inputs(recipe) if samples is None else samples
-    if ex.kind == "ray":
-        from tuneforge.curate.ray_executor import run as run_on_ray
+    # The inputs are read again on resume, so the read's counts and rejects are rebuilt whole each run.
+    read = None if samples is not None else ReadReport(
+        rejects_path=out / READ_REJECTS if recipe.output.rejects else None, atomic=True)
+    source = iter_inputs(recipe, read) if samples is None else samples
+    try:
+        if ex.kind == "ray":
+            from tuneforge.curate.ray_executor import run as run_on_ray
 
-        stats = run_on_ray(source, recipe.operators, out, opts, ex.address)
-    else:
-        stats = run(source, recipe.operators, out, opts)
+            stats = run_on_ray(source, recipe.operators, out, opts, ex.address, read)
+        else:
+            stats = run(source, recipe.operators, out, opts, read)
+    except BaseException:
+        if read is not None:
+            read.discard()
+        raise
     if recipe.output.format != "jsonl":
         from tuneforge.io import write_samples
 

@@ -155,9 +155,11 @@ def render_html(d: dict[str, Any], stats: dict[str, Any] | None = None) -> str:
              "<style>body{font-family:sans-serif;max-width:900px;margin:2em auto}td{padding:2px 8px}</style>",
              f"<h1>Data report: {d['records']} records</h1>"]
     if stats:
-        parts.append(f"<h2>Curation</h2><p>{stats['records_in']} in, {stats['records_out']} kept, "
-                     f"{stats['records_in'] - stats['records_out']} removed</p>")
+        rejected = stats.get("rejected", {})
+        parts.append(f"<h2>Curation</h2><p>{stats['records_in']} in = {stats['records_out']} kept + "
+                     f"{sum(stats['removed'].values())} removed + {sum(rejected.values())} rejected by the readers</p>")
         parts.append(_svg_bars(stats["removed"], "Removed by operator / reason"))
+        parts.append(_svg_bars(rejected, "Rejected by the readers, by reason"))
     summary = {k: d[k] for k in ("exact_duplicate_rate", "near_duplicate_rate", "refusal_rate", "machine_text_rate",
                                  "empty_answer_rate", "system_prompts")}
     parts.append("<h2>Summary</h2><table>" + "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in summary.items()) + "</table>")
