@@ -34,10 +34,14 @@ MIXED_BATCH_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
 
 
 def detect_method(path: str | Path) -> str:
-    """The training method that wrote an artefact directory (`final/` of a run)."""
+    """The training method that wrote an artefact directory (`final/` of a run). Every loader that
+    serves or exports an artefact asks this first, so this is where links leading out of it are refused."""
+    from tuneforge.methods._links import check_links
     from tuneforge.methods.adapter import CONFIG_FILE
 
     path = Path(path)
+    if path.is_dir():
+        check_links(path)
     if (path / "adapter_config.json").is_file():
         peft_type = json.loads((path / "adapter_config.json").read_text(encoding="utf-8")).get("peft_type")
         if peft_type not in PEFT_METHODS:
