@@ -240,4 +240,10 @@ def test_the_server_is_healthy_after_every_bad_request(server):
     assert health.json()["running"] == 0 and health.json()["waiting"] == 0
     reply = server.post(CHAT, json=OK)
     assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] == 2
+    tool = {"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {
+        "a": {"type": "integer"}}}, "strict": True}}
+    with_tools = said({"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}}]})
+    with_tools["messages"].insert(2, {"role": "tool", "tool_call_id": "c1", "content": "1"})
+    assert server.post(CHAT, json={**with_tools, "tools": [tool]}).status_code == 200
     assert server.post(TEXT, json=text(prompt=["a"] * MAX_PROMPTS)).status_code == 200
