@@ -46,7 +46,7 @@ def test_curate_dirty_input_with_skip_and_raise(tmp_path):
     assert result.exit_code == 0, result.output
     assert "3 in, 2 kept" in result.output and "rejected      1  malformed JSON" in result.output
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
-    assert stats["records_in"] == stats["records_out"] + sum(stats["removed"].values()) + sum(stats["rejected"].values())
+    assert stats["records_in"] == 3 == stats["records_out"] + sum(stats["removed"].values()) + sum(stats["rejected"].values())
     [reject] = [json.loads(line) for line in (tmp_path / "out" / "read_rejects.jsonl").read_text().splitlines()]
     assert (reject["source"], reject["line"]) == (str(tmp_path / "raw.jsonl"), 2)
 

@@ -46,13 +46,26 @@ def test_skip_counts_bad_lines_and_the_identity_holds(tmp_path):
     assert stats == json.loads((out / STATS).read_text())
     assert stats["rejected"] == REASONS
     assert stats["removed"] == {"answer/empty_answer": 1, "exact_dedup/exact_duplicate": 1}
-    assert stats["records_in"] == 40 == stats["records_out"] + sum(stats["removed"].values()) + sum(stats["rejected"].values())
+    removed, rejected = sum(stats["removed"].values()), sum(stats["rejected"].values())
+    assert stats["records_in"] == 40 == stats["records_out"] + removed + rejected
     assert stats["rejected_first_at"]["nested too deeply"] == f"{tmp_path / 'raw.jsonl'}:19"
     rejects = [json.loads(line) for line in (out / READ_REJECTS).read_text().splitlines()]
     assert [(r["source"], r["line"]) for r in rejects] == [(str(tmp_path / "raw.jsonl"), n) for n in BAD]
     assert rejects[2]["record"] == {"instruction": "no answer"}
     assert len((out / OUTPUT).read_text().splitlines()) == 35 and len((out / REJECTS).read_text().splitlines()) == 2
     assert "40 in = 35 kept + 2 removed + 3 rejected by the readers" in (out / REPORT).read_text()
+
+
+def test_a_clean_rerun_leaves_no_earlier_read_rejects(tmp_path):
+    r = recipe(tmp_path, "skip")
+    curate(r)
+    out = tmp_path / "out"
+    (out / f".{READ_REJECTS}.partial").write_text("left by a killed run\n")
+    (tmp_path / "raw.jsonl").write_bytes(b"".join(line + b"\n" for line in (tmp_path / "raw.jsonl").read_bytes()
+                                                  .splitlines() if line.startswith(b'{"instruction": "Question')))
+    stats = curate(r, resume=False)
+    assert stats["rejected"] == {} and stats["records_in"] == 37
+    assert not (out / READ_REJECTS).exists() and not list(out.glob(".*partial"))
 
 
 def test_raise_stops_at_the_first_bad_line_naming_it(tmp_path):

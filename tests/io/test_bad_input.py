@@ -43,6 +43,9 @@ CASES = {
     "invalid UTF-8": (
         jsonl(GOOD, b'{"instruction": "caf\xe9", "input": "", "output": "A"}'), "auto",
         "invalid UTF-8: byte 0xe9 at column 21"),
+    "unpaired surrogate": (
+        jsonl(GOOD, b'{"instruction": "Q\\ud800", "input": "", "output": "A"}'), "auto",
+        "invalid Unicode: an unpaired surrogate (\\ud800-\\udfff) in 'instruction'"),
     "unknown role tag": (
         jsonl({"conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]},
               {"conversations": [{"from": "bot", "value": "A"}]}), "auto",

@@ -386,6 +386,8 @@ def write_stats(out_dir: Path, stats: dict[str, Any], t0: float, read: ReadRepor
              "rejected_first_at": dict(read.first_rejected_at) if read is not None else {}}
     if read is not None:
         read.finish()
+        if not rejected and read.rejects_path is not None:
+            read.rejects_path.unlink(missing_ok=True)  # an earlier run's, in this run's output folder
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     stats["records_per_second"] = round(stats["records_in"] / max(stats["seconds"], 1e-9), 1)
     _write_atomic(out_dir / STATS, [json.dumps(stats, indent=2, ensure_ascii=False)])

@@ -17,7 +17,7 @@ from tuneforge.io.formats import FORMATS, Format
 from tuneforge.io.formats.fields import RecordView, check_columns
 from tuneforge.io.formats.sharegpt import resolve_tags
 from tuneforge.io.placeholders import fill_placeholders, find_placeholders
-from tuneforge.io.readers import RawRecord, read_records, undecodable_field
+from tuneforge.io.readers import LONE_SURROGATE, RawRecord, read_records, undecodable_field
 from tuneforge.io.report import BadRecord, ReadReport
 from tuneforge.types import Sample
 
@@ -120,6 +120,9 @@ def _convert(raw: RawRecord, fmt: Format | None, config: DatasetConfig, tags: Ma
     field = undecodable_field(record)
     if field is not None:
         raise BadRecord("invalid UTF-8", f"undecodable bytes in '{field}'")
+    field = undecodable_field(record, pattern=LONE_SURROGATE)
+    if field is not None:
+        raise BadRecord("invalid Unicode", f"an unpaired surrogate (\\ud800-\\udfff) in '{field}'")
     assert fmt is not None  # detected from the first object record, which this is or follows
     if placeholders:
         record = fill_placeholders(record, placeholders)

@@ -24,6 +24,9 @@ from tuneforge.io.files import file_kind, is_gzip
 from tuneforge.io.report import BadRecord
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
+# A JSON escape such as "\ud800" without its pair: no UTF-8 can hold it, so no writer could write it
+# (the rest of the surrogate range is what `surrogateescape` made of invalid bytes).
+LONE_SURROGATE = re.compile("[\ud800-\udc7f]")
 
 
 @dataclass
@@ -66,18 +69,21 @@ def _open_binary(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if is_gzip(path) else path.open("rb")
 
 
-def undecodable_field(value: Any, name: str = "") -> str | None:
-    """Name of the first string inside `value` holding bytes that were not valid UTF-8, else None."""
+def undecodable_field(value: Any, name: str = "", pattern: re.Pattern[str] = _UNDECODABLE) -> str | None:
+    """Name of the first string (value or key) inside `value` holding bytes that were not valid UTF-8
+    (or, with `pattern=LONE_SURROGATE`, an unpaired surrogate), else None."""
     if isinstance(value, str):
-        return name if _UNDECODABLE.search(value) else None
+        return name if pattern.search(value) else None
     if isinstance(value, dict):
+        if any(isinstance(key, str) and pattern.search(key) for key in value):
+            return name or "record"  # a key: name the object holding it
         items = value.items()
     elif isinstance(value, list):
         items = ((f"{name}[{i}]", v) for i, v in enumerate(value))
     else:
         return None
     for key, item in items:
-        found = undecodable_field(item, str(key) if isinstance(value, dict) else key)
+        found = undecodable_field(item, str(key) if isinstance(value, dict) else key, pattern)
         if found is not None:
             return found or "record"
     return None

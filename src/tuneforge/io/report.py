@@ -75,8 +75,12 @@ class ReadReport:
         self._rejects_started = True
         self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
         entry = {"source": source, "line": line, "reason": error.message, "record": record}
-        with self._writing.open(mode, encoding="utf-8", errors="surrogateescape") as f:
-            f.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+        try:  # surrogateescape: invalid bytes are written back as they were read
+            data = json.dumps(entry, ensure_ascii=False, default=str).encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # an unpaired surrogate has no bytes: keep its JSON escape
+            data = json.dumps(entry, default=str).encode()
+        with self._writing.open(mode + "b") as f:
+            f.write(data + b"\n")
 
     @property
     def _writing(self) -> Path:
@@ -84,9 +88,11 @@ class ReadReport:
         return self.rejects_path.with_name(f".{self.rejects_path.name}.partial") if self.atomic else self.rejects_path
 
     def finish(self) -> None:
-        """The read is complete: move an atomic rejects file into place."""
+        """The read is complete: move an atomic rejects file into place (or drop one a stopped run left)."""
         if self.atomic and self._rejects_started:
             os.replace(self._writing, self.rejects_path)  # type: ignore[arg-type]
+        elif self.atomic and self.rejects_path is not None:
+            self._writing.unlink(missing_ok=True)
 
     def discard(self) -> None:
         """The read failed: drop an atomic rejects file still being written."""
