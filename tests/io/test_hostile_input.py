@@ -128,3 +128,21 @@ def test_a_convert_that_stops_leaves_neither_output_nor_rejects(tmp_path):
                                  "--to", "alpaca", "--on-error", "skip"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["o.jsonl", "rejects.jsonl"]
+
+
+def test_a_csv_cell_past_the_csv_module_default_limit_is_read(tmp_path):
+    src = tmp_path / "long.csv"
+    src.write_text("instruction,input,output\nQ,,A\nQ,," + "x" * 200_000 + "\nQ2,,A2\n")
+    samples = list(iter_samples(DatasetConfig(path=str(src))))
+    assert [len(s.messages[-1].content) for s in samples] == [1, 200_000, 2]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt", "not gzip"])
+def test_a_damaged_gz_file_is_one_error_naming_it(tmp_path, damage):
+    data = gzip.compress(b"".join(b'{"text": "line %d"}\n' % i for i in range(5000)))
+    data = {"truncated": data[: len(data) // 2], "corrupt": data[:20] + bytes(200) + data[220:],
+            "not gzip": b'{"text": "x"}\n'}[damage]
+    src = tmp_path / "d.jsonl.gz"
+    src.write_bytes(data)
+    with pytest.raises(DataError, match=rf"^{src}: cannot read this file: "):
+        list(iter_samples(DatasetConfig(path=str(src)), on_error="skip"))

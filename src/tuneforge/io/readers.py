@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,15 +55,18 @@ def read_records(path: Path, split: str | None = None) -> Iterator[RawRecord]:
     elif kind == ".parquet":
         yield from _parquet_records(path)
     else:
-        with _open_binary(path) as f:
-            if kind == ".jsonl":
-                yield from _jsonl_records(f, source)
-            elif kind == ".txt":
-                yield from _txt_records(f, source)
-            elif kind == ".csv":
-                yield from _csv_records(f, source)
-            else:
-                yield from _json_records(f.read(), source)
+        try:
+            with _open_binary(path) as f:
+                if kind == ".jsonl":
+                    yield from _jsonl_records(f, source)
+                elif kind == ".txt":
+                    yield from _txt_records(f, source)
+                elif kind == ".csv":
+                    yield from _csv_records(f, source)
+                else:
+                    yield from _json_records(f.read(), source)
+        except (OSError, EOFError, zlib.error) as e:  # a truncated or corrupt .gz: nothing past it can be read
+            raise DataError(source, f"cannot read this file: {e}") from None
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -129,6 +133,8 @@ def _txt_records(f: IO[bytes], source: str) -> Iterator[RawRecord]:
 
 
 def _csv_records(f: IO[bytes], source: str) -> Iterator[RawRecord]:
+    # A cell past csv's default 128 KiB limit (a long document) is data, not an error that ends the read.
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.DictReader(text)
     start = 2  # line 1 is the header
