@@ -23,7 +23,9 @@ def test_training_with_checkpointing_then_serving_warns_of_no_deprecated_api(tin
     engine's cached decoding: no `past_key_values`, `gradient_checkpointing_enable` or
     `is_gradient_checkpointing` deprecation reaches the user."""
     from tuneforge.config import build_config
-    from tuneforge.serve.engine import load_engine
+    from tuneforge.methods import get_method
+    from tuneforge.models import load_model
+    from tuneforge.serve.engine import Engine, load_engine
     from tuneforge.serve.sampling import SamplingParams
     from tuneforge.train.run import run_training
     from tuneforge.types import Message
@@ -43,6 +45,10 @@ def test_training_with_checkpointing_then_serving_warns_of_no_deprecated_api(tin
             for model in finals:
                 prompt = engine.encode_chat([Message("user", "Q1?")], model=model)
                 engine.complete(prompt, SamplingParams(max_tokens=3), model=model)
+        # Evaluation hands the engine the adapted PeftModel itself.
+        base, tokenizer = load_model(str(tiny_model_dir))
+        with Engine(get_method("lora").load(base, finals["lora"]), tokenizer) as engine:
+            engine.complete(prompt, SamplingParams(max_tokens=3))
     assert deprecations(record) == []
 
 

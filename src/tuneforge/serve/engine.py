@@ -117,7 +117,8 @@ class _Row:
 def cache_keyword(model) -> str:
     """The forward keyword that takes the KV cache: transformers 5.24 renamed `past_key_values` to `cache`
     (the old name warns, and loses to `cache` when both are given)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PeftModel passes it on
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 class Engine:
