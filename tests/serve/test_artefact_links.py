@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from tests.serve.test_engine import random_artefact
 from tuneforge.cli import app
 from tuneforge.errors import TuneforgeError
-from tuneforge.serve.export import export
+from tuneforge.export.merge import export
 
 LORA = {"name": "lora", "r": 4}
 

@@ -17,7 +17,7 @@ from tuneforge.config import build_config
 from tuneforge.formatting import BUILTIN_TEMPLATES, load_template, prompt_text
 from tuneforge.formatting.base import join
 from tuneforge.formatting.jinja import _hf_message
-from tuneforge.serve.export import export
+from tuneforge.export.merge import export
 from tuneforge.serve.sampling import SamplingParams
 from tuneforge.types import Message
 

@@ -31,8 +31,8 @@ def export(
     (the reloaded export vs the adapted model) is printed. With --gguf, also GGUF files and an Ollama
     Modelfile, each GGUF reloaded through transformers and compared with the merged model."""
     from tuneforge.config import TemplateConfig
-    from tuneforge.serve.export import export as run_export
-    from tuneforge.serve.gguf_export import check_gguf_request, export_gguf, parse_gguf_types
+    from tuneforge.export import export as run_export
+    from tuneforge.export import check_gguf_request, export_gguf, parse_gguf_types
     from tuneforge.serve.routing import trained_template
 
     gguf_types = parse_gguf_types(gguf or [])

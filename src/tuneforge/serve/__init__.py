@@ -1,4 +1,4 @@
 """Inference and delivery: the continuously batching generation engine (`engine`, with `sampling`,
 `detokenize`, `kv` and adapter `routing`), blocking helpers and resumable dataset generation
-(`generate`), the OpenAI-compatible server (`server`, `protocol`), export and merge (`export`) and the
-vLLM hand-off (`vllm_backend`)."""
+(`generate`), the OpenAI-compatible server (`server`, `protocol`) and the vLLM hand-off
+(`vllm_backend`). Export lives in `tuneforge.export`."""

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from tests.serve.test_engine import random_artefact
 from tuneforge.errors import TuneforgeError
-from tuneforge.serve.export import export
+from tuneforge.export.merge import export
 
 MERGEABLE = {"lora": {"name": "lora", "r": 4}, "dora": {"name": "lora", "r": 4, "dora": True}, "ia3": {"name": "ia3"}}
 

@@ -77,7 +77,7 @@ def check_gguf_request(model: str, adapter: Path, merge: bool) -> None:
     from transformers import AutoConfig
 
     from tuneforge.models import resolve_model_path
-    from tuneforge.serve.export import MERGEABLE
+    from tuneforge.export.merge import MERGEABLE
     from tuneforge.serve.routing import detect_method
 
     method = detect_method(adapter)
@@ -302,8 +302,8 @@ def export_gguf(model_dir: str | Path, qtypes: Sequence[str], *, template: Templ
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tuneforge.formatting import load_template, prompt_text
-    from tuneforge.serve.export import PROBE, use_template
-    from tuneforge.serve.ollama import ollama_template, write_modelfile
+    from tuneforge.export.merge import PROBE, use_template
+    from tuneforge.export.ollama import ollama_template, write_modelfile
 
     model_dir = Path(model_dir)
     out_dir = Path(out_dir) if out_dir is not None else model_dir / GGUF_DIR

@@ -20,8 +20,8 @@ from tests.serve.test_engine import random_artefact
 from tuneforge.cli import app
 from tuneforge.errors import TuneforgeError
 from tuneforge.formatting import BUILTIN_TEMPLATES, JinjaTemplate, load_template, prompt_text
-from tuneforge.serve.gguf_export import GGUFReport, export_gguf, parse_gguf_types
-from tuneforge.serve.ollama import ollama_template, write_modelfile
+from tuneforge.export.gguf import GGUFReport, export_gguf, parse_gguf_types
+from tuneforge.export.ollama import ollama_template, write_modelfile
 from tuneforge.types import Message
 
 F16_RELATIVE, Q8_0_RELATIVE = 1e-2, 5e-2
@@ -63,7 +63,7 @@ def test_modelfile_uses_the_models_own_template_and_system_prompt(exported):
 def test_q_and_k_permutation_is_what_transformers_undoes():
     from transformers.modeling_gguf_pytorch_utils import LlamaTensorProcessor
 
-    from tuneforge.serve.gguf_export import _permute
+    from tuneforge.export.gguf import _permute
 
     w = np.arange(24 * 5, dtype=np.float32).reshape(24, 5)  # 3 heads of 8 rows
     permuted = _permute(w, 3)
@@ -78,7 +78,7 @@ def test_pre_tokenizer_is_named_as_llama_cpp_names_it(tiny_model_dir):
     from tokenizers import pre_tokenizers
     from transformers import AutoTokenizer
 
-    from tuneforge.serve.gguf_export import _pre_tokenizer
+    from tuneforge.export.gguf import _pre_tokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
 
@@ -290,7 +290,7 @@ def test_the_gguf_carries_the_template_the_modelfile_renders(tiny_model_dir, tmp
     from transformers import AutoTokenizer
 
     from tuneforge.config import TemplateConfig
-    from tuneforge.serve.export import use_template
+    from tuneforge.export.merge import use_template
 
     chosen = TemplateConfig(name="alpaca", system="Be terse.")
     report = export_gguf(tiny_model_dir, ["q8_0"], template=chosen, out_dir=tmp_path)
