@@ -67,7 +67,7 @@ def reference(texts: list[str]) -> list[int]:
     from datasketch import MinHash, MinHashLSH
 
     from tuneforge.curate.minhash import clusters, normalise
-    from tuneforge.curate.text import is_cjk
+    from tuneforge.text import is_cjk
 
     import numpy as np
 

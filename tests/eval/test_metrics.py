@@ -11,7 +11,7 @@ from tuneforge.config import MetricConfig, build_config
 from tuneforge.errors import ConfigError
 from tuneforge.eval import overlap
 from tuneforge.eval.metrics import METRICS, build_metrics, register_metric
-from tuneforge.eval.text import normalize_answer, tokens
+from tuneforge.text import normalise, tokens
 
 
 def one(name, prediction, reference=None, **options):
@@ -28,7 +28,7 @@ def test_tokens_split_chinese_characters_and_punctuation():
     ("北京。", "北京"), ("北京 大学", "北京大学"), ("ＡＢＣ１２３", "abc123"), ("「你好」，世界！", "你好世界"),
 ])
 def test_normalize_answer(text, expected):
-    assert normalize_answer(text) == expected
+    assert normalise(text, answer=True) == expected
 
 
 @pytest.mark.parametrize("prediction, reference, expected", [

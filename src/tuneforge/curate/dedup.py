@@ -15,7 +15,8 @@ from pydantic import model_validator
 
 from tuneforge.curate import minhash as mh
 from tuneforge.curate.base import OpConfig, register
-from tuneforge.curate.text import joined_text, normalise_for_match, resolve_fields
+from tuneforge.curate.text import joined_text, resolve_fields
+from tuneforge.text import normalise
 from tuneforge.types import Sample
 
 Keep = Literal["first", "longest", "score"]
@@ -86,7 +87,7 @@ class _ExactDedup:
 
     def keys(self, samples: list[Sample]) -> tuple[np.ndarray, KeepFacts]:
         texts = [joined_text(s, self.fields) for s in samples]
-        norm = [normalise_for_match(t) if self.cfg.normalise else t for t in texts]
+        norm = [normalise(t) if self.cfg.normalise else t for t in texts]
         digests = [int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little") for t in norm]
         return np.array(digests, np.uint64), keep_facts(samples, texts, self.cfg.score_key)
 

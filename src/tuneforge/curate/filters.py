@@ -11,9 +11,9 @@ from typing import Any, Literal
 from pydantic import model_validator
 
 from tuneforge.curate.base import Drop, OpConfig, register, require
-from tuneforge.curate.text import (field_texts, is_cjk, joined_text, normalise_for_match,
-                                   question_answer, resolve_fields, words)
+from tuneforge.curate.text import field_texts, joined_text, question_answer, resolve_fields
 from tuneforge.errors import ConfigError
+from tuneforge.text import is_cjk, normalise, words
 from tuneforge.types import Sample
 
 
@@ -337,7 +337,7 @@ class Answer(OpConfig):
 
 
 def _grams(text: str) -> set[str]:
-    norm = normalise_for_match(text)
+    norm = normalise(text)
     if is_cjk(norm):
         norm = norm.replace(" ", "")
         return {norm[i:i + 3] for i in range(max(len(norm) - 2, 1))}

@@ -17,15 +17,13 @@ Everything runs on whole batches of documents in numpy; no Python loop touches a
 from __future__ import annotations
 
 import functools
-
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from tuneforge.curate.text import _NON_WORD, is_cjk
+from tuneforge.text import is_cjk, normalise
 
 Tokens = Literal["auto", "words", "chars"]
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so it is invertible mod 2^64
@@ -57,10 +55,6 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
     h = h ^ (h >> np.uint32(13))
     h = h * np.uint32(0xC2B2AE35)
     return h ^ (h >> np.uint32(16))
-
-
-def normalise(text: str) -> str:
-    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
 
 
 @dataclass

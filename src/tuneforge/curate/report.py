@@ -16,7 +16,8 @@ from tuneforge.curate import minhash as mh
 from tuneforge.curate.dedup import KeepFacts, NearKeys, near_duplicates
 from tuneforge.curate.filters import MACHINE_PHRASES, REFUSAL_PHRASES, detect_language
 from tuneforge.curate.pii import PLACEHOLDERS, detect
-from tuneforge.curate.text import is_cjk, joined_text, question_answer, resolve_fields, words
+from tuneforge.curate.text import joined_text, question_answer, resolve_fields
+from tuneforge.text import is_cjk, normalise, words
 from tuneforge.types import Sample
 
 _ALL = resolve_fields(["all"])
@@ -81,7 +82,7 @@ def diagnose(samples: Iterable[Sample], tokenizer: str | None = None, label_fiel
         else:
             grams_en.update(" ".join(ws[i:i + 3]) for i in range(len(ws) - 2))
     n = len(texts)
-    exact = len(texts) - len({mh.normalise(t) for t in texts})
+    exact = len(texts) - len({normalise(t) for t in texts})
     near = 0
     if n:
         a, b = mh.permutations(128)

@@ -13,8 +13,9 @@ from pydantic import Field, model_validator
 
 from tuneforge.curate.base import Drop, OpConfig, register, require
 from tuneforge.curate.filters import detect_language
-from tuneforge.curate.text import CJK, field_texts, resolve_fields
+from tuneforge.curate.text import field_texts, resolve_fields
 from tuneforge.errors import ConfigError
+from tuneforge.text import CJK
 from tuneforge.types import Sample
 
 

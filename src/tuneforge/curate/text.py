@@ -1,4 +1,4 @@
-"""Which text of a `Sample` an operator looks at, and the few text helpers every operator shares.
+"""Which text of a `Sample` an operator looks at (words, CJK and normalising are in `tuneforge.text`).
 
 Operators are told which *fields* to read: a message role (`system`, `user`, `assistant`, `tool`),
 `text` (raw pre-training text), `chosen` / `rejected` (preference continuations), or `all`.
@@ -7,8 +7,6 @@ Operators are told which *fields* to read: a message role (`system`, `user`, `as
 from __future__ import annotations
 
 import dataclasses
-import re
-import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Literal
 
@@ -75,33 +73,3 @@ def question_answer(sample: Sample) -> tuple[str, str]:
         answer = answers[-1] if answers else ""
     return (users[-1] if users else ""), answer
 
-
-# CJK ideographs, kana and hangul: scripts written without spaces between words.
-CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_CJK_RE = re.compile(f"[{CJK}]")
-# A word is a run of letters/digits that are not CJK, or one CJK character: Chinese has no spaces, so
-# counting characters is the standard stand-in for words there.
-WORD_RE = re.compile(f"[{CJK}]|[^\\W_{CJK}]+(?:['’][^\\W_{CJK}]+)*")
-
-
-def words(text: str) -> list[str]:
-    return WORD_RE.findall(text)
-
-
-def cjk_ratio(text: str) -> float:
-    """Share of CJK characters among the non-space characters."""
-    n = len(text) - text.count(" ") - text.count("\n")
-    return len(_CJK_RE.findall(text)) / n if n > 0 else 0.0
-
-
-def is_cjk(text: str) -> bool:
-    return cjk_ratio(text) >= 0.3
-
-
-_NON_WORD = re.compile(r"[\W_]+")
-
-
-def normalise_for_match(text: str) -> str:
-    """Lower-case, punctuation and spacing removed to one space: two texts that differ only there
-    compare equal. Used by exact dedup and by the answer-repeats-question check."""
-    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()

@@ -19,7 +19,7 @@ from typing import Any
 from tuneforge.config import MetricConfig, did_you_mean
 from tuneforge.errors import ConfigError, MissingDependency
 from tuneforge.eval import overlap
-from tuneforge.eval.text import normalize_answer, tokens
+from tuneforge.text import normalise, tokens
 
 @dataclass(frozen=True)
 class Metric:
@@ -125,8 +125,8 @@ REFUSAL = re.compile(
     re.IGNORECASE)
 """English and Chinese refusal phrasings; the refusal rate is the share of answers containing one."""
 
-_simple("exact_match", lambda p, r: float(normalize_answer(p) == normalize_answer(r)))
-_simple("contains", lambda p, r: float(normalize_answer(r) in normalize_answer(p)))
+_simple("exact_match", lambda p, r: float(normalise(p, answer=True) == normalise(r, answer=True)))
+_simple("contains", lambda p, r: float(normalise(r, answer=True) in normalise(p, answer=True)))
 _simple("rouge_l", overlap.rouge_l)
 _simple("bleu", overlap.sentence_bleu, overlap.corpus_bleu)
 _simple("chrf", overlap.sentence_chrf, overlap.corpus_chrf)

@@ -3,7 +3,7 @@
 BLEU and chrF follow sacreBLEU 2.x exactly (BLEU: 4-gram, `exp` smoothing, effective order for single
 sentences; chrF: character 6-grams, beta 2, whitespace removed, averaged precision and recall) so
 that figures agree with published ones; only tokenisation differs where sacreBLEU would need to be
-told the language: ours splits CJK ideographs always (see `text.tokens`). Corpus scores come from
+told the language: ours splits CJK ideographs always (see `tuneforge.text.tokens`). Corpus scores come from
 summed statistics, not from averaging sentence scores.
 """
 
@@ -13,7 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
-from tuneforge.eval.text import tokens, words
+from tuneforge.text import tokens, words
 
 BLEU_ORDER = 4
 CHRF_ORDER = 6
@@ -32,7 +32,7 @@ def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
 
 def rouge_l(prediction: str, reference: str) -> float:
     """F1 of the longest common subsequence of lower-cased words (CJK: characters), in [0, 1]."""
-    p, r = words(prediction), words(reference)
+    p, r = (words(t, lowercase=True, apostrophes=False) for t in (prediction, reference))
     if not p or not r:
         return float(p == r)
     lcs = _lcs(p, r)

@@ -8,7 +8,7 @@ import math
 from collections import Counter
 
 from tuneforge.errors import MissingDependency
-from tuneforge.eval.text import has_cjk, words
+from tuneforge.text import has_cjk, words
 
 K1, B = 1.5, 0.75
 
@@ -16,7 +16,7 @@ K1, B = 1.5, 0.75
 def terms(text: str) -> list[str]:
     """Lower-cased words; text holding Chinese is segmented by jieba (English words pass through)."""
     if not has_cjk(text):
-        return words(text)
+        return words(text, lowercase=True, apostrophes=False)
     try:
         import jieba
     except ImportError as e:
