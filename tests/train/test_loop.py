@@ -86,17 +86,6 @@ _run(tiny_llama(vocab_size=64), _data(), _cfg(batch_size=2, grad_accum=2, max_st
 """
 
 
-@pytest.fixture
-def one_thread():
-    """Exact equality across processes needs one reduction order: with several threads the BLAS may
-    split sums differently from run to run (e.g. by load), and Adam turns tiny gradient differences
-    into lr-sized steps."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_sigkill_and_resume_ends_with_the_same_weights(tmp_path, one_thread):
     import subprocess
     import sys

@@ -19,6 +19,10 @@ def train(
     config: Annotated[Path, typer.Argument(help="YAML config with model, data, template, method, train sections.")],
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: train.learning_rate=1e-4.")] = None,
     resume: Annotated[Optional[str], typer.Option(help="'auto' (newest checkpoint) or a checkpoint directory.")] = None,
+    allow_config_change: Annotated[Optional[list[str]], typer.Option(
+        "--allow-config-change", metavar="KEY",
+        help="On resume, let this changed key through (train.learning_rate, train.max_steps, train.epochs, "
+             "train.eval_every, ...); batch, cutoff, data, method, model and seed never change mid-run.")] = None,
     threads: ThreadsOption = None,
 ) -> None:
     """Fine-tune a model (stages sft, pt, dpo; every method) and write a run directory."""
@@ -31,10 +35,11 @@ def train(
     cfg = load_config(config, overrides)
     console = Console(quiet=not is_main_process())  # under a launcher, one process reports
     with TrainingProgress(console) as progress:
-        summary = run_training(cfg, on_log=progress.update, on_start=progress.start)
-    last = summary.result.history[-1] if summary.result.history else {}
+        summary = run_training(cfg, on_log=progress.update, on_start=progress.start,
+                               allow_changes=allow_config_change or ())
+    loss = summary.final_loss
     console.print(f"[green]done[/] in {summary.seconds:.0f}s · {summary.result.state.step} steps · "
-                  f"final loss {last.get('loss', float('nan')):.4f} · artefact {summary.final_dir}")
+                  f"final loss {float('nan') if loss is None else loss:.4f} · artefact {summary.final_dir}")
     if summary.result.interrupted:
         console.print("[yellow]interrupted[/]: a checkpoint was written; continue with --resume auto")
 

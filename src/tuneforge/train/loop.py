@@ -20,8 +20,8 @@ from torch import nn
 from tuneforge.config import TrainConfig
 from tuneforge.errors import TuneforgeError
 from tuneforge.train.batching import Batch
-from tuneforge.train.checkpoint import TrainState, list_checkpoints, load_checkpoint, save_checkpoint
-from tuneforge.train.schedule import make_scheduler
+from tuneforge.train.checkpoint import TrainState, load_checkpoint, pick_checkpoint, remove_leftovers, save_checkpoint
+from tuneforge.train.schedule import make_scheduler, set_peak
 
 
 @dataclass
@@ -79,13 +79,20 @@ def train_loop(
     accelerator=None,
     on_log: Callable[[dict], None] | None = None,
     on_best: Callable[[], None] | None = None,
+    fingerprint: dict | None = None,
+    resume_from: Path | None = None,
+    started: float | None = None,
 ) -> LoopResult:
     """Train `model` in place; returns the final state and the logged history.
 
     `loss_fn(**batch.tensors)` returns (summed loss, units summed over) — `CausalLMLoss` for SFT and
     pre-training, `DPOLoss` for preference pairs; `batches_of(epoch)` gives that epoch's micro-batches,
     a pure function of the epoch so that resumption replays the same data. `eval_batches` maps a name
-    ("val", or one per task) to held-out batches; `on_best` runs when the validation loss improves."""
+    ("val", or one per task) to held-out batches; `on_best` runs when the validation loss improves.
+    `fingerprint` is stored in every checkpoint; `resume_from` is a checkpoint already picked and
+    verified (else `cfg.resume` is resolved here); `started` (time.time()) is when this segment of the
+    run began, for its cost."""
+    started = started or time.time()
     accelerator = accelerator or _accelerator(cfg, on_cpu=next(model.parameters()).device.type == "cpu")
     torch.manual_seed(cfg.seed)
     if cfg.gradient_checkpointing:
@@ -111,10 +118,18 @@ def train_loop(
     eval_batches = {name: b for name, b in (eval_batches or {}).items() if b}
 
     state = TrainState()
-    resume_from = _resume_path(cfg.resume, run_dir)
+    if resume_from is None:
+        if run_dir is not None and accelerator.is_main_process:
+            remove_leftovers(run_dir)
+        resume_from = pick_checkpoint(cfg.resume, run_dir, move_aside=accelerator.is_main_process)
     if resume_from is not None:
         state = load_checkpoint(resume_from, model, optimizer, scheduler)
+        if state.step > total_steps:
+            raise TuneforgeError(f"{resume_from} is at step {state.step}, past this run's {total_steps} steps "
+                                 f"(train.max_steps / train.epochs)")
+        set_peak(scheduler, cfg.learning_rate)  # the config's rate is the run's rate from here on
         accelerator.print(f"resumed from {resume_from} at step {state.step}")
+    done_before = state.seconds  # the time of earlier segments, up to the checkpoint
 
     result = LoopResult(state=state)
     stop = {"signal": False}
@@ -154,6 +169,9 @@ def train_loop(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             state.step += 1
+            state.trained_tokens += n_step
+            state.last_loss = step_loss
+            state.seconds = done_before + time.time() - started
 
             elapsed = time.perf_counter() - t0
             n_tokens = accelerator.reduce(torch.tensor(sum(b.n_tokens for b in mine), device=device), "sum").item()
@@ -169,7 +187,7 @@ def train_loop(
             if on_log and (state.step % cfg.log_every == 0 or state.step == total_steps):
                 on_log(record)
             if accelerator.is_main_process and cfg.save_every and state.step % cfg.save_every == 0:
-                save_checkpoint(run_dir, model, optimizer, scheduler, state, cfg.keep_last)
+                save_checkpoint(run_dir, model, optimizer, scheduler, state, cfg.keep_last, fingerprint)
             if result.stopped_early:
                 break
     finally:
@@ -179,7 +197,7 @@ def train_loop(
     if stop["signal"]:
         result.interrupted = True
         if accelerator.is_main_process:
-            save_checkpoint(run_dir, model, optimizer, scheduler, state, cfg.keep_last)
+            save_checkpoint(run_dir, model, optimizer, scheduler, state, cfg.keep_last, fingerprint)
     model.eval()
     return result
 
@@ -222,18 +240,6 @@ def _map_large_allocations(device: torch.device) -> None:
 def _loss_stats(loss_fn: nn.Module) -> dict:
     inner = getattr(loss_fn, "module", loss_fn)  # unwrap DDP
     return inner.pop_stats() if hasattr(inner, "pop_stats") else {}
-
-
-def _resume_path(resume: str, run_dir: Path) -> Path | None:
-    if resume == "never":
-        return None
-    if resume == "auto":
-        found = list_checkpoints(run_dir)
-        return found[-1] if found else None
-    path = Path(resume)
-    if not (path / "state.json").exists():
-        raise TuneforgeError(f"train.resume: {path} is not a checkpoint directory (no state.json)")
-    return path
 
 
 def _accelerator(cfg: TrainConfig, on_cpu: bool):

@@ -24,11 +24,12 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _data_hashes(cfg) -> dict[str, str]:
+def data_hashes(datasets) -> dict[str, str]:
+    """SHA-256 of every file the dataset configs read."""
     from tuneforge.io.files import expand
 
     out = {}
-    for d in cfg.data.datasets:
+    for d in datasets:
         for path_spec in [d.path] if isinstance(d.path, str) else d.path:
             for p in expand(path_spec.split("#")[0]):
                 if p.is_file():
@@ -53,23 +54,27 @@ def hardware() -> dict[str, Any]:
 
 def write_manifest(run_dir: Path, cfg, summary, *, tokenizer, read_report, tok_stats, n_train: int,
                    n_val: int) -> dict[str, Any]:
-    history = summary.result.history
-    trained_tokens = sum(r["trained_tokens"] for r in history)
+    state = summary.result.state
+    # The state's totals cover every segment of a resumed run (the steps that made these weights);
+    # work lost to a kill after the last checkpoint was replayed and counts once.
+    seconds, trained_tokens = state.seconds or summary.seconds, state.trained_tokens
+    resumes = run_dir / "resumes.jsonl"
     manifest = {
         "stage": cfg.train.stage, "method": cfg.method.name, "model": cfg.model.name_or_path,
         "template": cfg.template.jinja and "custom jinja" or cfg.template.name,
         "tokenizer": {"name": tokenizer.name_or_path, "vocab_size": len(tokenizer),
                       "eos": tokenizer.eos_token, "pad": tokenizer.pad_token},
-        "seed": cfg.train.seed, "data": _data_hashes(cfg),
+        "seed": cfg.train.seed, "data": data_hashes(cfg.data.datasets),
         "samples": {"read": read_report.kept, "read_rejected": read_report.n_rejected,
                     "tokenised": tok_stats.kept, "dropped": tok_stats.dropped, "truncated": tok_stats.truncated,
                     "train": n_train, "val": n_val},
         "parameters": {"trainable": summary.trainable, "total": summary.total},
-        "result": {"steps": summary.result.state.step, "final_loss": history[-1]["loss"] if history else None,
-                   "best_eval": summary.result.state.best_eval, "best_step": summary.result.state.best_step,
+        "result": {"steps": state.step, "final_loss": summary.final_loss,
+                   "best_eval": state.best_eval, "best_step": state.best_step,
                    "stopped_early": summary.result.stopped_early, "interrupted": summary.result.interrupted},
-        "cost": {"seconds": round(summary.seconds, 2), "trained_tokens": trained_tokens,
-                 "trained_tokens_per_s": trained_tokens / max(summary.seconds, 1e-9)},
+        "cost": {"seconds": round(seconds, 2), "trained_tokens": trained_tokens,
+                 "trained_tokens_per_s": trained_tokens / max(seconds, 1e-9)},
+        "resumes": [json.loads(line) for line in resumes.read_text().splitlines()] if resumes.exists() else [],
         "versions": {p: _version(p) for p in PACKAGES}, "git_sha": _git_sha(), "hardware": hardware(),
     }
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))

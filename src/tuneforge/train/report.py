@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
 from pathlib import Path
 
 
@@ -43,11 +44,17 @@ def write_tensorboard(run_dir: Path, records: list[dict]) -> None:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional: the curves are in report.html anyway
         return
-    with SummaryWriter(log_dir=str(run_dir / "tensorboard")) as writer:
+    # Written afresh from metrics.jsonl each time: events appended beside an earlier report's (a resumed
+    # run's) would show replayed steps twice. Built aside, then swapped in.
+    out, tmp = run_dir / "tensorboard", run_dir / ".tensorboard.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    with SummaryWriter(log_dir=str(tmp)) as writer:
         for r in records:
             for key, value in r.items():
                 if key != "step" and isinstance(value, (int, float)):
                     writer.add_scalar(key, value, r["step"])
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
 
 
 def write_report(run_dir: Path) -> Path:

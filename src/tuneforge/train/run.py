@@ -2,18 +2,21 @@
 
 The run directory holds the resolved config, a manifest (data hashes, template, tokenizer, versions,
 git sha, hardware, seed, parameter counts, cost), metrics.jsonl, checkpoints, the final artefact
-(`final/`, plus `best/` with keep-best) and a report.
+(`final/`, plus `best/` with keep-best) and a report. A resumed run keeps it true: config.yaml is the
+config in use, resumes.jsonl lists each resume with the config changes it was allowed, metrics.jsonl
+holds each step once and the manifest's cost covers every segment.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 import yaml
@@ -25,12 +28,15 @@ from tuneforge.models.fused_mlp import use_fused_swiglu
 from tuneforge.train import data as stage_data
 from tuneforge.train import mixing
 from tuneforge.train.batching import epoch_batches
+from tuneforge.train.checkpoint import pick_checkpoint, read_fingerprint, read_state, remove_leftovers
+from tuneforge.train.fingerprint import check_resume, config_changes, fingerprint
 from tuneforge.train.loop import LoopResult, train_loop
 from tuneforge.train.manifest import write_manifest
 from tuneforge.train.step import CausalLMLoss, DPOLoss
 from tuneforge.types import Sample
 
 UNLIMITED = 1 << 30
+log = logging.getLogger("tuneforge.train")
 
 
 @dataclass
@@ -44,6 +50,12 @@ class RunSummary:
     @property
     def final_dir(self) -> Path:
         return self.run_dir / "final"
+
+    @property
+    def final_loss(self) -> float | None:
+        """The last step's loss, also when this segment resumed at the last step and trained none."""
+        history = self.result.history
+        return history[-1]["loss"] if history else self.result.state.last_loss
 
 
 def _pad_id(tokenizer) -> int:
@@ -77,8 +89,61 @@ def read_training_samples(cfg: Config) -> tuple[list[Sample], ReadReport]:
     return mixing.add_replay(samples, replay, d.replay_share, cfg.train.seed), report
 
 
+def _keep_metrics_up_to(run_dir: Path, step: int) -> None:
+    """Drop the records of steps after `step` (a resumed run replays them; a fresh run has none), so
+    metrics.jsonl, the plots and TensorBoard hold each step once. Rewritten atomically: a kill now
+    leaves the old file or the new one."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and _step_of(line) is not None and _step_of(line) <= step]
+    tmp = path.with_name(".metrics.jsonl.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _step_of(line: str) -> int | None:
+    try:
+        return json.loads(line).get("step")
+    except json.JSONDecodeError:  # a line cut short by a kill
+        return None
+
+
+def _prepare_run_dir(cfg: Config, run_dir: Path, allow_changes: Iterable[str], main: bool) -> tuple[Path | None, dict]:
+    """Before any heavy work: clear a killed run's leftovers, pick a valid checkpoint to resume from,
+    refuse a resume whose config differs in ways the run cannot take, then record the config actually
+    used (config.yaml; each resume with its changes in resumes.jsonl)."""
+    if main:
+        remove_leftovers(run_dir)
+    fp = fingerprint(cfg)
+    ckpt = pick_checkpoint(cfg.train.resume, run_dir, move_aside=main)
+    if ckpt is not None:
+        step = read_state(ckpt).step
+        stored = read_fingerprint(ckpt)
+        if stored is None:
+            log.warning("%s was written before checkpoints recorded their config: resuming unchecked", ckpt)
+        changes = config_changes(stored, fp) if stored is not None else {}
+        check_resume(changes, allow_changes, checkpoint=str(ckpt), step=step)
+        if main:
+            entry = {"at_step": step, "checkpoint": str(ckpt), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                     "changes": {k: list(v) for k, v in changes.items()}}
+            with (run_dir / "resumes.jsonl").open("a", encoding="utf-8") as f:
+                f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    if main:
+        _keep_metrics_up_to(run_dir, read_state(ckpt).step if ckpt else 0)
+        if ckpt is None:
+            (run_dir / "resumes.jsonl").unlink(missing_ok=True)  # a fresh start has no earlier segments
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False,
+                                                             allow_unicode=True))
+    return ckpt, fp
+
+
 def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
-                 on_start: Callable[[int, str], None] | None = None) -> RunSummary:
+                 on_start: Callable[[int, str], None] | None = None,
+                 allow_changes: Iterable[str] = ()) -> RunSummary:
+    """Train as `cfg` says. `allow_changes`: config keys a resumed run may change (see
+    `tuneforge.train.fingerprint`); any other difference from the checkpoint's config is refused."""
     from tuneforge.formatting import tokenize_samples
     from tuneforge.methods import get_method, parameter_report
     from tuneforge.models import load_model
@@ -87,8 +152,8 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
     tc = cfg.train
     run_dir = Path(tc.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False,
-                                                         allow_unicode=True))
+    main = is_main_process()  # under DDP every process trains; one writes the run directory
+    resume_from, fp = _prepare_run_dir(cfg, run_dir, allow_changes, main)
     torch.manual_seed(tc.seed)
 
     model, tokenizer = load_model(cfg.model)
@@ -157,7 +222,6 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
 
     if on_start:
         on_start(len(train_items), str(params))
-    main = is_main_process()  # under DDP every process trains; one writes the run directory
     metrics = (run_dir / "metrics.jsonl").open("a", encoding="utf-8") if main else None
 
     def log(record: dict) -> None:
@@ -172,8 +236,9 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
             method.save(model, run_dir / "best")
 
     try:
-        result = train_loop(model, loss_fn, batches_of, tc, run_dir=run_dir, eval_batches=evals, on_log=log,
-                            on_best=save_best if tc.eval_every else None)
+        result = train_loop(model, loss_fn, batches_of, tc.model_copy(update={"resume": "never"}), run_dir=run_dir,
+                            eval_batches=evals, on_log=log, on_best=save_best if tc.eval_every else None,
+                            fingerprint=fp, resume_from=resume_from, started=started)
     finally:
         if metrics:
             metrics.close()
