@@ -82,10 +82,16 @@ def _adapters_off(model):
 def read_training_samples(cfg: Config) -> tuple[list[Sample], ReadReport]:
     """Every dataset read into one report, then mixed (multi-task) and topped up with replay data."""
     d = cfg.data
-    report = ReadReport(rejects_path=d.rejects_path)
+    # Atomic: a read stopped by a bad record leaves no rejects file that looks complete.
+    report = ReadReport(rejects_path=d.rejects_path, atomic=True)
     read = lambda ds: list(iter_samples(ds, placeholders=d.placeholders, on_error=d.on_error, report=report))  # noqa: E731
-    samples = mixing.mix([read(ds) for ds in d.datasets], d, cfg.train.seed)
-    replay = [s for ds in d.replay for s in read(ds)]
+    try:
+        samples = mixing.mix([read(ds) for ds in d.datasets], d, cfg.train.seed)
+        replay = [s for ds in d.replay for s in read(ds)]
+    except BaseException:
+        report.discard()
+        raise
+    report.finish()
     return mixing.add_replay(samples, replay, d.replay_share, cfg.train.seed), report
 
 
