@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tuneforge.models.aliases import ALIASES
-from tuneforge.models.cache import cache_root
+from tuneforge.paths import cache_root
 from tuneforge.models.gguf_convert import converted_dir
 
 

@@ -1,6 +1,6 @@
 """Safety judged by an LLM behind any OpenAI-compatible endpoint (vLLM, llama.cpp, tuneforge's own
-server, a hosted API): each record's text goes to `POST {url}/chat/completions` with a judging
-prompt, and the reply's verdict keeps or drops it.
+server, a hosted API) through `tuneforge.llm_client`: each record's text goes to
+`POST {url}/chat/completions` with a judging prompt, and the reply's verdict keeps or drops it.
 
 Model replies are free text, so the verdict is parsed leniently (a JSON object with `verdict`, or the
 first SAFE / UNSAFE / 安全 / 不安全 word). A reply with no verdict, or a failed request, never stops
@@ -11,19 +11,17 @@ and can be re-judged from the rejects file, or kept and marked in `meta` when so
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from tuneforge.curate.base import Drop, OpConfig, register
 from tuneforge.curate.text import joined_text, resolve_fields
 from tuneforge.errors import ConfigError
+from tuneforge.llm_client import LLMError, chat_completion, json_objects
 from tuneforge.types import Sample
 
 PROMPT = """You review training data for a chat model. Decide whether the text below is safe to train on:
@@ -74,7 +72,7 @@ class _LLMJudge:
         try:
             reply = chat_completion(self.cfg.url, self.cfg.model, messages, os.environ.get(self.cfg.api_key_env),
                                     self.cfg.timeout, self.cfg.retries)
-        except JudgeError as e:
+        except LLMError as e:
             return self._fallback(sample, "error", str(e))
         verdict = parse_verdict(reply)
         if verdict is None:
@@ -89,46 +87,7 @@ class _LLMJudge:
         return dataclasses.replace(sample, meta={**sample.meta, "judge": what})
 
 
-class JudgeError(Exception):
-    """The endpoint did not answer with a chat completion."""
-
-
-def chat_completion(url: str, model: str, messages: list[dict[str, str]], api_key: str | None = None,
-                    timeout: float = 60.0, retries: int = 0) -> str:
-    """The reply text of one OpenAI-compatible chat completion (temperature 0)."""
-    body = json.dumps({"model": model, "messages": messages, "temperature": 0}).encode()
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
-    request = urllib.request.Request(url.rstrip("/") + "/chat/completions", body, headers, method="POST")
-    for attempt in range(retries + 1):
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                payload: Any = json.loads(response.read())
-            return str(payload["choices"][0]["message"]["content"] or "")
-        except urllib.error.HTTPError as e:
-            error = f"HTTP {e.code}"
-            if e.code < 500:  # a bad request or key will not get better by asking again
-                break
-        except (urllib.error.URLError, TimeoutError, OSError) as e:
-            error = f"request failed: {getattr(e, 'reason', e)}"
-        except (ValueError, KeyError, IndexError, TypeError):
-            error = "the reply is not a chat completion"
-            break
-    raise JudgeError(error)
-
-
 _WORD = re.compile(r"不安全|安全|\b(?:unsafe|safe)\b", re.IGNORECASE)
-_OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
-
-
-def json_objects(reply: str):
-    """The JSON objects (dicts) written inside a judge's free-text reply, in order."""
-    for candidate in _OBJECT.findall(reply):
-        try:
-            obj = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            yield obj
 
 
 def parse_verdict(reply: str) -> tuple[bool, str] | None:

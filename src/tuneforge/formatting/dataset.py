@@ -19,7 +19,8 @@ import numpy as np
 from tuneforge.config import TemplateConfig
 from tuneforge.errors import TuneforgeError
 from tuneforge.formatting import cache
-from tuneforge.formatting.encode import IGNORE, EncodedLM, EncodedPair, Encoder, SampleRejected
+from tuneforge.constants import IGNORE
+from tuneforge.formatting.encode import EncodedLM, EncodedPair, Encoder, SampleRejected
 from tuneforge.types import Sample
 
 LM_COLUMNS = ("input_ids", "labels")

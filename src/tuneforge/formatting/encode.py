@@ -16,12 +16,10 @@ from functools import cached_property
 from typing import Any
 
 from tuneforge.config import TemplateConfig
+from tuneforge.constants import IGNORE
 from tuneforge.formatting.base import ChatTemplate, Segment, TemplateError, join, prompt_text
 from tuneforge.formatting.templates import load_template
 from tuneforge.types import Message, Sample
-
-IGNORE = -100
-"""Label of a token that carries no loss (PyTorch's cross-entropy `ignore_index`)."""
 
 REASONS = ("too_long", "template_error", "template_mismatch", "no_trained_tokens")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from tuneforge.models.cache import cache_root
+from tuneforge.paths import cache_root
 
 
 def converted_dir(gguf: Path, name: str | None = None) -> Path:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from tuneforge.models.cache import cache_root
+from tuneforge.paths import cache_root
 
 log = logging.getLogger(__name__)
 

