@@ -64,3 +64,25 @@ def test_dpo_loss_equals_hand_computed_value():
     assert acc.tolist() == [1.0, 0.0]
     ipo, _, _ = dpo_loss(pc, pr, rc, rr, beta=0.1, kind="ipo")
     assert ipo.mean().item() == pytest.approx(((1.5 - 5) ** 2 + (0 - 5) ** 2) / 2)
+
+
+def test_evaluation_computes_no_gradients():
+    """Under no_grad (evaluation) the chunked loss does one product per chunk (the logits), not the
+    two or three that the gradients of hidden states and head weights need; the loss is the same."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    hidden = torch.randn(2, 9, 16, requires_grad=True)
+    head = torch.nn.Linear(16, 50, bias=False)
+    labels = torch.randint(0, 50, (2, 9))
+
+    def products(grad: bool) -> tuple[float, int]:
+        with torch.set_grad_enabled(grad), profile(activities=[ProfilerActivity.CPU]) as prof:
+            loss, _ = lm_loss_sum(hidden, labels, head, chunk_size=4)
+        return float(loss.detach()), sum(e.count for e in prof.key_averages()
+                                         if e.key in ("aten::mm", "aten::addmm", "aten::addmm_"))
+
+    (with_grad, mm_grad), (without, mm_eval) = products(True), products(False)
+    chunks = math.ceil(16 / 4)  # 2 × 8 labelled positions after the shift
+    assert without == pytest.approx(with_grad)
+    assert mm_eval == chunks and mm_grad == 3 * chunks

@@ -15,9 +15,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
     dL/dh (and dL/dW when W trains) immediately, so peak memory is one chunk of logits."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, chunk_size: int):  # hidden (N, H), weight (V, H), targets (N,)
-        grad_hidden = torch.empty_like(hidden)
-        grad_weight = torch.zeros_like(weight) if weight.requires_grad else None
+    def forward(ctx, hidden, weight, targets, chunk_size: int, with_grad: bool):
+        # hidden (N, H), weight (V, H), targets (N,). Without `with_grad` (evaluation, no_grad) only the
+        # loss is computed: no gradient buffers, no products for them.
+        grad_hidden = torch.empty_like(hidden) if with_grad else None
+        grad_weight = torch.zeros_like(weight) if with_grad and weight.requires_grad else None
         total = hidden.new_zeros((), dtype=torch.float32)
         for start in range(0, hidden.shape[0], chunk_size):
             h = hidden[start:start + chunk_size]  # (C, H)
@@ -29,6 +31,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
             probs = logits.sub_(top).exp_()  # (C, V)
             norm = probs.sum(dim=-1, keepdim=True)  # (C, 1)
             total += (top.squeeze(1) + norm.log().squeeze(1) - picked).sum()  # sum of lse - logit_y
+            if grad_hidden is None:
+                continue
             # d(lse - logit_y)/d logits = softmax - onehot
             grad_logits = probs.div_(norm)
             grad_logits[torch.arange(y.shape[0], device=y.device), y] -= 1
@@ -43,7 +47,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_out):
         grad_hidden, grad_weight = ctx.saved_tensors
         grad_weight = None if grad_weight is None else grad_weight * grad_out.to(grad_weight.dtype)
-        return grad_hidden * grad_out.to(grad_hidden.dtype), grad_weight, None, None
+        return grad_hidden * grad_out.to(grad_hidden.dtype), grad_weight, None, None, None
 
 
 def lm_loss_sum(hidden: torch.Tensor, labels: torch.Tensor, lm_head: torch.nn.Linear,
@@ -62,7 +66,8 @@ def lm_loss_sum(hidden: torch.Tensor, labels: torch.Tensor, lm_head: torch.nn.Li
         raise ValueError("lm_loss_sum expects an LM head without bias")
     if h.shape[0] == 0:
         return hidden.sum() * 0.0, 0
-    return _LinearCrossEntropy.apply(h, lm_head.weight, y, chunk_size), int(y.shape[0])
+    with_grad = torch.is_grad_enabled() and (h.requires_grad or lm_head.weight.requires_grad)
+    return _LinearCrossEntropy.apply(h, lm_head.weight, y, chunk_size, with_grad), int(y.shape[0])
 
 
 def logits_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
