@@ -145,6 +145,9 @@ class TrainConfig(Section):
     max_grad_norm: float | None = 1.0
     packing: bool = True
     """Pack several samples per row (each still attends only to itself); else length-grouped padding."""
+    block_size: int | None = Field(None, gt=0)
+    """Tokens per packed row, and per block of continued pre-training; default: template.cutoff_len.
+    Packed rows must hold the longest sample, so it cannot be below the cutoff there."""
     gradient_checkpointing: bool = False
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     """`auto`: bf16 on CUDA where supported, none on CPU."""
@@ -311,10 +314,10 @@ class Config(Section):
         return method_config({"name": raw} if isinstance(raw, str) else raw)
 
     @model_validator(mode="after")
-    def _qlora_needs_a_4bit_base(self) -> Config:
-        if self.method.name == "qlora" and self.model.quantization != "4bit":
-            raise ConfigError("method 'qlora' trains LoRA over a 4-bit base: set model.quantization: 4bit "
-                              "(CUDA only), or use method 'lora'")
+    def _method_fits_the_run(self) -> Config:
+        from tuneforge.methods import get_method  # lazily, as above
+
+        get_method(self.method.name).check(self)  # e.g. qlora needs a 4-bit base
         return self
 
 

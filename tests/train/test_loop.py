@@ -132,3 +132,18 @@ def test_ctrl_c_writes_a_checkpoint_and_stops(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "interrupted"
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000005"]
+
+
+def test_each_epoch_is_batched_once(tmp_path):
+    """Packing an epoch is not free (a bin-packing pass over every sample): the step count and the first
+    epoch share one build of epoch 0."""
+    model = tiny_llama(vocab_size=64)
+    data, cfg, built = _data(), _cfg(batch_size=4, epochs=3, packing=True), []
+
+    def batches_of(epoch):
+        built.append(epoch)
+        return epoch_batches(data, batch_size=cfg.batch_size, packing=True, block_size=64, pad_id=0,
+                             seed=cfg.seed, epoch=epoch)
+
+    train_loop(model, CausalLMLoss(model, whole_forward=False), batches_of, cfg, run_dir=tmp_path)
+    assert built == [0, 1, 2]

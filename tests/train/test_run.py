@@ -78,3 +78,27 @@ def test_validation_from_a_file(tiny_model_dir, tmp_path, monkeypatch):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["samples"]["val"] == 24 and manifest["samples"]["train"] == 240
     assert "eval_val_loss" in summary.result.history[-1]
+
+
+def test_packing_block_size_is_its_own_setting(tiny_model_dir, tmp_path):
+    import json
+
+    import pytest
+
+    from tuneforge.errors import ConfigError
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"Question number {i}?", "output": "An answer."}) + "\n"
+                            for i in range(24)))
+
+    def steps(**train):
+        cfg = build_config({"model": {"name_or_path": str(tiny_model_dir)}, "data": str(data),
+                            "template": {"cutoff_len": 64},
+                            "train": {"output_dir": str(tmp_path / f"run{len(train)}{train}"), "batch_size": 1,
+                                      **train}})
+        return run_training(cfg).result.state.step
+
+    default, wide = steps(), steps(block_size=256)
+    assert wide < default  # four times the room per row: fewer rows, fewer steps for the same epoch
+    with pytest.raises(ConfigError, match="train.block_size=32 is below template.cutoff_len=64"):
+        steps(block_size=32)

@@ -104,9 +104,10 @@ def train_loop(
     world, rank = accelerator.num_processes, accelerator.process_index
     per_step = cfg.grad_accum * world  # micro-batches consumed by one optimizer step
 
-    steps_per_epoch = len(batches_of(0)) // per_step
+    first_epoch = batches_of(0)  # built once: the step count needs it, and so does the first epoch
+    steps_per_epoch = len(first_epoch) // per_step
     if steps_per_epoch == 0:
-        raise TuneforgeError(f"too little data for one optimizer step: {len(batches_of(0))} micro-batches, "
+        raise TuneforgeError(f"too little data for one optimizer step: {len(first_epoch)} micro-batches, "
                              f"need grad_accum={cfg.grad_accum} × {world} processes")
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
 
@@ -135,7 +136,7 @@ def train_loop(
     stop = {"signal": False}
     previous = signal.signal(signal.SIGINT, lambda *_: stop.update(signal=True))  # Ctrl-C: checkpoint, then stop
     loss_fn.train()
-    epoch_cache: tuple[int, list[Batch]] | None = None
+    epoch_cache: tuple[int, Sequence[Batch]] | None = (0, first_epoch)
     try:
         while state.step < total_steps and not stop["signal"]:
             epoch, in_epoch = divmod(state.step, steps_per_epoch)

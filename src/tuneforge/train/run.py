@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from tuneforge.config import Config, DataConfig
-from tuneforge.errors import TuneforgeError
+from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.io import ReadReport, iter_samples, read_samples
 from tuneforge.models.fused_mlp import use_fused_swiglu
 from tuneforge.train import data as stage_data
@@ -70,15 +70,6 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _adapters_off(model):
-    """A context in which a PEFT-wrapped (or bottleneck-adapted) model behaves as its base."""
-    if hasattr(model, "disable_adapter"):
-        return model.disable_adapter
-    from tuneforge.methods import adapter
-
-    return lambda: adapter.disabled(model)
-
-
 def read_training_samples(cfg: Config) -> tuple[list[Sample], ReadReport]:
     """Every dataset read into one report, then mixed (multi-task) and topped up with replay data."""
     d = cfg.data
@@ -93,6 +84,17 @@ def read_training_samples(cfg: Config) -> tuple[list[Sample], ReadReport]:
         raise
     report.finish()
     return mixing.add_replay(samples, replay, d.replay_share, cfg.train.seed), report
+
+
+def _block_size(cfg: Config) -> int:
+    """Tokens per packed row or pre-training block: `train.block_size`, else the cutoff."""
+    block, cutoff = cfg.train.block_size, cfg.template.cutoff_len
+    if block is None:
+        return cutoff
+    if block < cutoff and cfg.train.stage != "pt" and cfg.train.packing:
+        raise ConfigError(f"train.block_size={block} is below template.cutoff_len={cutoff}: a packed row must "
+                          f"hold the longest sample. Raise train.block_size or lower the cutoff.")
+    return block
 
 
 def _keep_metrics_up_to(run_dir: Path, step: int) -> None:
@@ -181,12 +183,12 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
     if cfg.eval.datasets:  # a held-out file instead of a share of the training data
         val_samples, _ = read_samples(DataConfig(datasets=cfg.eval.datasets, placeholders=cfg.data.placeholders))
         val_ds, _ = tokenize_samples(val_samples, tokenizer, tcfg)
-    block = cfg.template.cutoff_len
+    block = _block_size(cfg)
     pad_id = _pad_id(tokenizer)
 
     method = get_method(cfg.method.name)
     ref_model = None
-    if tc.stage == "dpo" and method.name in ("full", "freeze"):
+    if tc.stage == "dpo" and method.writes_whole_model:
         ref_model = copy.deepcopy(model).requires_grad_(False).eval()  # frozen reference copy
     model = method.apply(model, cfg.method)
     use_fused_swiglu(model)
@@ -197,7 +199,7 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
         if val_ds is not None:
             val_items = stage_data.preference_pairs(val_ds)
         loss_fn = DPOLoss(model, beta=tc.dpo_beta, kind=tc.dpo_loss, ref_model=ref_model,
-                          reference_mode=None if ref_model is not None else _adapters_off(model))
+                          reference_mode=None if ref_model is not None else method.adapters_off(model))
         if tc.dpo_precompute_ref:
             stage_data.attach_reference_logprobs(loss_fn, train_items + val_items, tc.batch_size, pad_id)
 
