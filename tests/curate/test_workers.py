@@ -83,11 +83,11 @@ def test_workers_die_when_the_runner_is_killed(tmp_path):
 
 def test_the_fallback_watcher_ends_an_orphan(tmp_path):
     """Where prctl is not available, a thread notices the parent id change."""
-    code = ("import os, sys, time; from tuneforge.curate import pipeline; "
-            "pipeline.sys.platform = 'other'; "  # skip prctl: take the portable path
+    code = ("import os, sys, time; from tuneforge import workers; "
+            "workers.sys.platform = 'other'; "  # skip prctl: take the portable path
             "pid = os.fork()\n"
             "if pid == 0:\n"
-            "    pipeline.die_with_parent(os.getppid()); print(os.getpid(), flush=True); time.sleep(60)\n"
+            "    workers.die_with_parent(os.getppid()); print(os.getpid(), flush=True); time.sleep(60)\n"
             "else:\n"
             "    time.sleep(60)\n")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

@@ -14,18 +14,14 @@ of workers. The Ray executor (`ray_executor.py`) runs the same per-shard functio
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import shutil
-import signal
-import sys
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -35,10 +31,13 @@ from tuneforge.curate.base import Drop, GlobalOp, OpConfig, RecordOp
 from tuneforge.errors import ConfigError
 from tuneforge.io.report import ReadReport
 from tuneforge.types import Sample
+from tuneforge.workers import worker_pool
 
 OUTPUT = "data.jsonl"
 REJECTS = "rejects.jsonl"
 READ_REJECTS = "read_rejects.jsonl"
+WORK = ".work"
+"""Under the output folder: one folder per stage holding each shard's files (`shard_path`)."""
 """Input records the readers rejected (`inputs[].on_error: skip`), with source file and line."""
 STATS = "stats.json"
 
@@ -107,13 +106,24 @@ def _dump(sample: Sample) -> str:
     return json.dumps(sample.to_dict(), ensure_ascii=False) + "\n"
 
 
+def stage_dir(work: Path, stage: int) -> Path:
+    return work / f"{stage:02d}"
+
+
+def shard_path(work: Path, stage: int, shard: int, suffix: str = ".jsonl") -> Path:
+    """The one spelling of a shard's files: `OUT/.work/SS/NNNNNN.jsonl` (kept records), `.rejects.jsonl`,
+    `.stats.json` and the `.done` marker."""
+    return stage_dir(work, stage) / f"{shard:06d}{suffix}"
+
+
 @dataclass
 class _ShardFiles:
-    dir: Path
+    work: Path
+    stage: int
     shard: int
 
     def path(self, suffix: str) -> Path:
-        return self.dir / f"{self.shard:06d}{suffix}"
+        return shard_path(self.work, self.stage, self.shard, suffix)
 
     @property
     def done(self) -> bool:
@@ -186,35 +196,9 @@ where processes fork): a worker then reads its own input shard by range, and the
 neither copies nor ships records."""
 
 
-def _init_worker(samples: Sequence[Sample], parent: int | None = None) -> None:
+def _init_worker(samples: Sequence[Sample]) -> None:
     global _input
     _input = samples
-    if parent is not None:
-        die_with_parent(parent)
-
-
-def die_with_parent(parent: int) -> None:
-    """End this worker when the runner `parent` dies: after `kill -9` the pool cannot stop its
-    workers, which would otherwise wait on its queue (or go on working) forever."""
-    if sys.platform.startswith("linux"):
-        try:
-            # PR_SET_PDEATHSIG: the kernel sends SIGKILL when the parent goes. It fires when the thread
-            # that forked us ends; the pool forks its workers from the thread calling run(), which
-            # waits for the pool to close.
-            if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) == 0:
-                if os.getppid() != parent:  # it died before prctl took effect
-                    os._exit(1)
-                return
-        except (OSError, AttributeError):
-            pass
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-
-
-def _watch_parent(parent: int) -> None:
-    # Portable fallback: an orphan is adopted by another process, so its parent id changes.
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
 
 
 Chunk = list[Sample] | tuple[int, int] | None
@@ -224,25 +208,25 @@ the in-memory input, or None: the previous stage's shard file."""
 
 def _map_shard(key: str, stage: Stage, work: Path, shard: int, chunk: Chunk, write_rejects: bool) -> None:
     if chunk is None:
-        samples = _read_shard(work / f"{stage.index - 1:02d}" / f"{shard:06d}.jsonl")
+        samples = _read_shard(shard_path(work, stage.index - 1, shard))
     else:
         samples = list(_input[chunk[0]:chunk[1]]) if isinstance(chunk, tuple) else chunk
     result = map_records(stage_ops(key, stage), samples)
-    _ShardFiles(work / f"{stage.index:02d}", shard).finish(*result, write_rejects)
+    _ShardFiles(work, stage.index, shard).finish(*result, write_rejects)
 
 
 def _shard_keys(key: str, stage: Stage, work: Path, shard: int) -> tuple[Any, list[str]]:
     op: GlobalOp = stage_ops(key, stage)[0]
-    samples = _read_shard(work / f"{stage.index - 1:02d}" / f"{shard:06d}.jsonl")
+    samples = _read_shard(shard_path(work, stage.index - 1, shard))
     return op.keys(samples), [s.where for s in samples]
 
 
 def _filter_shard(key: str, stage: Stage, work: Path, shard: int, dup_of: list[str | None],
                   write_rejects: bool) -> None:
-    with (work / f"{stage.index - 1:02d}" / f"{shard:06d}.jsonl").open(encoding="utf-8") as f:
+    with shard_path(work, stage.index - 1, shard).open(encoding="utf-8") as f:
         lines = f.readlines()
     result = apply_verdicts(stage_ops(key, stage)[0], lines, dup_of)
-    _ShardFiles(work / f"{stage.index:02d}", shard).finish(*result, write_rejects)
+    _ShardFiles(work, stage.index, shard).finish(*result, write_rejects)
 
 
 # ---------------------------------------------------------------- the run
@@ -281,14 +265,13 @@ class _Run:
                 task.get()
 
     def map_stage(self, stage: Stage, chunks: Iterator[Chunk] | None) -> None:
-        d = self.work / f"{stage.index:02d}"
-        d.mkdir(exist_ok=True)
+        stage_dir(self.work, stage.index).mkdir(exist_ok=True)
         pending: deque[Any] = deque()
         shard_inputs = enumerate(chunks) if chunks is not None else ((k, None) for k in range(self.shards))
         for shard, chunk in shard_inputs:
             if stage.index == 0:
                 self.shards = shard + 1
-            if _ShardFiles(d, shard).done:
+            if _ShardFiles(self.work, stage.index, shard).done:
                 self.resumed += 1
                 continue
             pending.append(self.submit(_map_shard, self.key, stage, self.work, shard, chunk,
@@ -300,7 +283,7 @@ class _Run:
     def global_stage(self, stage: Stage) -> None:
         """Keys per shard in the workers, one decision here (vectorised), verdicts applied per shard
         in the workers again."""
-        d = self.work / f"{stage.index:02d}"
+        d = stage_dir(self.work, stage.index)
         d.mkdir(exist_ok=True)
         if (d / "stage.done").exists():
             self.resumed += self.shards
@@ -317,7 +300,7 @@ class _Run:
         for shard, (_, shard_wheres) in enumerate(results):
             verdicts = [None if j < 0 else wheres[j] for j in dup_of[start:start + len(shard_wheres)]]
             start += len(shard_wheres)
-            if not _ShardFiles(d, shard).done:
+            if not _ShardFiles(self.work, stage.index, shard).done:
                 pending.append(self.submit(_filter_shard, self.key, stage, self.work, shard, verdicts,
                                            self.opts.write_rejects))
         self.wait(pending)
@@ -341,7 +324,7 @@ def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str,
     `read`: the report of the readers streaming `samples`; its rejected records join the counts."""
     opts = options or RunOptions()
     out_dir = Path(out_dir)
-    work = out_dir / ".work"
+    work = out_dir / WORK
     key = recipe_key(ops, opts.shard_size)
     if work.exists() and not opts.resume:
         shutil.rmtree(work)
@@ -360,21 +343,17 @@ def run(samples: Iterable[Sample], ops: list[OpConfig], out_dir: Path | str,
     else:
         chunks, samples = chunked(samples, size), ()
     _init_worker(samples)
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    r.pool = ctx.Pool(opts.workers, _init_worker, (samples, os.getpid())) if opts.workers > 1 else None
     try:
-        for stage in stages:
-            ts = time.perf_counter()
-            if stage.is_global:
-                r.global_stage(stage)
-            else:
-                r.map_stage(stage, chunks if stage.index == 0 else None)
-            r.timings[stage.label] = round(time.perf_counter() - ts, 3)
+        with worker_pool(opts.workers, _init_worker, (samples,)) if opts.workers > 1 else nullcontext() as r.pool:
+            for stage in stages:
+                ts = time.perf_counter()
+                if stage.is_global:
+                    r.global_stage(stage)
+                else:
+                    r.map_stage(stage, chunks if stage.index == 0 else None)
+                r.timings[stage.label] = round(time.perf_counter() - ts, 3)
     finally:
         _init_worker(())
-        if r.pool is not None:
-            r.pool.close()
-            r.pool.join()
     return write_stats(out_dir, _finish(r, out_dir), t0, read)
 
 
@@ -406,13 +385,13 @@ def _concat(paths: Iterable[Path], dest: Path) -> None:
 
 def _finish(r: _Run, out_dir: Path) -> dict[str, Any]:
     """Concatenate shard outputs in order, then count."""
-    last = r.work / f"{r.stages[-1].index:02d}"
-    _concat((last / f"{shard:06d}.jsonl" for shard in range(r.shards)), out_dir / OUTPUT)
+    last = r.stages[-1].index
+    _concat((shard_path(r.work, last, shard) for shard in range(r.shards)), out_dir / OUTPUT)
     if r.opts.write_rejects:
-        _concat((r.work / f"{stage.index:02d}" / f"{shard:06d}.rejects.jsonl"
+        _concat((shard_path(r.work, stage.index, shard, ".rejects.jsonl")
                  for stage in r.stages for shard in range(r.shards)), out_dir / REJECTS)
 
-    counts = [[json.loads((r.work / f"{stage.index:02d}" / f"{shard:06d}.stats.json").read_text())
+    counts = [[json.loads(shard_path(r.work, stage.index, shard, ".stats.json").read_text())
                for shard in range(r.shards)] for stage in r.stages]
     records_out = sum(1 for _ in (out_dir / OUTPUT).open(encoding="utf-8"))
     return {**summarise(r.stages, counts, records_out), "shards": r.shards, "shards_resumed": r.resumed,

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,10 +16,11 @@ import numpy as np
 
 from tuneforge.config import TemplateConfig
 from tuneforge.errors import TuneforgeError
-from tuneforge.formatting import cache
 from tuneforge.constants import IGNORE
+from tuneforge.formatting import cache
 from tuneforge.formatting.encode import EncodedLM, EncodedPair, Encoder, SampleRejected
 from tuneforge.types import Sample
+from tuneforge.workers import worker_pool
 
 LM_COLUMNS = ("input_ids", "labels")
 PAIR_COLUMNS = ("prompt_ids", "chosen_ids", "chosen_labels", "rejected_ids", "rejected_labels")
@@ -151,12 +150,8 @@ def _encode_all(encoder: Encoder, samples: Sequence[Sample], num_proc: int):
         return _encode_chunk(0, samples, encoder)
     size = -(-len(samples) // (num_proc * 4))  # a few chunks per worker evens out long samples
     starts = range(0, len(samples), size)
-    # fork where the OS has it: workers start in milliseconds with the encoder already in memory,
-    # and a user's script needs no `if __name__ == "__main__"` guard (spawn re-imports it).
-    method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(num_proc, mp_context=get_context(method), initializer=_init_worker,
-                             initargs=(encoder,)) as pool:
-        parts = list(pool.map(_encode_chunk, starts, [samples[s:s + size] for s in starts]))
+    with worker_pool(num_proc, _init_worker, (encoder,)) as pool:
+        parts = pool.starmap(_encode_chunk, [(s, samples[s:s + size]) for s in starts])
     return [r for rows, _ in parts for r in rows], [j for _, rejects in parts for j in rejects]
 
 
