@@ -12,8 +12,8 @@ full (with Retry-After), 503 shutting down, 500 a failed generation. A client th
 its generation; shutdown stops taking requests and lets running ones finish.
 """
 
-# No `from __future__ import annotations` here: FastAPI reads the route functions' annotations, which
-# name classes imported inside `create_app` (fastapi is an optional dependency).
+# No `from __future__ import annotations` here: FastAPI reads the route functions' annotations to tell
+# the request parameter, and they name fastapi's own classes, an optional dependency (quoted where used).
 import asyncio
 import hmac
 import json
@@ -21,9 +21,17 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+
+try:
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, StreamingResponse
+    from starlette.exceptions import HTTPException
+except ImportError:  # the serve extra is missing: create_app says so
+    FastAPI = Request = JSONResponse = StreamingResponse = HTTPException = None  # type: ignore[assignment,misc]
 
 from tuneforge.errors import MissingDependency
 from tuneforge.formatting.base import TemplateError
@@ -145,16 +153,212 @@ class _BodyLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What the route handlers need, kept on `app.state.tuneforge`."""
+
+    engine: Engine
+    api_key: str | None
+    max_body_bytes: int
+    max_prompts: int
+    """Most prompts one /v1/completions request may hold (each is a request of its own to the engine,
+    times `n`)."""
+
+
+def _settings(request: "Request") -> Settings:
+    return request.app.state.tuneforge
+
+
+# ---------------------------------------------------------------- error handlers
+
+async def api_error(request: "Request", e: ApiError) -> "JSONResponse":
+    return JSONResponse(e.body, status_code=e.status, headers=e.headers)
+
+
+async def body_too_large(request: "Request", e: BodyTooLarge) -> "JSONResponse":
+    limit = _settings(request).max_body_bytes
+    return JSONResponse(protocol.error_body(f"request body over {limit} bytes", "invalid_request_error",
+                                            "request_too_large"), status_code=413)
+
+
+async def http_error(request: "Request", e: "HTTPException") -> "JSONResponse":
+    kind = "not_found_error" if e.status_code == 404 else "invalid_request_error"
+    return JSONResponse(protocol.error_body(str(e.detail), kind), status_code=e.status_code)
+
+
+async def unexpected_error(request: "Request", e: Exception) -> "JSONResponse":
+    log.exception("unexpected server error")
+    return JSONResponse(protocol.error_body("internal server error", "server_error"), status_code=500)
+
+
+# ---------------------------------------------------------------- request checks
+
+def authorise(request: "Request") -> None:
+    api_key = _settings(request).api_key
+    if api_key is None:
+        return
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+        raise ApiError(401, "invalid or missing API key (Authorization: Bearer KEY)",
+                       "authentication_error", "invalid_api_key")
+
+
+async def parse(request: "Request", cls):
+    """The authorised request's body as `cls`, or the ApiError that says what is wrong with it."""
+    authorise(request)
+    raw = await request.body()
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:  # also an integer of more digits than Python converts
+        raise ApiError(400, f"the body is not valid JSON: {e}", "invalid_request_error") from None
+    except RecursionError:
+        raise ApiError(400, f"the body is not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels",
+                       "invalid_request_error", "invalid_value") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object", "invalid_request_error")
+    check_json(data)
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        param = _field(data, err["loc"])
+        raise ApiError(422, f"{param}: {err['msg']}", "invalid_request_error", "invalid_value", param) from None
+
+
+# ---------------------------------------------------------------- routes
+
+async def health(request: "Request") -> "JSONResponse":
+    engine = _settings(request).engine
+    status = 503 if engine.closing else 200
+    return JSONResponse({"status": "shutting_down" if engine.closing else "ok", "models": engine.model_ids,
+                         **engine.load}, status_code=status)
+
+
+async def list_models(request: "Request") -> dict[str, Any]:
+    authorise(request)
+    engine = _settings(request).engine
+    created = int(time.time())
+    base = engine.model_ids[0]
+    return {"object": "list", "data": [
+        {"id": m, "object": "model", "created": created, "owned_by": "tuneforge", "root": base,
+         "parent": None if m == base else base} for m in engine.model_ids]}
+
+
+async def chat_completions(request: "Request"):
+    engine = _settings(request).engine
+    body = await parse(request, protocol.ChatRequest)
+    try:
+        prompt = engine.encode_chat([m.to_message() for m in body.messages], body.tool_dicts, model=body.model)
+    except (ValueError, TemplateError) as e:  # a template that cannot render this conversation
+        raise ApiError(400, str(e), "invalid_request_error", "invalid_value", "messages") from None
+    return await respond(request, body, [prompt], chat=True)
+
+
+async def completions(request: "Request"):
+    settings = _settings(request)
+    body = await parse(request, protocol.CompletionRequest)
+    if len(body.prompts) > settings.max_prompts:
+        raise ApiError(400, f"prompt: {len(body.prompts)} prompts, this server takes up to {settings.max_prompts} "
+                       "per request", "invalid_request_error", "invalid_value", "prompt")
+    return await respond(request, body, [settings.engine.encode_text(p) for p in body.prompts], chat=False)
+
+
+async def respond(request: "Request", body, prompts: list[list[int]], chat: bool):
+    """Submit every choice of every prompt, then answer with the whole completion or a stream of it."""
+    engine = _settings(request).engine
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue = asyncio.Queue()
+    jobs = [(prompt, j) for prompt in prompts for j in range(body.n)]
+    handles: list[Handle] = []
+    try:
+        # Without max_tokens a reply may use the rest of the context, as with OpenAI's API.
+        params = [body.sampling(body.token_limit or max(1, engine.room(prompt, body.model)), k)
+                  for k, (prompt, _) in enumerate(jobs)]
+        for (prompt, _), p in zip(jobs, params):
+            engine.check(prompt, p, body.model)  # every choice fits before any starts
+        for k, ((prompt, _), p) in enumerate(zip(jobs, params)):
+            handles.append(engine.submit(
+                prompt, p, lambda e, k=k: loop.call_soon_threadsafe(events.put_nowait, (k, e)), model=body.model))
+    except (UnknownModel, ContextTooLong, EngineBusy, EngineClosed, ValueError) as e:
+        for handle in handles:
+            handle.cancel()
+        raise _engine_error(e) from None
+    rid = protocol.new_id("chatcmpl" if chat else "cmpl")
+    prompt_tokens = sum(len(p) for p in prompts)
+    if body.stream:
+        return StreamingResponse(stream(events, handles, body, rid, prompt_tokens, chat),
+                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    done: list[Completion | None] = [None] * len(jobs)
+
+    async def collect() -> None:
+        while any(d is None for d in done):
+            k, event = await events.get()
+            if isinstance(event, Completion):
+                done[k] = event
+
+    collector, watcher = asyncio.ensure_future(collect()), asyncio.ensure_future(disconnected(request))
+    try:
+        await asyncio.wait({collector, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        collector.cancel()
+        watcher.cancel()
+        for handle in handles:
+            handle.cancel()
+    if not collector.done() or collector.cancelled():
+        log.info("client went away: cancelled %s", rid)
+        return JSONResponse({}, status_code=499)
+    failed = [d for d in done if d.finish_reason == "error"]
+    if failed:
+        raise ApiError(500, f"generation failed: {failed[0].error}", "server_error")
+    choices = [protocol.choice(chat, k, d.text, d.finish_reason, chunk=False) for k, d in enumerate(done)]
+    return protocol.body(chat, rid, body.model, int(time.time()), choices, chunk=False,
+                         usage_=protocol.usage(prompt_tokens, done))
+
+
+async def disconnected(request: "Request") -> None:
+    """Returns when the client has gone away (the body has been read: only a disconnect can come)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def stream(events: asyncio.Queue, handles: list[Handle], body, rid: str, prompt_tokens: int,
+                 chat: bool) -> AsyncIterator[str]:
+    def sse(payload: dict[str, Any]) -> str:
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+    created = int(time.time())
+    finished: list[Completion] = []
+    try:
+        if chat:  # the first chunk of each choice announces the role
+            for k in range(len(handles)):
+                yield sse(protocol.body(chat, rid, body.model, created,
+                                        [protocol.choice(chat, k, "", None, chunk=True, role=True)], chunk=True))
+        while len(finished) < len(handles):
+            k, event = await events.get()
+            if isinstance(event, Delta):
+                piece = protocol.choice(chat, k, event.text, None, chunk=True)
+            elif event.finish_reason == "error":
+                yield sse(protocol.error_body(f"generation failed: {event.error}", "server_error"))
+                break
+            else:
+                finished.append(event)
+                piece = protocol.choice(chat, k, None if chat else "", event.finish_reason, chunk=True)
+            yield sse(protocol.body(chat, rid, body.model, created, [piece], chunk=True))
+        else:
+            if body.include_usage:
+                yield sse(protocol.body(chat, rid, body.model, created, [], chunk=True,
+                                        usage_=protocol.usage(prompt_tokens, finished)))
+        yield "data: [DONE]\n\n"
+    finally:  # also runs when the client disconnects and the response task is cancelled
+        for handle in handles:
+            handle.cancel()
+
+
 def create_app(engine: Engine, *, api_key: str | None = None, max_body_bytes: int = 1 << 20,
                drain_timeout_s: float = 30.0, max_prompts: int = 64):
-    """`max_prompts`: most prompts one /v1/completions request may hold (each is a request of its own to
-    the engine, times `n`)."""
-    try:
-        from fastapi import FastAPI, Request
-        from fastapi.responses import JSONResponse, StreamingResponse
-        from starlette.exceptions import HTTPException
-    except ImportError:
-        raise MissingDependency("fastapi", "serve", "the HTTP server") from None
+    """The FastAPI app: the handlers above on their routes, with `Settings` on `app.state.tuneforge`."""
+    if FastAPI is None:
+        raise MissingDependency("fastapi", "serve", "the HTTP server")
 
     @asynccontextmanager
     async def lifespan(app):
@@ -164,173 +368,15 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_body_bytes: in
         await asyncio.to_thread(engine.close, drain=True, timeout=drain_timeout_s)
 
     app = FastAPI(title="tuneforge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.tuneforge = Settings(engine, api_key, max_body_bytes, max_prompts)
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
-
-    @app.exception_handler(ApiError)
-    async def _api_error(request, e: ApiError):
-        return JSONResponse(e.body, status_code=e.status, headers=e.headers)
-
-    @app.exception_handler(BodyTooLarge)
-    async def _body_too_large(request, e):
-        return JSONResponse(protocol.error_body(f"request body over {max_body_bytes} bytes",
-                                                "invalid_request_error", "request_too_large"), status_code=413)
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(request, e: HTTPException):
-        kind = "not_found_error" if e.status_code == 404 else "invalid_request_error"
-        return JSONResponse(protocol.error_body(str(e.detail), kind), status_code=e.status_code)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request, e: Exception):
-        log.exception("unexpected server error")
-        return JSONResponse(protocol.error_body("internal server error", "server_error"), status_code=500)
-
-    def authorise(request: Request) -> None:
-        if api_key is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-            raise ApiError(401, "invalid or missing API key (Authorization: Bearer KEY)",
-                           "authentication_error", "invalid_api_key")
-
-    async def parse(request: Request, cls):
-        authorise(request)
-        raw = await request.body()
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:  # also an integer of more digits than Python converts
-            raise ApiError(400, f"the body is not valid JSON: {e}", "invalid_request_error") from None
-        except RecursionError:
-            raise ApiError(400, f"the body is not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels",
-                           "invalid_request_error", "invalid_value") from None
-        if not isinstance(data, dict):
-            raise ApiError(400, "the body must be a JSON object", "invalid_request_error")
-        check_json(data)
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            err = e.errors()[0]
-            param = _field(data, err["loc"])
-            raise ApiError(422, f"{param}: {err['msg']}", "invalid_request_error", "invalid_value", param) from None
-
-    @app.get("/health")
-    async def health():
-        status = 503 if engine.closing else 200
-        return JSONResponse({"status": "shutting_down" if engine.closing else "ok", "models": engine.model_ids,
-                             **engine.load}, status_code=status)
-
-    @app.get("/v1/models")
-    async def models(request: Request):
-        authorise(request)
-        created = int(time.time())
-        base = engine.model_ids[0]
-        return {"object": "list", "data": [
-            {"id": m, "object": "model", "created": created, "owned_by": "tuneforge", "root": base,
-             "parent": None if m == base else base} for m in engine.model_ids]}
-
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request):
-        body = await parse(request, protocol.ChatRequest)
-        try:
-            prompt = engine.encode_chat([m.to_message() for m in body.messages], body.tool_dicts, model=body.model)
-        except (ValueError, TemplateError) as e:  # a template that cannot render this conversation
-            raise ApiError(400, str(e), "invalid_request_error", "invalid_value", "messages") from None
-        return await respond(request, body, [prompt], chat=True)
-
-    @app.post("/v1/completions")
-    async def completions(request: Request):
-        body = await parse(request, protocol.CompletionRequest)
-        if len(body.prompts) > max_prompts:
-            raise ApiError(400, f"prompt: {len(body.prompts)} prompts, this server takes up to {max_prompts} per "
-                           "request", "invalid_request_error", "invalid_value", "prompt")
-        return await respond(request, body, [engine.encode_text(p) for p in body.prompts], chat=False)
-
-    async def respond(request: Request, body, prompts: list[list[int]], chat: bool):
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue = asyncio.Queue()
-        jobs = [(prompt, j) for prompt in prompts for j in range(body.n)]
-        handles: list[Handle] = []
-        try:
-            # Without max_tokens a reply may use the rest of the context, as with OpenAI's API.
-            params = [body.sampling(body.token_limit or max(1, engine.room(prompt, body.model)), k)
-                      for k, (prompt, _) in enumerate(jobs)]
-            for (prompt, _), p in zip(jobs, params):
-                engine.check(prompt, p, body.model)  # every choice fits before any starts
-            for k, ((prompt, _), p) in enumerate(zip(jobs, params)):
-                handles.append(engine.submit(
-                    prompt, p, lambda e, k=k: loop.call_soon_threadsafe(events.put_nowait, (k, e)), model=body.model))
-        except (UnknownModel, ContextTooLong, EngineBusy, EngineClosed, ValueError) as e:
-            for handle in handles:
-                handle.cancel()
-            raise _engine_error(e) from None
-        rid = protocol.new_id("chatcmpl" if chat else "cmpl")
-        prompt_tokens = sum(len(p) for p in prompts)
-        if body.stream:
-            return StreamingResponse(stream(events, handles, body, rid, prompt_tokens, chat),
-                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        done: list[Completion | None] = [None] * len(jobs)
-
-        async def collect() -> None:
-            while any(d is None for d in done):
-                k, event = await events.get()
-                if isinstance(event, Completion):
-                    done[k] = event
-
-        collector, watcher = asyncio.ensure_future(collect()), asyncio.ensure_future(disconnected(request))
-        try:
-            await asyncio.wait({collector, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            collector.cancel()
-            watcher.cancel()
-            for handle in handles:
-                handle.cancel()
-        if not collector.done() or collector.cancelled():
-            log.info("client went away: cancelled %s", rid)
-            return JSONResponse({}, status_code=499)
-        failed = [d for d in done if d.finish_reason == "error"]
-        if failed:
-            raise ApiError(500, f"generation failed: {failed[0].error}", "server_error")
-        choices = [protocol.choice(chat, k, d.text, d.finish_reason, chunk=False) for k, d in enumerate(done)]
-        return protocol.body(chat, rid, body.model, int(time.time()), choices, chunk=False,
-                             usage_=protocol.usage(prompt_tokens, done))
-
-    async def disconnected(request: Request) -> None:
-        """Returns when the client has gone away (the body has been read: only a disconnect can come)."""
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    async def stream(events: asyncio.Queue, handles: list[Handle], body, rid: str, prompt_tokens: int,
-                     chat: bool) -> AsyncIterator[str]:
-        def sse(payload: dict[str, Any]) -> str:
-            return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
-
-        created = int(time.time())
-        finished: list[Completion] = []
-        try:
-            if chat:  # the first chunk of each choice announces the role
-                for k in range(len(handles)):
-                    yield sse(protocol.body(chat, rid, body.model, created,
-                                            [protocol.choice(chat, k, "", None, chunk=True, role=True)], chunk=True))
-            while len(finished) < len(handles):
-                k, event = await events.get()
-                if isinstance(event, Delta):
-                    piece = protocol.choice(chat, k, event.text, None, chunk=True)
-                elif event.finish_reason == "error":
-                    yield sse(protocol.error_body(f"generation failed: {event.error}", "server_error"))
-                    break
-                else:
-                    finished.append(event)
-                    piece = protocol.choice(chat, k, None if chat else "", event.finish_reason, chunk=True)
-                yield sse(protocol.body(chat, rid, body.model, created, [piece], chunk=True))
-            else:
-                if body.include_usage:
-                    yield sse(protocol.body(chat, rid, body.model, created, [], chunk=True,
-                                            usage_=protocol.usage(prompt_tokens, finished)))
-            yield "data: [DONE]\n\n"
-        finally:  # also runs when the client disconnects and the response task is cancelled
-            for handle in handles:
-                handle.cancel()
-
+    for error, handler in [(ApiError, api_error), (BodyTooLarge, body_too_large), (HTTPException, http_error),
+                           (Exception, unexpected_error)]:
+        app.add_exception_handler(error, handler)
+    app.add_api_route("/health", health, methods=["GET"])
+    app.add_api_route("/v1/models", list_models, methods=["GET"])
+    app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])
+    app.add_api_route("/v1/completions", completions, methods=["POST"])
     return app
 
 
