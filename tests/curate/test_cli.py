@@ -7,7 +7,7 @@ import json
 from curate_samples import DATASETS, load_alpaca
 from typer.testing import CliRunner
 
-from tuneforge.cli.curate import app
+from tuneforge.cli import app
 
 
 def test_curate_then_report(tmp_path):
@@ -19,7 +19,7 @@ def test_curate_then_report(tmp_path):
         "executor: {shard_size: 400}\n"
         "operators: [{op: normalize_unicode}, {op: answer}, {op: pii}, {op: exact_dedup}, {op: minhash_dedup}]\n",
         encoding="utf-8")
-    result = CliRunner().invoke(app, ["curate", str(recipe)])
+    result = CliRunner().invoke(app, ["data", "curate", str(recipe)])
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
     stats = json.loads((out / "stats.json").read_text())
@@ -29,7 +29,7 @@ def test_curate_then_report(tmp_path):
     first = json.loads((out / "data.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert first["meta"]["source"].endswith("alpaca_zh_demo.json")
 
-    result = CliRunner().invoke(app, ["report", str(out), "--html", str(tmp_path / "r.html"), "--json", str(tmp_path / "d.json")])
+    result = CliRunner().invoke(app, ["data", "report", str(out), "--html", str(tmp_path / "r.html"), "--json", str(tmp_path / "d.json")])
     assert result.exit_code == 0, result.output
     d = json.loads((tmp_path / "d.json").read_text(encoding="utf-8"))
     assert d["records"] == stats["records_out"]
@@ -42,7 +42,7 @@ def test_curate_dirty_input_with_skip_and_raise(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("inputs: [{path: raw.jsonl, on_error: skip}]\noutput: {dir: out, report: false}\n"
                       "operators: [{op: exact_dedup}]\n", encoding="utf-8")
-    result = CliRunner().invoke(app, ["curate", str(recipe)])
+    result = CliRunner().invoke(app, ["data", "curate", str(recipe)])
     assert result.exit_code == 0, result.output
     assert "3 in, 2 kept" in result.output and "rejected      1  malformed JSON" in result.output
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
@@ -51,6 +51,6 @@ def test_curate_dirty_input_with_skip_and_raise(tmp_path):
     assert (reject["source"], reject["line"]) == (str(tmp_path / "raw.jsonl"), 2)
 
     recipe.write_text(recipe.read_text().replace("on_error: skip", "on_error: raise"), encoding="utf-8")
-    result = CliRunner().invoke(app, ["curate", str(recipe), "--fresh"])
+    result = CliRunner().invoke(app, ["data", "curate", str(recipe), "--fresh"])
     assert result.exit_code != 0
     assert str(result.exception).startswith(f"{tmp_path / 'raw.jsonl'}:2: malformed JSON")

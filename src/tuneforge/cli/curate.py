@@ -11,11 +11,9 @@ from rich.console import Console
 
 from tuneforge.cli.common import ColumnOption, FormatOption, pairs
 
-app = typer.Typer(help="Curate datasets and diagnose them.", no_args_is_help=True)
 console = Console()
 
 
-@app.command()
 def curate(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML: inputs, operators, output, executor.")],
     workers: Annotated[Optional[int], typer.Option(help="Worker processes (overrides executor.workers).")] = None,
@@ -34,7 +32,6 @@ def curate(
         console.print(f"  [red]rejected[/] {n:>6}  {reason} (first at {stats['rejected_first_at'][reason]})")
 
 
-@app.command()
 def report(
     data: Annotated[Path, typer.Argument(help="A dataset file (any format the readers take) or a curate output dir.")],
     model: Annotated[Optional[str], typer.Option(help="Tokenizer (model dir or hub id) for token lengths.")] = None,
