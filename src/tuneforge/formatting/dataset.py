@@ -15,8 +15,8 @@ from typing import Any, Literal
 import numpy as np
 
 from tuneforge.config import TemplateConfig
-from tuneforge.errors import TuneforgeError
 from tuneforge.constants import IGNORE
+from tuneforge.errors import TuneforgeError
 from tuneforge.formatting import cache
 from tuneforge.formatting.encode import EncodedLM, EncodedPair, Encoder, SampleRejected
 from tuneforge.types import Sample
