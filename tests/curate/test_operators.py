@@ -34,7 +34,8 @@ EXAMPLES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+# Operators registered by other test modules (named test_*) depend on the order files are collected in.
+@pytest.mark.parametrize("name", sorted(n for n in REGISTRY if not n.startswith("test_")))
 def test_every_operator_runs_on_english_and_chinese(name):
     assert name in EXAMPLES, f"add an example config for {name!r}"
     cfg = parse_op({"op": name, **EXAMPLES[name]}, "test")
