@@ -25,17 +25,14 @@ from tuneforge.config import Config, DataConfig
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.io import ReadReport, iter_samples, read_samples
 from tuneforge.models.fused_mlp import use_fused_swiglu
-from tuneforge.train import data as stage_data
 from tuneforge.train import mixing
-from tuneforge.train.batching import epoch_batches
 from tuneforge.train.checkpoint import pick_checkpoint, read_fingerprint, read_state, remove_leftovers
 from tuneforge.train.fingerprint import check_resume, config_changes, fingerprint
 from tuneforge.train.loop import LoopResult, train_loop
 from tuneforge.train.manifest import write_manifest
-from tuneforge.train.step import CausalLMLoss, DPOLoss
+from tuneforge.train.stages import STAGES, StageInputs
 from tuneforge.types import Sample
 
-UNLIMITED = 1 << 30
 log = logging.getLogger("tuneforge.train")
 
 
@@ -168,13 +165,13 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
     samples, read_report = read_training_samples(cfg)
     if not samples:
         raise TuneforgeError("no training samples: check data.datasets")
+    stage = STAGES[tc.stage]
     kinds = {s.kind for s in samples}
-    expected = {"sft": "chat", "pt": "text", "dpo": "preference"}[tc.stage]
-    if kinds != {expected}:
-        raise TuneforgeError(f"train.stage={tc.stage} needs {expected} samples, the data holds {sorted(kinds)}")
+    if kinds != {stage.sample_kind}:
+        raise TuneforgeError(f"train.stage={tc.stage} needs {stage.sample_kind} samples, the data holds "
+                             f"{sorted(kinds)}")
 
-    # Pre-training documents are never cut: they are concatenated and split into blocks instead.
-    tcfg = cfg.template.model_copy(update={"cutoff_len": UNLIMITED}) if tc.stage == "pt" else cfg.template
+    tcfg = cfg.template.model_copy(update={"cutoff_len": stage.template_cutoff(cfg)})
     ds, tok_stats = tokenize_samples(samples, tokenizer, tcfg)
     if len(ds) == 0:
         raise TuneforgeError(f"every sample was dropped while tokenising: {tok_stats.dropped}; "
@@ -183,50 +180,17 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
     if cfg.eval.datasets:  # a held-out file instead of a share of the training data
         val_samples, _ = read_samples(DataConfig(datasets=cfg.eval.datasets, placeholders=cfg.data.placeholders))
         val_ds, _ = tokenize_samples(val_samples, tokenizer, tcfg)
-    block = _block_size(cfg)
-    pad_id = _pad_id(tokenizer)
 
     method = get_method(cfg.method.name)
     ref_model = None
-    if tc.stage == "dpo" and method.writes_whole_model:
+    if stage.needs_reference_copy and method.writes_whole_model:
         ref_model = copy.deepcopy(model).requires_grad_(False).eval()  # frozen reference copy
     model = method.apply(model, cfg.method)
     use_fused_swiglu(model)
     params = parameter_report(model)
-
-    if tc.stage == "dpo":
-        train_items, val_items = stage_data.split_holdout(stage_data.preference_pairs(ds), tc.val_size, tc.seed)
-        if val_ds is not None:
-            val_items = stage_data.preference_pairs(val_ds)
-        loss_fn = DPOLoss(model, beta=tc.dpo_beta, kind=tc.dpo_loss, ref_model=ref_model,
-                          reference_mode=None if ref_model is not None else method.adapters_off(model))
-        if tc.dpo_precompute_ref:
-            stage_data.attach_reference_logprobs(loss_fn, train_items + val_items, tc.batch_size, pad_id)
-
-        def batches_of(epoch: int):
-            return stage_data.pair_batches(train_items, batch_size=tc.batch_size, pad_id=pad_id, seed=tc.seed,
-                                           epoch=epoch)
-
-        evals = {"val": stage_data.pair_batches(val_items, batch_size=tc.batch_size, pad_id=pad_id, seed=0,
-                                                epoch=0)} if val_items else {}
-    else:
-        def rows_of(tokenised, source):
-            if tc.stage == "pt":
-                return stage_data.pretraining_blocks(tokenised, block)
-            return stage_data.lm_rows(tokenised, [s.task for s in source])
-
-        train_items, val_items = stage_data.split_holdout(rows_of(ds, samples), tc.val_size, tc.seed)
-        if val_ds is not None:
-            val_items = rows_of(val_ds, val_samples)
-        loss_fn = CausalLMLoss(model, whole_forward=method.uses_prompt_tokens, chunk_size=tc.loss_chunk_size)
-        packing = tc.packing and not method.uses_prompt_tokens  # virtual tokens cannot be packed
-
-        def batches_of(epoch: int):
-            return epoch_batches(train_items, batch_size=tc.batch_size, packing=packing, block_size=block,
-                                 pad_id=pad_id, seed=tc.seed, epoch=epoch)
-
-        evals = stage_data.eval_sets(val_items, batch_size=tc.batch_size, packing=packing, block_size=block,
-                                     pad_id=pad_id)
+    setup = stage.build(StageInputs(cfg, model, method, ds, samples, val_ds, val_samples, _block_size(cfg),
+                                    _pad_id(tokenizer), ref_model))
+    train_items, val_items = setup.train_items, setup.val_items
 
     if on_start:
         on_start(len(train_items), str(params))
@@ -244,9 +208,10 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
             method.save(model, run_dir / "best")
 
     try:
-        result = train_loop(model, loss_fn, batches_of, tc.model_copy(update={"resume": "never"}), run_dir=run_dir,
-                            eval_batches=evals, on_log=log, on_best=save_best if tc.eval_every else None,
-                            fingerprint=fp, resume_from=resume_from, started=started)
+        result = train_loop(model, setup.loss_fn, setup.batches_of, tc.model_copy(update={"resume": "never"}),
+                            run_dir=run_dir, eval_batches=setup.evals, on_log=log,
+                            on_best=save_best if tc.eval_every else None, fingerprint=fp, resume_from=resume_from,
+                            started=started)
     finally:
         if metrics:
             metrics.close()
