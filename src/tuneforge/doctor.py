@@ -153,7 +153,7 @@ def _speed_findings(cfg: Config) -> list[Finding]:
     device = cfg.model.device
     on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available()
                                  and not torch.backends.mps.is_available())
-    if cfg.method.name != "lora" or not getattr(cfg.method, "dropout", 0) or not on_cpu:
+    if not getattr(cfg.method, "dropout", 0) or not on_cpu:  # only LoRA's settings have a dropout
         return []
     if lora_kernels.library() is not None:
         return []

@@ -20,9 +20,8 @@ MERGEABLE = {"lora": {"name": "lora", "r": 4}, "dora": {"name": "lora", "r": 4, 
 def test_merged_export_matches_the_adapted_model(tiny_dir, tmp_path, method):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tuneforge.methods import get_method
+    from tuneforge.methods.artefact import method_of
     from tuneforge.models import load_model
-    from tuneforge.serve.routing import detect_method
 
     artefact = random_artefact(tiny_dir, tmp_path / "adapter", MERGEABLE[method])
     report = export(str(tiny_dir), artefact, tmp_path / "merged", merge=True, dtype="float32")
@@ -32,7 +31,7 @@ def test_merged_export_matches_the_adapted_model(tiny_dir, tmp_path, method):
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32)
     assert not any("lora" in n or "ia3" in n for n, _ in merged.named_parameters())
     base, _ = load_model(str(tiny_dir))
-    adapted = get_method(detect_method(artefact)).load(base, artefact)
+    adapted = method_of(artefact).load(base, artefact)
     ids = torch.randint(0, 1000, (2, 16), generator=torch.Generator().manual_seed(0))  # (B, T)
     with torch.no_grad():
         diff = (merged(input_ids=ids).logits - adapted(input_ids=ids).logits).abs().max().item()

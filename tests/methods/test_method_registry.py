@@ -173,3 +173,32 @@ def test_parameter_report_counts_tied_weights_once():
     report = parameter_report(model)
     assert (report.trainable, report.total) == (128 * 64, 90432 - 128 * 64)
     assert str(report) == "trainable params: 8,192 / 82,240 (9.9611%)"
+
+
+# Which registered method reads back each method's artefact: a QLoRA adapter is a LoRA adapter, a
+# freeze run writes a whole model as full does.
+READ_BACK_BY = {"qlora": "lora", "freeze": "full"}
+
+
+@pytest.mark.parametrize("name", [n for n in METHODS if n != "qlora"])
+def test_each_artefact_is_recognised_by_exactly_one_method(name, tmp_path):
+    from tuneforge.methods.artefact import method_of
+
+    method = get_method(name)
+    model = method.apply(tiny_llama(vocab_size=128), method_config({"name": name}))
+    method.save(model, tmp_path)
+    claimed = [m.name for m in METHODS.values() if m.recognises(tmp_path)]
+    assert method_of(tmp_path).name == READ_BACK_BY.get(name, name)
+    assert claimed == [READ_BACK_BY.get(name, name)]
+    assert get_method(READ_BACK_BY.get(name, name)).peft_type == method.peft_type
+    assert method.writes_whole_model == (method.adapters_off(model) is None)
+
+
+def test_an_unknown_directory_names_what_it_lacks(tmp_path):
+    from tuneforge.methods.artefact import method_of
+
+    with pytest.raises(TuneforgeError, match="not an adapter or model directory"):
+        method_of(tmp_path)
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "LOHA"}))
+    with pytest.raises(TuneforgeError, match="unsupported peft adapter type 'LOHA'"):
+        method_of(tmp_path)

@@ -165,9 +165,8 @@ def random_artefact(tiny_dir, out, settings: dict):
 def test_adapters_that_cannot_mix_are_grouped_and_each_answers_as_alone(make_engine, adapters, tiny_dir,
                                                                         tmp_path, settings):
     from tests.serve.conftest import QUESTIONS, REPLIES
-    from tuneforge.methods import get_method
+    from tuneforge.methods.artefact import method_of
     from tuneforge.models import load_model
-    from tuneforge.serve.routing import detect_method
     from tuneforge.types import Message
 
     other = random_artefact(tiny_dir, tmp_path / "other", settings)
@@ -178,7 +177,7 @@ def test_adapters_that_cannot_mix_are_grouped_and_each_answers_as_alone(make_eng
     assert (routes["alpha"].group == routes["tiny"].group) == (not settings.get("dora"))
     prompt = engine.encode_chat([Message("user", QUESTIONS[0])])
     base, _ = load_model(str(tiny_dir))
-    alone = get_method(detect_method(other)).load(base, other)
+    alone = method_of(other).load(base, other)
     ids = torch.tensor([prompt])
     ref = alone.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=20, do_sample=False,
                          pad_token_id=engine.pad_id)[0, len(prompt):]

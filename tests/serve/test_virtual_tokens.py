@@ -66,9 +66,8 @@ def reference(tiny_dir, tokenizer, artefacts):
     full forward pass rather than from `PeftModel.generate`: peft 0.21's generate hands virtual tokens over
     as `past_key_values`, which transformers 5.24 renamed to `cache` and ignores beside it, so since then
     its replies no longer match its own forward pass (up to transformers 5.23 they matched this exactly)."""
-    from tuneforge.methods import get_method
+    from tuneforge.methods.artefact import method_of
     from tuneforge.models import load_model
-    from tuneforge.serve.routing import detect_method
 
     models = {}
 
@@ -76,7 +75,7 @@ def reference(tiny_dir, tokenizer, artefacts):
         if adapter not in models:
             base, _ = load_model(str(tiny_dir))
             path = artefacts.get(adapter)
-            models[adapter] = (get_method(detect_method(path)).load(base, path) if path else base).eval()
+            models[adapter] = (method_of(path).load(base, path) if path else base).eval()
         return greedy(models[adapter], prompt, max_tokens, tokenizer.eos_token_id)
 
     return generate

@@ -31,9 +31,9 @@ def export(
     (the reloaded export vs the adapted model) is printed. With --gguf, also GGUF files and an Ollama
     Modelfile, each GGUF reloaded through transformers and compared with the merged model."""
     from tuneforge.config import TemplateConfig
-    from tuneforge.export import export as run_export
     from tuneforge.export import check_gguf_request, export_gguf, parse_gguf_types
-    from tuneforge.serve.routing import trained_template
+    from tuneforge.export import export as run_export
+    from tuneforge.methods.artefact import trained_template
 
     gguf_types = parse_gguf_types(gguf or [])
     if gguf_types:

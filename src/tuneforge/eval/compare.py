@@ -16,8 +16,8 @@ from tuneforge.config import Config
 from tuneforge.errors import TuneforgeError
 from tuneforge.eval.advice import Recommendation, recommend
 from tuneforge.eval.metrics import build_metrics
-from tuneforge.eval.runner import (MethodRun, OnProgress, read_eval_set, read_samples_of, resolve_artefact,
-                                   run_method)
+from tuneforge.eval.runner import MethodRun, OnProgress, read_eval_set, read_samples_of, run_method
+from tuneforge.methods.artefact import resolve as resolve_artefact
 
 BASE = "base"
 

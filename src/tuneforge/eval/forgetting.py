@@ -71,11 +71,10 @@ def probe(model, tokenizer, template: TemplateConfig, *, virtual_tokens: bool = 
 def forgetting_check(base, tokenizer, artefact: Path, template: TemplateConfig):
     """(the probe before and after, the adapted model); `base` is adapted in place for PEFT methods,
     so the probe runs on it first."""
-    from tuneforge.methods import get_method
-    from tuneforge.serve.routing import detect_method
+    from tuneforge.methods.artefact import method_of
 
     before = probe(base, tokenizer, template)
-    method = get_method(detect_method(artefact))
+    method = method_of(artefact)
     tuned = method.load(base, artefact)
     after = probe(tuned, tokenizer, template, virtual_tokens=method.uses_prompt_tokens)
     return Forgetting(before, after), tuned

@@ -85,16 +85,6 @@ def question_of(sample: Sample, system: str | None = None) -> list[Message]:
     return messages
 
 
-def resolve_artefact(path: str) -> Path:
-    """A run directory means its `final/` artefact."""
-    p = Path(path)
-    if (p / "final").is_dir() and (p / "manifest.json").is_file():
-        return p / "final"
-    if not p.is_dir():
-        raise TuneforgeError(f"{path}: no such adapter, model or run directory")
-    return p
-
-
 def score_answers(samples: list[Sample], answers: Answers, metrics: list[Metric],
                   prompts: list[list[Message]]) -> tuple[list[dict[str, Any]], dict[str, float | None]]:
     references = [reference_of(s) for s in samples]
@@ -194,26 +184,25 @@ def run_eval(cfg: Config, *, on_progress: OnProgress | None = None) -> MethodRun
     """`on_progress(what, done, total)` as the work goes: the run's name (its answers), "reference
     loss", and for RAG "chunking" / "embedding" when the knowledge base is indexed here."""
     from tuneforge.eval.report import write_eval_outputs
-    from tuneforge.methods import get_method
+    from tuneforge.methods.artefact import method_of, resolve
     from tuneforge.models import load_model
     from tuneforge.serve.engine import Engine
-    from tuneforge.serve.routing import detect_method
 
     samples, read_notes = read_eval_set(cfg)
     metrics = build_metrics(cfg.eval.metrics)
-    artefact = resolve_artefact(cfg.eval.adapter) if cfg.eval.adapter else None
+    artefact = resolve(cfg.eval.adapter) if cfg.eval.adapter else None
     model, tokenizer = load_model(cfg.model)
     extra: dict[str, Any] = {}
     virtual_tokens = False
     if artefact is not None:
-        virtual_tokens = get_method(detect_method(artefact)).uses_prompt_tokens
+        virtual_tokens = method_of(artefact).uses_prompt_tokens
         if cfg.eval.forgetting:
             from tuneforge.eval.forgetting import forgetting_check
 
             forgetting, model = forgetting_check(model, tokenizer, artefact, cfg.template)
             extra["forgetting"] = forgetting.to_dict()
         else:
-            model = get_method(detect_method(artefact)).load(model, artefact)
+            model = method_of(artefact).load(model, artefact)
     how = cfg.eval.prompting
     # An adapter's answers are named by the adapter, so that its summary and report say what was tested.
     name = how if artefact is None else artefact_name(artefact) + ("" if how == "zero_shot" else f" + {how}")

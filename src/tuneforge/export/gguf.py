@@ -76,18 +76,17 @@ def check_gguf_request(model: str, adapter: Path, merge: bool) -> None:
     adapter merged into its base."""
     from transformers import AutoConfig
 
+    from tuneforge.methods.artefact import method_of
     from tuneforge.models import resolve_model_path
-    from tuneforge.export.merge import MERGEABLE
-    from tuneforge.serve.routing import detect_method
 
-    method = detect_method(adapter)
-    if method in MERGEABLE and not merge:
-        raise TuneforgeError(f"{adapter}: --gguf needs a merged model; add --merge to fold the {method} "
+    method = method_of(adapter)
+    if method.mergeable and not method.writes_whole_model and not merge:
+        raise TuneforgeError(f"{adapter}: --gguf needs a merged model; add --merge to fold the {method.name} "
                              "adapter into the base weights")
-    if method not in MERGEABLE | {"full"}:
-        raise TuneforgeError(f"{adapter}: a {method} artefact cannot be merged into the base weights, and a "
+    if not method.mergeable:
+        raise TuneforgeError(f"{adapter}: a {method.name} artefact cannot be merged into the base weights, and a "
                              "GGUF file holds one merged model; export it without --gguf (an adapter directory)")
-    source = adapter if method == "full" else Path(resolve_model_path(model))
+    source = adapter if method.writes_whole_model else Path(resolve_model_path(model))
     if (source / "config.json").is_file():  # a hub id is checked once it is loaded
         _check_llama(AutoConfig.from_pretrained(source), source)
 

@@ -23,10 +23,9 @@ import torch
 
 from tuneforge.config import ModelConfig, TemplateConfig
 from tuneforge.errors import TuneforgeError
-from tuneforge.serve.routing import detect_method, trained_template
+from tuneforge.methods.artefact import method_of, trained_template
 from tuneforge.types import Message
 
-MERGEABLE = {"lora", "ia3"}  # DoRA is LoRA with use_dora: peft merges its magnitudes too
 PROBE = [Message("system", "You are a helpful assistant."),
          Message("user", "Summarise why the sky is blue in two sentences.")]
 
@@ -116,12 +115,11 @@ def _save_dtype(model, requested: str) -> torch.dtype:
 def export(model: str, adapter: str | Path, out_dir: str | Path, *, merge: bool = True,
            dtype: str = "auto") -> ExportReport:
     from tuneforge.formatting import load_template, prompt_text
-    from tuneforge.methods import get_method
 
     adapter, out_dir = Path(adapter), Path(out_dir)
-    method = detect_method(adapter)
-    if merge and method not in MERGEABLE | {"full"}:
-        raise TuneforgeError(f"{adapter}: a {method} artefact cannot be merged into the base weights; "
+    method = method_of(adapter)
+    if merge and not method.mergeable:
+        raise TuneforgeError(f"{adapter}: a {method.name} artefact cannot be merged into the base weights; "
                              f"export it without --merge (an adapter directory)")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise TuneforgeError(f"{out_dir}: exists and is not empty; choose a new directory")
@@ -131,31 +129,30 @@ def export(model: str, adapter: str | Path, out_dir: str | Path, *, merge: bool 
     trained = trained_template(adapter)
     chat_template = use_template(tokenizer, trained)
     save_dtype = _save_dtype(base, dtype)
-    adapted = get_method(method).load(base, adapter)
+    adapted = method.load(base, adapter)
     text = prompt_text(load_template(trained or "auto", tokenizer), PROBE)
     ids = torch.tensor([tokenizer(text, add_special_tokens=False).input_ids])  # (1, T)
     expected = _probe_logits(adapted, ids)  # (1, T, V)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if merge:
-        if method in MERGEABLE:
-            try:
-                adapted = adapted.merge_and_unload(safe_merge=True)
-            except ValueError as e:  # peft's NaN check
-                raise TuneforgeError(f"{adapter}: {e}") from None
+        try:
+            adapted = method.merge(adapted)
+        except ValueError as e:  # the merge's NaN check
+            raise TuneforgeError(f"{adapter}: {e}") from None
         _check_finite(adapted)
         adapted.to(save_dtype).save_pretrained(str(out_dir))
         from transformers import AutoModelForCausalLM
 
         reloaded = AutoModelForCausalLM.from_pretrained(str(out_dir), dtype=torch.float32)
     else:
-        get_method(method).save(adapted, out_dir)  # only the adapter's own files, no run leftovers
+        method.save(adapted, out_dir)  # only the adapter's own files, no run leftovers
         fresh_base, _ = _load_base(model)
-        reloaded = get_method(method).load(fresh_base, out_dir)
+        reloaded = method.load(fresh_base, out_dir)
     # The chat template inside tokenizer_config.json, where every version of transformers and other tools
     # look (not only in chat_template.jinja, which older ones miss).
     tokenizer.save_pretrained(str(out_dir), save_jinja_files=False)
     diff = (_probe_logits(reloaded, ids) - expected).abs().max().item()
-    return ExportReport(out_dir, method, merge, str(save_dtype if merge else "float32").removeprefix("torch."), diff,
+    return ExportReport(out_dir, method.name, merge, str(save_dtype if merge else "float32").removeprefix("torch."), diff,
                         chat_template)
 

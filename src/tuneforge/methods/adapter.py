@@ -104,6 +104,13 @@ class Adapter:
     name = "adapter"
     config_cls = AdapterSettings
     uses_prompt_tokens = False
+    peft_type = None
+    writes_whole_model = False
+    mergeable = False
+    shares_base = False  # hooks into the modules of a base of its own
+
+    def check(self, cfg) -> None:
+        pass
 
     def apply(self, model: nn.Module, cfg: AdapterSettings) -> nn.Module:
         if any(isinstance(m, Bottleneck) for m in model.modules()):
@@ -135,6 +142,9 @@ class Adapter:
                   "base_model_name_or_path": getattr(getattr(model, "config", None), "_name_or_path", None)}
         (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
+    def recognises(self, path: Path) -> bool:
+        return (Path(path) / CONFIG_FILE).is_file()
+
     def load(self, base_model: nn.Module, path: Path) -> nn.Module:
         from safetensors.torch import load_file
 
@@ -162,6 +172,15 @@ class Adapter:
             for name, tensor in saved.items():
                 current[name].copy_(tensor)
         return model.requires_grad_(False).eval()
+
+    def merge(self, model: nn.Module) -> nn.Module:
+        raise TuneforgeError("bottleneck adapters add modules of their own: they cannot be merged into the base weights")
+
+    def adapters_off(self, model: nn.Module):
+        return lambda: disabled(model)
+
+    def mixes_rows(self, path: Path) -> bool:
+        return False
 
 
 METHOD = Adapter()

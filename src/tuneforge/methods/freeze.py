@@ -33,6 +33,13 @@ class Freeze:
     name = "freeze"
     config_cls = FreezeSettings
     uses_prompt_tokens = False
+    peft_type = None
+    writes_whole_model = True
+    mergeable = True  # already one plain model
+    shares_base = False
+
+    def check(self, cfg) -> None:
+        pass
 
     def apply(self, model: nn.Module, cfg: FreezeSettings) -> nn.Module:
         model.requires_grad_(False)
@@ -62,8 +69,20 @@ class Freeze:
     def save(self, model: nn.Module, out_dir: Path) -> None:
         save_model(model, out_dir)
 
+    def recognises(self, path: Path) -> bool:
+        return False  # a whole model directory, as full writes: method `full` reads it back
+
     def load(self, base_model: nn.Module, path: Path) -> nn.Module:
         return load_model(base_model, path)
+
+    def merge(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def adapters_off(self, model: nn.Module) -> None:
+        return None  # the base's own weights train: the DPO reference is a frozen copy made before `apply`
+
+    def mixes_rows(self, path: Path) -> bool:
+        return False
 
 
 METHOD = Freeze()

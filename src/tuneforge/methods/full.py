@@ -19,6 +19,10 @@ def save_model(model: nn.Module, out_dir: Path) -> None:
     model.save_pretrained(str(out_dir))
 
 
+def is_model_dir(path: Path) -> bool:
+    return (Path(path) / "config.json").is_file()
+
+
 def load_model(base_model: nn.Module, path: Path) -> nn.Module:
     """The saved model itself; `base_model` only tells the class, dtype and device to load it with."""
     param = next(base_model.parameters())
@@ -30,6 +34,13 @@ class Full:
     name = "full"
     config_cls = FullSettings
     uses_prompt_tokens = False
+    peft_type = None
+    writes_whole_model = True
+    mergeable = True  # already one plain model
+    shares_base = False
+
+    def check(self, cfg) -> None:
+        pass
 
     def apply(self, model: nn.Module, cfg: FullSettings) -> nn.Module:
         return model.requires_grad_(True)
@@ -37,8 +48,20 @@ class Full:
     def save(self, model: nn.Module, out_dir: Path) -> None:
         save_model(model, out_dir)
 
+    def recognises(self, path: Path) -> bool:
+        return is_model_dir(path)
+
     def load(self, base_model: nn.Module, path: Path) -> nn.Module:
         return load_model(base_model, path)
+
+    def merge(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def adapters_off(self, model: nn.Module) -> None:
+        return None  # the base's own weights train: the DPO reference is a frozen copy made before `apply`
+
+    def mixes_rows(self, path: Path) -> bool:
+        return False
 
 
 METHOD = Full()

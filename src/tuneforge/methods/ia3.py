@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import model_validator
@@ -30,10 +29,12 @@ class IA3Settings(MethodSettings):
         return self
 
 
-class IA3:
+class IA3(_peft.PeftMethod):
     name = "ia3"
     config_cls = IA3Settings
-    uses_prompt_tokens = False
+    peft_type = "IA3"
+    mergeable = True
+    shares_base = True
 
     def apply(self, model: nn.Module, cfg: IA3Settings) -> nn.Module:
         from peft import IA3Config
@@ -41,12 +42,6 @@ class IA3:
         config = IA3Config(task_type="CAUSAL_LM", target_modules=cfg.target_modules,
                            feedforward_modules=cfg.feedforward_modules)
         return _peft.wrap(model, config, self.name)
-
-    def save(self, model: nn.Module, out_dir: Path) -> None:
-        _peft.save(model, out_dir)
-
-    def load(self, base_model: nn.Module, path: Path) -> nn.Module:
-        return _peft.load(base_model, path, "IA3")
 
 
 METHOD = IA3()

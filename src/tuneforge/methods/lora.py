@@ -38,10 +38,12 @@ def peft_config(cfg: LoraSettings):
                       target_modules=cfg.target_modules, use_rslora=cfg.rslora, use_dora=cfg.dora)
 
 
-class Lora:
+class Lora(_peft.PeftMethod):
     name = "lora"
     config_cls = LoraSettings
-    uses_prompt_tokens = False
+    peft_type = "LORA"
+    mergeable = True  # DoRA too: peft merges its magnitudes
+    shares_base = True
 
     def apply(self, model: nn.Module, cfg: LoraSettings) -> nn.Module:
         model = _peft.wrap(model, peft_config(cfg), self.name)
@@ -49,11 +51,9 @@ class Lora:
         use_fused_lora(model)
         return model
 
-    def save(self, model: nn.Module, out_dir: Path) -> None:
-        _peft.save(model, out_dir)
-
-    def load(self, base_model: nn.Module, path: Path) -> nn.Module:
-        return _peft.load(base_model, path, "LORA")
+    def mixes_rows(self, path: Path) -> bool:
+        # peft mixes plain LoRA adapters row by row in one batch, not DoRA ones.
+        return not (_peft.adapter_config(path) or {}).get("use_dora")
 
 
 METHOD = Lora()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -22,9 +21,10 @@ class PrefixSettings(MethodSettings):
     """Hidden width of that MLP; used only with projection."""
 
 
-class Prefix:
+class Prefix(_peft.PeftMethod):
     name = "prefix"
     config_cls = PrefixSettings
+    peft_type = "PREFIX_TUNING"
     uses_prompt_tokens = True
 
     def apply(self, model: nn.Module, cfg: PrefixSettings) -> nn.Module:
@@ -34,12 +34,6 @@ class Prefix:
                                     prefix_projection=cfg.projection,
                                     encoder_hidden_size=cfg.projection_hidden_size)
         return _peft.wrap(model, config, self.name)
-
-    def save(self, model: nn.Module, out_dir: Path) -> None:
-        _peft.save(model, out_dir)
-
-    def load(self, base_model: nn.Module, path: Path) -> nn.Module:
-        return _peft.load(base_model, path, "PREFIX_TUNING")
 
 
 METHOD = Prefix()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -18,9 +17,10 @@ class PromptSettings(MethodSettings):
     """Number of trained embedding vectors prepended to every input."""
 
 
-class Prompt:
+class Prompt(_peft.PeftMethod):
     name = "prompt"
     config_cls = PromptSettings
+    peft_type = "PROMPT_TUNING"
     uses_prompt_tokens = True
 
     def apply(self, model: nn.Module, cfg: PromptSettings) -> nn.Module:
@@ -28,12 +28,6 @@ class Prompt:
 
         config = PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=cfg.num_virtual_tokens)
         return _peft.wrap(model, config, self.name)
-
-    def save(self, model: nn.Module, out_dir: Path) -> None:
-        _peft.save(model, out_dir)
-
-    def load(self, base_model: nn.Module, path: Path) -> nn.Module:
-        return _peft.load(base_model, path, "PROMPT_TUNING")
 
 
 METHOD = Prompt()

@@ -3,7 +3,6 @@ MLP or LSTM, prepended to every input."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -23,9 +22,10 @@ class PTuningSettings(MethodSettings):
     """Hidden width of the prompt encoder."""
 
 
-class PTuning:
+class PTuning(_peft.PeftMethod):
     name = "ptuning"
     config_cls = PTuningSettings
+    peft_type = "P_TUNING"
     uses_prompt_tokens = True
 
     def apply(self, model: nn.Module, cfg: PTuningSettings) -> nn.Module:
@@ -35,12 +35,6 @@ class PTuning:
             task_type="CAUSAL_LM", num_virtual_tokens=cfg.num_virtual_tokens,
             encoder_reparameterization_type=cfg.encoder.upper(), encoder_hidden_size=cfg.encoder_hidden_size)
         return _peft.wrap(model, config, self.name)
-
-    def save(self, model: nn.Module, out_dir: Path) -> None:
-        _peft.save(model, out_dir)
-
-    def load(self, base_model: nn.Module, path: Path) -> nn.Module:
-        return _peft.load(base_model, path, "P_TUNING")
 
 
 METHOD = PTuning()

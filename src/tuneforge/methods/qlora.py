@@ -19,10 +19,20 @@ class QLoraSettings(LoraSettings):
     name: Literal["qlora"] = "qlora"
 
 
-class QLora:
+class QLora(_peft.PeftMethod):
+    """Trains LoRA over a 4-bit base; what it writes is a plain LoRA adapter, which method `lora` reads
+    back (serving, evaluation, export), so `recognises` leaves those directories to it."""
+
     name = "qlora"
     config_cls = QLoraSettings
-    uses_prompt_tokens = False
+    peft_type = "LORA"
+    mergeable = True
+    shares_base = True
+
+    def check(self, cfg) -> None:
+        if cfg.model.quantization != "4bit":
+            raise ConfigError("method 'qlora' trains LoRA over a 4-bit base: set model.quantization: 4bit "
+                              "(CUDA only), or use method 'lora'")
 
     def apply(self, model: nn.Module, cfg: QLoraSettings) -> nn.Module:
         if not getattr(model, "is_loaded_in_4bit", False):
@@ -39,11 +49,8 @@ class QLora:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         return _peft.wrap(model, peft_config(cfg), self.name)
 
-    def save(self, model: nn.Module, out_dir: Path) -> None:
-        _peft.save(model, out_dir)
-
-    def load(self, base_model: nn.Module, path: Path) -> nn.Module:
-        return _peft.load(base_model, path, "LORA")
+    def recognises(self, path: Path) -> bool:
+        return False
 
 
 METHOD = QLora()

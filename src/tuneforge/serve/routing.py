@@ -1,93 +1,33 @@
 """A base model plus named adapters, and which of them may decode together in one batch.
 
-LoRA, DoRA and IA3 adapters of one kind share the base weights inside one `PeftModel`. Plain LoRA rows
-(and base rows) of different adapters mix in one batch through peft's per-row `adapter_names`;
-DoRA and IA3 cannot mix, so their rows are grouped by adapter and peft's active adapter is switched
-per batch. Prefix, prompt and P-tuning adapters leave the base weights alone: what they add is a fixed
+Each artefact's method (`tuneforge.methods.artefact.method_of`) says how it is served. Adapters of a
+method that shares a base (`shares_base`: LoRA, DoRA, IA3) share the base weights inside one
+`PeftModel`, one kind at a time. Where the method allows it (`mixes_rows`: plain LoRA), rows of
+different adapters and base rows mix in one batch through peft's per-row `adapter_names`; otherwise
+(DoRA, IA3) their rows are grouped by adapter and peft's active adapter is switched per batch. Methods
+with prompt tokens (prefix, prompt, P-tuning) leave the base weights alone: what they add is a fixed
 run of virtual tokens before every prompt (`VirtualTokens`, computed once at load), so their rows run
-through the base like base rows and share its batches. Every other artefact gets its own model:
-bottleneck adapters hook into the modules of a private copy of the base, and full / freeze outputs are
-whole models of their own.
+through the base like base rows and share its batches. Every other artefact gets its own model: a
+private copy of the base to load onto (bottleneck adapters hook into its modules), or, for a method
+that writes a whole model (full, freeze), that model.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from pydantic import ValidationError
 from torch import nn
 
-from tuneforge.config import TemplateConfig, read_yaml
+from tuneforge.config import TemplateConfig
 from tuneforge.errors import TuneforgeError
+from tuneforge.methods.artefact import method_of, trained_template
 
-PEFT_METHODS = {"LORA": "lora", "IA3": "ia3", "PREFIX_TUNING": "prefix", "PROMPT_TUNING": "prompt",
-                "P_TUNING": "ptuning"}
-SHAREABLE = {"LORA", "IA3"}
-"""peft types whose weights live inside the base's own modules, so adapters of one type share a base."""
 MIXED_BATCH_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
-
-
-def detect_method(path: str | Path) -> str:
-    """The training method that wrote an artefact directory (`final/` of a run). Every loader that
-    serves or exports an artefact asks this first, so this is where links leading out of it are refused."""
-    from tuneforge.methods._links import check_links
-    from tuneforge.methods.adapter import CONFIG_FILE
-
-    path = Path(path)
-    if path.is_dir():
-        check_links(path)
-    if (path / "adapter_config.json").is_file():
-        peft_type = json.loads((path / "adapter_config.json").read_text(encoding="utf-8")).get("peft_type")
-        if peft_type not in PEFT_METHODS:
-            raise TuneforgeError(f"{path}: unsupported peft adapter type {peft_type!r}")
-        return PEFT_METHODS[peft_type]
-    if (path / CONFIG_FILE).is_file():
-        return "adapter"
-    if (path / "config.json").is_file():
-        return "full"  # full and freeze both write a whole model directory
-    raise TuneforgeError(f"{path}: not an adapter or model directory written by tuneforge train "
-                         f"(no adapter_config.json, {CONFIG_FILE} or config.json)")
-
-
-def trained_template(path: str | Path) -> TemplateConfig | None:
-    """The `template` section of the run that wrote artefact `path` (a run's `final/` or `best/`), so
-    that serving and export format prompts the way training did. An artefact with no run config beside
-    it (an exported adapter directory) carries the template in its own tokenizer files, as `export`
-    writes it; None when neither is there."""
-    config = Path(path).parent / "config.yaml"
-    if not config.is_file():
-        return _shipped_template(Path(path))
-    raw = read_yaml(config.read_text(encoding="utf-8"))
-    if not isinstance(raw, dict) or "template" not in raw:
-        return None
-    try:
-        return TemplateConfig.model_validate(raw["template"])
-    except ValidationError as e:
-        raise TuneforgeError(f"{config}: the run's template section is not valid: {e}") from None
-
-
-def _shipped_template(path: Path) -> TemplateConfig | None:
-    """The chat template saved with an adapter's tokenizer (`chat_template.jinja`, or the
-    `chat_template` string of `tokenizer_config.json`)."""
-    jinja_file, tokenizer_config = path / "chat_template.jinja", path / "tokenizer_config.json"
-    if jinja_file.is_file():
-        return TemplateConfig(jinja=jinja_file.read_text(encoding="utf-8"))
-    if tokenizer_config.is_file():
-        template = json.loads(tokenizer_config.read_text(encoding="utf-8")).get("chat_template")
-        if isinstance(template, str):
-            return TemplateConfig(jinja=template)
-    return None
-
-
-def peft_info(path: Path) -> tuple[str, bool]:
-    config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
-    return config["peft_type"], bool(config.get("use_dora"))
 
 
 @dataclass(frozen=True)
@@ -148,32 +88,30 @@ class ModelSet:
     def __init__(self, base: nn.Module, base_id: str, adapters: dict[str, str | Path] | None = None):
         """`base` may itself be a prompt-learning PeftModel (evaluation loads an adapter that way): it is
         served as its base model with the adapter's virtual tokens."""
-        from tuneforge.methods import get_method
-
         base_virtual = NO_VIRTUAL_TOKENS
         if is_prompt_learning(base):
             base_virtual, base = virtual_tokens_of(base), base.get_base_model()
         adapters = {name: Path(p) for name, p in (adapters or {}).items()}
         if base_id in adapters:
             raise TuneforgeError(f"adapter name '{base_id}' is the base model's id; choose another")
-        methods = {name: detect_method(path) for name, path in adapters.items()}
-        infos = {name: peft_info(adapters[name]) for name, m in methods.items() if m in ("lora", "ia3")}
-        shared_type = next(iter(infos.values()))[0] if infos else None
-        shared = [name for name, (t, _) in infos.items() if t == shared_type]
-        mixed = shared_type == "LORA" and not any(dora for name, (_, dora) in infos.items() if name in shared)
+        methods = {name: method_of(path) for name, path in adapters.items()}
+        # Adapters of the first shareable method share the base; those of another get models of their own.
+        shared_method = next((m for m in methods.values() if m.shares_base), None)
+        shared = [name for name, m in methods.items() if m is shared_method]
+        mixed = bool(shared) and all(shared_method.mixes_rows(adapters[name]) for name in shared)
         self.embed = base.get_input_embeddings()
 
         # Own models and virtual tokens first, while the base is still unwrapped: deep copies must not
         # carry shared adapters.
         self.routes: dict[str, Route] = {}
         virtual: dict[str, VirtualTokens] = {}
-        for name in adapters:
-            if get_method(methods[name]).uses_prompt_tokens:
+        for name, method in methods.items():
+            if method.uses_prompt_tokens:
                 # The PeftModel wraps the base without changing it, and is dropped once its prompt is read.
-                virtual[name] = virtual_tokens_of(get_method(methods[name]).load(base, adapters[name]))
+                virtual[name] = virtual_tokens_of(method.load(base, adapters[name]))
             elif name not in shared:
-                own_base = base if methods[name] == "full" else copy.deepcopy(base)
-                model = get_method(methods[name]).load(own_base, adapters[name]).eval()
+                own_base = base if method.writes_whole_model else copy.deepcopy(base)
+                model = method.load(own_base, adapters[name]).eval()
                 self.routes[name] = Route(name, name, model)
         self.peft = None
         if shared:

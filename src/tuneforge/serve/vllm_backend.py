@@ -19,7 +19,6 @@ def vllm_command(model: str, adapters: dict[str, str], *, host: str, port: int, 
     from pathlib import Path
 
     from tuneforge.models import resolve_model_path
-    from tuneforge.serve.routing import peft_info, detect_method
 
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", resolve_model_path(model),
                "--host", host, "--port", str(port), "--dtype", dtype,
@@ -28,11 +27,19 @@ def vllm_command(model: str, adapters: dict[str, str], *, host: str, port: int, 
         command += ["--api-key", api_key]
     if adapters:
         for name, path in adapters.items():
-            if detect_method(path) != "lora" or peft_info(Path(path))[1]:
+            if not _plain_lora(path):
                 raise TuneforgeError(f"adapter '{name}': vLLM serves LoRA adapters only; export this one with "
                                      f"`tuneforge export --merge` and serve the merged directory")
         command += ["--enable-lora", "--lora-modules", *(f"{n}={p}" for n, p in adapters.items())]
     return command
+
+
+def _plain_lora(path: str) -> bool:
+    """A peft LoRA adapter without DoRA: what vLLM's `--lora-modules` loads."""
+    from tuneforge.methods.artefact import adapter_config, method_of
+
+    config = adapter_config(path) or {}
+    return method_of(path).peft_type == "LORA" and not config.get("use_dora")
 
 
 def serve_vllm(model: str, adapters: dict[str, str], **options) -> None:
