@@ -1,6 +1,6 @@
 from tuneforge import doctor
 from tuneforge.config import build_config
-from tuneforge.methods import lora_kernels
+from tuneforge.native import lora_kernels
 
 
 def config(**method):

@@ -148,7 +148,7 @@ def _speed_findings(cfg: Config) -> list[Finding]:
     """A LoRA run with dropout on CPU, without the compiled LoRA kernels: ~10% slower steps, fixable."""
     import torch
 
-    from tuneforge.methods import lora_kernels
+    from tuneforge.native import lora_kernels
 
     device = cfg.model.device
     on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available()

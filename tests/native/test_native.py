@@ -3,9 +3,9 @@ import logging
 import pytest
 import torch
 
-from tuneforge import native
-from tuneforge.methods import lora_kernels
-from tuneforge.methods.fast_dropout import FastDropout
+from tuneforge.native import build as native
+from tuneforge.native import lora_kernels
+from tuneforge.native.fast_dropout import FastDropout
 
 pytestmark = pytest.mark.skipif(native.library() is None, reason="no C compiler: the kernels are not built")
 

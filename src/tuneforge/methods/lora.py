@@ -10,8 +10,6 @@ from torch import nn
 
 from tuneforge.config import MethodSettings
 from tuneforge.methods import _peft
-from tuneforge.methods.fast_dropout import use_fast_dropout
-from tuneforge.methods.fused_lora import use_fused_lora
 
 
 class LoraSettings(MethodSettings):
@@ -46,10 +44,7 @@ class Lora(_peft.PeftMethod):
     shares_base = True
 
     def apply(self, model: nn.Module, cfg: LoraSettings) -> nn.Module:
-        model = _peft.wrap(model, peft_config(cfg), self.name)
-        use_fast_dropout(model)
-        use_fused_lora(model)
-        return model
+        return _peft.wrap(model, peft_config(cfg), self.name)
 
     def mixes_rows(self, path: Path) -> bool:
         # peft mixes plain LoRA adapters row by row in one batch, not DoRA ones.

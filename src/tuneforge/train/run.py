@@ -24,7 +24,7 @@ import yaml
 from tuneforge.config import Config, DataConfig
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.io import ReadReport, iter_samples, read_samples
-from tuneforge.models.fused_mlp import use_fused_swiglu
+from tuneforge.native import speed_up
 from tuneforge.train import mixing
 from tuneforge.train.checkpoint import pick_checkpoint, read_fingerprint, read_state, remove_leftovers
 from tuneforge.train.fingerprint import check_resume, config_changes, fingerprint
@@ -186,7 +186,7 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
     if stage.needs_reference_copy and method.writes_whole_model:
         ref_model = copy.deepcopy(model).requires_grad_(False).eval()  # frozen reference copy
     model = method.apply(model, cfg.method)
-    use_fused_swiglu(model)
+    speed_up(model)  # CPU kernels for LoRA dropout, LoRA layers and SwiGLU, where they apply
     params = parameter_report(model)
     setup = stage.build(StageInputs(cfg, model, method, ds, samples, val_ds, val_samples, _block_size(cfg),
                                     _pad_id(tokenizer), ref_model))

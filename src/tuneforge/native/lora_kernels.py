@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from tuneforge.native import library, ptr
+from tuneforge.native.build import library, ptr
 
 _VEC = 8  # floats per vector in the kernels: the LoRA rank must be a multiple
 

@@ -8,9 +8,7 @@ that multiply's `alpha`, and keeps only the layer input (shared with its other r
 backward pass. On CPU in float32 the dropped input is never written at all: the compiled kernels of
 `lora_kernels` draw the dropout mask from its seed inside the three products that read it, forward
 and backward (elsewhere the dropped input is built with torch, and again in backward from the
-stored one-byte mask). On the default model on CPU (rank 16, all linear layers) a packed 1024-token
-micro-batch with dropout 0.05 then trains as fast as one without dropout, 11% faster than with the
-dropped input built by torch, which was itself ~10% faster than peft's forward.
+stored one-byte mask). Measurements: benchmarks/RESULTS.md.
 
 The parameters are peft's own, so adapters save, load and merge exactly as before. Only the plain
 case is fused: one active vanilla LoRA adapter (no DoRA) on a frozen `nn.Linear`, not merged, all in
@@ -24,8 +22,8 @@ import types
 import torch
 from torch import nn
 
-from tuneforge.methods import lora_kernels
-from tuneforge.methods.fast_dropout import DropMask, FastDropout
+from tuneforge.native import lora_kernels
+from tuneforge.native.fast_dropout import DropMask, FastDropout
 
 
 class _LoraLinear(torch.autograd.Function):

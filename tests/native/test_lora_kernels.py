@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from tuneforge.methods import lora_kernels
-from tuneforge.methods.fast_dropout import FastDropout
+from tuneforge.native import lora_kernels
+from tuneforge.native.fast_dropout import FastDropout
 
 pytestmark = pytest.mark.skipif(lora_kernels.library() is None, reason="no C compiler: the kernels are not built")
 

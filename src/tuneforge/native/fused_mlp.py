@@ -2,11 +2,9 @@
 
 Eager torch computes `silu(g) * u` in three passes over memory forward (silu, then the product)
 and five backward, and keeps `silu(g)` alive for the backward pass besides `g` and `u`. The
-compiled kernel (`tuneforge.native`) does each direction in one pass and keeps only `g` and `u`.
-On the default model (intermediate size 1536) one layer's SwiGLU forward + backward over 1024
-tokens takes ~0.7 ms instead of ~4-5 ms, a LoRA micro-batch ~1% less time (within this CPU's
-noise), and the LoRA benchmark peaks ~150 MB lower. Other devices and dtypes, and machines without
-the kernels, run the module's own forward.
+compiled kernel (`kernels.c`) does each direction in one pass and keeps only `g` and `u`, so a
+training step holds one activation-sized tensor less per layer (measured in benchmarks/RESULTS.md).
+Other devices and dtypes, and machines without the kernels, run the module's own forward.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import types
 import torch
 from torch import nn
 
-from tuneforge import native
+from tuneforge.native.build import library, ptr
 
 # MLP classes whose forward is exactly `down_proj(act_fn(gate_proj(x)) * up_proj(x))`.
 _SWIGLU_MLPS = {"LlamaMLP", "MistralMLP", "Qwen2MLP", "Qwen3MLP"}
@@ -29,7 +27,7 @@ class _SwiGLU(torch.autograd.Function):
     def forward(ctx, g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         g, u = g.contiguous(), u.contiguous()
         h = torch.empty_like(g)
-        native.library().swiglu_forward(native.ptr(g), native.ptr(u), native.ptr(h), g.numel())
+        library().swiglu_forward(ptr(g), ptr(u), ptr(h), g.numel())
         ctx.save_for_backward(g, u)
         return h
 
@@ -38,15 +36,14 @@ class _SwiGLU(torch.autograd.Function):
         g, u = ctx.saved_tensors
         dh = dh.contiguous()
         dg, du = torch.empty_like(g), torch.empty_like(u)
-        native.library().swiglu_backward(native.ptr(dh), native.ptr(g), native.ptr(u), native.ptr(dg),
-                                         native.ptr(du), g.numel())
+        library().swiglu_backward(ptr(dh), ptr(g), ptr(u), ptr(dg), ptr(du), g.numel())
         return dg, du
 
 
 def swiglu(g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """silu(g) * u, through the kernel where it applies."""
     if (g.device.type == u.device.type == "cpu" and g.dtype == u.dtype == torch.float32 and g.shape == u.shape
-            and native.library() is not None):
+            and library() is not None):
         return _SwiGLU.apply(g, u)
     return nn.functional.silu(g) * u
 

@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 from tuneforge.methods import get_method
-from tuneforge.methods.fast_dropout import FastDropout, keep_mask
+from tuneforge.native.fast_dropout import FastDropout, keep_mask, use_fast_dropout
+from tuneforge.native.fused_lora import use_fused_lora
 from tuneforge.methods.lora import LoraSettings
 
 
@@ -54,6 +55,8 @@ def test_lora_uses_it_and_saves_as_peft_does(tiny_model_dir, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     lora = get_method("lora")
     wrapped = lora.apply(model, LoraSettings(r=4, dropout=0.1))
+    use_fast_dropout(wrapped)  # with use_fused_lora, what training's speed_up does to LoRA layers
+    use_fused_lora(wrapped)
     dropouts = [m for m in wrapped.modules() if isinstance(m, FastDropout)]
     assert dropouts and not any(type(m) is nn.Dropout for m in wrapped.modules())
     lora.save(wrapped, tmp_path)

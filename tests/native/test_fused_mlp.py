@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 from tuneforge import native
-from tuneforge.models.fused_mlp import swiglu, use_fused_swiglu
 from tuneforge.models.tiny import tiny_llama
+from tuneforge.native.fused_mlp import swiglu, use_fused_swiglu
 
 pytestmark = pytest.mark.skipif(native.library() is None, reason="no C compiler: the kernels are not built")
 

@@ -7,9 +7,10 @@ from peft.tuners.lora.layer import Linear as LoraLinear
 from torch import nn
 
 from tuneforge.methods import get_method
-from tuneforge.methods.fast_dropout import use_fast_dropout
-from tuneforge.methods.fused_lora import _LoraLinear, use_fused_lora
 from tuneforge.methods.lora import LoraSettings
+from tuneforge.native import SpeedUps, speed_up
+from tuneforge.native.fast_dropout import use_fast_dropout
+from tuneforge.native.fused_lora import _LoraLinear, use_fused_lora
 
 
 class TwoLayers(nn.Module):
@@ -152,6 +153,8 @@ def test_lora_method_trains_through_it_and_saves_peft_adapters(tiny_model_dir, t
 
     lora = get_method("lora")
     model = lora.apply(AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraSettings(r=4, dropout=0.1))
+    use_fast_dropout(model)  # with use_fused_lora, what training's speed_up does to LoRA layers
+    use_fused_lora(model)
     layers = [m for m in model.modules() if type(m) is LoraLinear]
     assert layers and all("forward" in m.__dict__ for m in layers)
     with torch.no_grad():
@@ -174,6 +177,8 @@ def test_activation_checkpointing_redraws_the_same_dropout_masks(tiny_model_dir,
         torch.manual_seed(0)
         model = get_method("lora").apply(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
                                          LoraSettings(r=r, dropout=0.3))
+        use_fast_dropout(model)  # with use_fused_lora, what training's speed_up does to LoRA layers
+        use_fused_lora(model)
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 nn.init.normal_(p, std=0.1)
@@ -189,3 +194,13 @@ def test_activation_checkpointing_redraws_the_same_dropout_masks(tiny_model_dir,
     assert grads[0].keys() == grads[1].keys() and grads[0]
     for name in grads[0]:
         assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
+
+
+def test_speed_up_reroutes_every_lora_dropout_layer_and_swiglu_once(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = get_method("lora").apply(AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraSettings(r=8))
+    layers = [m for m in model.modules() if type(m) is LoraLinear]
+    mlps = model.config.num_hidden_layers
+    assert speed_up(model) == SpeedUps(dropouts=len(layers), lora_layers=len(layers), swiglu_mlps=mlps)
+    assert speed_up(model).dropouts == 0  # already swapped

@@ -2,8 +2,8 @@
 
 On CPU, `nn.Dropout` draws one 32-bit number from the Mersenne Twister per element and then makes
 two more passes over memory (a float mask, the product); with LoRA on every linear layer of a small
-model that costs over a tenth of a training step (seven masks per layer, each as large as the
-layer's input). `FastDropout` instead draws one 64-bit seed from torch's generator per mask and
+model that is a noticeable share of a training step (seven masks per layer, each as large as the
+layer's input; benchmarks/RESULTS.md). `FastDropout` instead draws one 64-bit seed from torch's generator per mask and
 lets tuneforge's compiled CPU kernels (`tuneforge.native`) expand it into SplitMix64 numbers, cut
 four 16-bit lanes out of each, compare them with the drop threshold and apply the result, all in
 one pass. The backward pass regenerates the mask from the seed, so nothing mask-sized is stored.
@@ -24,7 +24,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from tuneforge.methods import lora_kernels
+from tuneforge.native import lora_kernels
 
 _LANES = 65536  # 16-bit lanes
 
