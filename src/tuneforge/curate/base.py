@@ -20,8 +20,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tuneforge.curate.text import Field
-from tuneforge.config import did_you_mean
 from tuneforge.errors import ConfigError, MissingDependency
+from tuneforge.settings import did_you_mean
 from tuneforge.types import Sample
 
 

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from tuneforge.curate.base import OpConfig, parse_op
 from tuneforge.curate.pipeline import OUTPUT, READ_REJECTS, RunOptions, run
-from tuneforge.config import did_you_mean, read_yaml
 from tuneforge.errors import ConfigError
 from tuneforge.io.report import ReadReport
+from tuneforge.settings import did_you_mean, read_yaml
 from tuneforge.types import Sample
 
 REPORT = "report.html"

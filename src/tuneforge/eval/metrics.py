@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tuneforge.config import MetricConfig, did_you_mean
+from tuneforge.config import MetricConfig
 from tuneforge.errors import ConfigError, MissingDependency
 from tuneforge.eval import overlap
+from tuneforge.settings import did_you_mean
 from tuneforge.text import normalise, tokens
 
 @dataclass(frozen=True)

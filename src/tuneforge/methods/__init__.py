@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ValidationError
 from torch import nn
 
-from tuneforge.config import MethodSettings, did_you_mean, explain_validation
 from tuneforge.errors import ConfigError
 from tuneforge.methods import adapter, freeze, full, ia3, lora, prefix, prompt, ptuning, qlora
+from tuneforge.settings import MethodSettings, did_you_mean, explain_validation
 
 if TYPE_CHECKING:
     from tuneforge.config import Config

@@ -18,9 +18,9 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from tuneforge.config import MethodSettings
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.methods._layers import decoder_layers
+from tuneforge.settings import MethodSettings
 
 # Not peft's adapter_config.json / adapter_model.safetensors: tools that read those must not mistake
 # this directory for a PEFT adapter.

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tuneforge.config import TemplateConfig, read_yaml
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods import METHODS, Method
 from tuneforge.methods._links import check_links
 from tuneforge.methods._peft import adapter_config
+from tuneforge.settings import TemplateConfig, read_yaml
 
 
 def resolve(path: str | Path) -> Path:

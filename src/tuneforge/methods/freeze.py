@@ -10,10 +10,10 @@ from typing import Literal
 from pydantic import Field
 from torch import nn
 
-from tuneforge.config import MethodSettings
 from tuneforge.errors import ConfigError
-from tuneforge.methods.full import load_model, save_model
 from tuneforge.methods._layers import decoder_layers
+from tuneforge.methods.full import load_model, save_model
+from tuneforge.settings import MethodSettings
 
 
 class FreezeSettings(MethodSettings):

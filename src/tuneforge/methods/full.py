@@ -7,7 +7,7 @@ from typing import Literal
 
 from torch import nn
 
-from tuneforge.config import MethodSettings
+from tuneforge.settings import MethodSettings
 
 
 class FullSettings(MethodSettings):

@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import Field
 from torch import nn
 
-from tuneforge.config import MethodSettings
 from tuneforge.methods import _peft
+from tuneforge.settings import MethodSettings
 
 
 class PTuningSettings(MethodSettings):
