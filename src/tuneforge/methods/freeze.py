@@ -12,7 +12,7 @@ from torch import nn
 
 from tuneforge.errors import ConfigError
 from tuneforge.methods._layers import decoder_layers
-from tuneforge.methods.full import load_model, save_model
+from tuneforge.methods.full import WholeModelMethod
 from tuneforge.settings import MethodSettings
 
 
@@ -29,17 +29,9 @@ class FreezeSettings(MethodSettings):
     """Also train the LM head (the same tensor as the embeddings when the model ties them)."""
 
 
-class Freeze:
+class Freeze(WholeModelMethod):
     name = "freeze"
     config_cls = FreezeSettings
-    uses_prompt_tokens = False
-    peft_type = None
-    writes_whole_model = True
-    mergeable = True  # already one plain model
-    shares_base = False
-
-    def check(self, cfg) -> None:
-        pass
 
     def apply(self, model: nn.Module, cfg: FreezeSettings) -> nn.Module:
         model.requires_grad_(False)
@@ -66,23 +58,8 @@ class Freeze:
                               "set last_layers > 0, patterns, embeddings or lm_head")
         return model
 
-    def save(self, model: nn.Module, out_dir: Path) -> None:
-        save_model(model, out_dir)
-
     def recognises(self, path: Path) -> bool:
         return False  # a whole model directory, as full writes: method `full` reads it back
-
-    def load(self, base_model: nn.Module, path: Path) -> nn.Module:
-        return load_model(base_model, path)
-
-    def merge(self, model: nn.Module) -> nn.Module:
-        return model
-
-    def adapters_off(self, model: nn.Module) -> None:
-        return None  # the base's own weights train: the DPO reference is a frozen copy made before `apply`
-
-    def mixes_rows(self, path: Path) -> bool:
-        return False
 
 
 METHOD = Freeze()

@@ -30,9 +30,10 @@ def load_model(base_model: nn.Module, path: Path) -> nn.Module:
     return model.requires_grad_(False).eval()
 
 
-class Full:
-    name = "full"
-    config_cls = FullSettings
+class WholeModelMethod:
+    """What the methods that train the model's own weights (full, freeze) share: their artefact is a
+    complete model directory, already merged, loaded as is; DPO compares against a frozen copy."""
+
     uses_prompt_tokens = False
     peft_type = None
     writes_whole_model = True
@@ -42,14 +43,8 @@ class Full:
     def check(self, cfg) -> None:
         pass
 
-    def apply(self, model: nn.Module, cfg: FullSettings) -> nn.Module:
-        return model.requires_grad_(True)
-
     def save(self, model: nn.Module, out_dir: Path) -> None:
         save_model(model, out_dir)
-
-    def recognises(self, path: Path) -> bool:
-        return is_model_dir(path)
 
     def load(self, base_model: nn.Module, path: Path) -> nn.Module:
         return load_model(base_model, path)
@@ -62,6 +57,17 @@ class Full:
 
     def mixes_rows(self, path: Path) -> bool:
         return False
+
+
+class Full(WholeModelMethod):
+    name = "full"
+    config_cls = FullSettings
+
+    def apply(self, model: nn.Module, cfg: FullSettings) -> nn.Module:
+        return model.requires_grad_(True)
+
+    def recognises(self, path: Path) -> bool:
+        return is_model_dir(path)
 
 
 METHOD = Full()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from tuneforge.paths import cache_root
+from tuneforge.paths import cache_root, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def _built() -> Path:
                 built.chmod(0o755)
                 digest = _digest_file(target)
                 digest_tmp = Path(tmp) / digest.name
-                digest_tmp.write_text(_sha256(built))
+                digest_tmp.write_text(file_sha256(built))
                 digest_tmp.chmod(0o644)
                 # Atomic: processes compiling at once each install a whole file; the digest goes in
                 # first, so a library in place always has its own digest beside it (the builds of one
@@ -94,15 +94,11 @@ def _digest_file(library: Path) -> Path:
     return library.with_name(library.name + ".sha256")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _digest_matches(library: Path) -> bool:
     """The library is byte for byte what was built: a truncated or altered file is not loaded."""
     digest = _digest_file(library)
     try:
-        return digest.read_text().strip() == _sha256(library)
+        return digest.read_text().strip() == file_sha256(library)
     except OSError:
         return False
 

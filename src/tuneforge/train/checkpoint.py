@@ -9,7 +9,6 @@ instead of crashing the resume or, worse, resuming from garbage."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -22,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from tuneforge.errors import TuneforgeError
+from tuneforge.paths import file_sha256
 
 PREFIX = "step-"
 CORRUPT = "corrupt-"
@@ -48,14 +48,6 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_checkpoint(run_dir: Path, model: nn.Module, optimizer, scheduler, state: TrainState,
                     keep_last: int, fingerprint: dict | None = None) -> Path:
     ckpt_root = run_dir / "checkpoints"
@@ -68,7 +60,7 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer, scheduler, state
     (tmp / "state.json").write_text(json.dumps(asdict(state)))
     if fingerprint is not None:
         (tmp / FINGERPRINT).write_text(json.dumps(fingerprint, indent=1, ensure_ascii=False))
-    sums = {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
+    sums = {p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in sorted(tmp.iterdir())}
     (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=1))
     if final.exists():
         shutil.rmtree(final)
@@ -106,7 +98,7 @@ def verify_checkpoint(path: Path) -> str | None:
                     return f"{name} is missing"
                 if f.stat().st_size != want["size"]:
                     return f"{name} has {f.stat().st_size} bytes, {want['size']} were written"
-                if _sha256(f) != want["sha256"]:
+                if file_sha256(f) != want["sha256"]:
                     return f"{name} does not match its SHA-256"
         else:
             torch.load(path / "optimizer.pt", weights_only=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import signal
-from contextlib import nullcontext
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -13,15 +12,9 @@ from typing import Any
 
 import torch
 
+from tuneforge.paths import file_sha256
+
 PACKAGES = ("tuneforge", "torch", "transformers", "peft", "accelerate", "tokenizers")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def data_hashes(datasets) -> dict[str, str]:

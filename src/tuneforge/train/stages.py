@@ -5,7 +5,7 @@ run directory, loop) the same way for every stage, so a new stage is one more en
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -47,7 +47,7 @@ class StageSetup:
     loss_fn: nn.Module
     batches_of: Callable[[int], Sequence[Any]]
     """The micro-batches of an epoch: a pure function of the epoch, so that resumption replays them."""
-    evals: dict[str, Sequence[Any]] = field(default_factory=dict)
+    evals: Mapping[str, Sequence[Any]] = field(default_factory=dict)
 
 
 class Stage(Protocol):
