@@ -202,12 +202,13 @@ class JudgeConfig(Section):
 
 
 class CompareConfig(Section):
-    methods: list[Literal["zero_shot", "few_shot", "rag"]] = Field(
+    strategies: list[Literal["zero_shot", "few_shot", "rag"]] = Field(
         default_factory=lambda: ["zero_shot", "few_shot", "rag"])
-    """Prompting methods to run on the base model; `rag` only runs when `eval.rag` names a source."""
+    """Prompting strategies to run on the base model; `rag` only runs when `eval.rag` names a source.
+    (`methods`, the old name of this key, is still read, with a warning.)"""
     adapters: dict[str, str] = Field(default_factory=dict)
-    """Fine-tuned artefacts by display name: a run directory (its `final/` and manifest are used) or an
-    adapter/model directory."""
+    """Fine-tuned artefacts by display name, each a trained artefact of any method: a run directory (its
+    `final/` and manifest are used) or an artefact directory such as a run's `final/`."""
     primary_metric: str | None = None
     """The quality figure the recommendation ranks by; default: the first of `eval.metrics`."""
     knowledge_changes_often: bool = False
@@ -215,7 +216,25 @@ class CompareConfig(Section):
     hallucination_tolerance: Literal["low", "medium", "high"] = "medium"
     """How costly a confidently wrong answer is (low tolerance favours grounded RAG answers)."""
     max_prompt_tokens: int | None = Field(None, gt=0)
-    """Inference budget per query; methods above it are flagged in the recommendation."""
+    """Inference budget per query; strategies above it are flagged in the recommendation."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _methods_is_strategies(cls, raw: Any) -> Any:
+        """`methods`, the deprecated name of `strategies`, still loads (a warning, once per process)."""
+        if not (isinstance(raw, dict) and "methods" in raw):
+            return raw
+        if "strategies" in raw:
+            raise ValueError("'methods' is the deprecated name of 'strategies': give only 'strategies'")
+        if not getattr(cls, "_warned_methods", False):
+            import logging
+
+            logging.getLogger("tuneforge.config").warning(
+                "eval.compare.methods is deprecated: call it eval.compare.strategies")
+            cls._warned_methods = True
+        raw = dict(raw)
+        raw["strategies"] = raw.pop("methods")
+        return raw
 
 
 class EvalConfig(Section):

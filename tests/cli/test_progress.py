@@ -112,10 +112,10 @@ def test_duration_reads_like_a_clock():
 
 def test_summary_tables_keep_every_figure_whole_in_80_columns():
     from tuneforge.cli.evaluate import summary_table
-    from tuneforge.eval.runner import MethodRun
+    from tuneforge.eval.runner import StrategyRun
 
     def run(name, score):
-        return MethodRun(name, [], {"exact_match": score, "json_schema": 0.5, "rouge_l": 0.4321},
+        return StrategyRun(name, [], {"exact_match": score, "json_schema": 0.5, "rouge_l": 0.4321},
                          0.1234, 812.0, extra={"perplexity": 52770.0, "reference_loss": 10.87,
                                               "reference_tokens": 1234, "training_seconds": 81.5})
 

@@ -40,7 +40,7 @@ def test_advise_with_flags_writes_a_loadable_config(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "recommended: fine_tuned" in result.output
     cfg = load_config(out)
-    assert "lora" in cfg.eval.compare.adapters and "rag" not in cfg.eval.compare.methods
+    assert "lora" in cfg.eval.compare.adapters and "rag" not in cfg.eval.compare.strategies
     assert Path(cfg.data.datasets[0].path).resolve() == (work / "data" / "train.jsonl").resolve()
     assert Path(cfg.eval.datasets[0].path).resolve() == (work / "data" / "eval.jsonl").resolve()
     assert Path(cfg.train.output_dir).resolve() == (work / "runs" / "advised-lora").resolve()

@@ -54,7 +54,7 @@ def test_eval_reports_answers_and_reference_loss_and_names_the_adapter(tiny_mode
     assert_counts_up_to(events_of(calls, "weather-lora"), 3)
     assert_counts_up_to(events_of(calls, "reference loss"), 3)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert run.name == summary["method"] == "weather-lora" and summary["prompting"] == "zero_shot"
+    assert run.name == summary["strategy"] == "weather-lora" and summary["prompting"] == "zero_shot"
     assert "(weather-lora)</h1>" in (tmp_path / "out" / "report.html").read_text()
 
 
@@ -78,10 +78,10 @@ def test_artefact_names(tmp_path):
     assert artefact_name(tmp_path / "my-adapter") == "my-adapter"
 
 
-def test_compare_reports_each_method_up_to_its_total(tiny_model_dir, trained, tmp_path):
+def test_compare_reports_each_strategy_up_to_its_total(tiny_model_dir, trained, tmp_path):
     data, run_dir = trained
     calls = []
-    cfg = config(tiny_model_dir, data, tmp_path / "out", compare={"methods": ["zero_shot"],
+    cfg = config(tiny_model_dir, data, tmp_path / "out", compare={"strategies": ["zero_shot"],
                                                                    "adapters": {"tuned": str(run_dir)}})
     result = run_compare(cfg, on_progress=lambda *a: calls.append(a))
     assert [r.name for r in result.runs] == ["zero_shot", "tuned"]

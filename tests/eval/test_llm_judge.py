@@ -176,7 +176,7 @@ def test_eval_with_a_judge_endpoint_adds_rubric_scores(tiny_model_dir, tmp_path)
     assert run.extra["judge_score"] == 6.0 and run.extra["judge_invalid"] == 1
 
 
-def test_compare_judges_each_method_against_the_baseline_in_both_orders(tiny_model_dir, tmp_path, monkeypatch):
+def test_compare_judges_each_strategy_against_the_baseline_in_both_orders(tiny_model_dir, tmp_path, monkeypatch):
     from tuneforge.config import build_config
     from tuneforge.eval import judge as judge_module
     from tuneforge.eval.compare import run_compare
@@ -190,7 +190,7 @@ def test_compare_judges_each_method_against_the_baseline_in_both_orders(tiny_mod
                         "eval": {"datasets": [{"path": str(data)}], "output_dir": str(tmp_path / "o"),
                                  "generation": {"max_new_tokens": 2}, "metrics": ["length"],
                                  "icl": {"k": 1, "selection": "random"},
-                                 "compare": {"methods": ["zero_shot", "few_shot"]},
+                                 "compare": {"strategies": ["zero_shot", "few_shot"]},
                                  "judge": {"pairwise_baseline": "zero_shot"}}})
     runs = {r.name: r for r in run_compare(cfg).runs}
     few = runs["few_shot"].extra

@@ -1,5 +1,5 @@
-"""The adaptation-method lab end to end on the default model, with the two shipped example tasks:
-a format task where the fine-tuned adapter wins, and QA over shipped documents where RAG wins.
+"""The strategy lab end to end on the default model, with the two shipped example tasks:
+a format task where the fine-tuned LoRA artefact wins, and QA over shipped documents where RAG wins.
 Margins, not exact numbers: the ordering is what the report must show."""
 
 import json
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def format_adapter(default_model, tmp_path_factory):
-    """The format task's LoRA adapter: one epoch, 20 packed steps (one to two minutes on a quiet laptop CPU)."""
+    """The format task's LoRA artefact: one epoch, 20 packed steps (one to two minutes on a quiet laptop CPU)."""
     from tuneforge.train.run import run_training
 
     out = tmp_path_factory.mktemp("format-lora")
@@ -41,12 +41,12 @@ def test_format_task_fine_tuned_adapter_wins(format_adapter, tmp_path, monkeypat
     assert lora["json_schema"] >= 0.9, lora
     assert lora["exact_match"] >= zero["exact_match"] + 0.5, (lora, zero)
     assert lora["exact_match"] >= few["exact_match"] + 0.1, (lora, few)
-    assert result.recommendation.method == "lora"
+    assert result.recommendation.strategy == "lora"
     # fine-tuning's inference is cheap: no examples in the prompt; its training cost is reported
     assert runs["lora"].prompt_tokens_per_query < runs["few_shot"].prompt_tokens_per_query
     assert runs["lora"].extra["training_seconds"] > 0 and runs["lora"].extra["trained_tokens"] > 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["recommendation"]["method"] == "lora"
+    assert summary["recommendation"]["strategy"] == "lora"
     assert (tmp_path / "compare.png").stat().st_size > 0 and "Recommendation: lora" in (tmp_path / "report.html").read_text()
 
 
@@ -58,5 +58,5 @@ def test_qa_over_documents_rag_wins(default_model, tmp_path, monkeypatch):
     assert rag["contains"] >= 0.4, rag
     assert rag["contains"] >= zero["contains"] + 0.3, (rag, zero)
     assert rag["contains"] >= few["contains"] + 0.3, (rag, few)
-    assert result.recommendation.method == "rag"
+    assert result.recommendation.strategy == "rag"
     assert runs["rag"].prompt_tokens_per_query > runs["zero_shot"].prompt_tokens_per_query

@@ -1,4 +1,4 @@
-"""`tuneforge advise`: which adaptation method to try first, and a compare config to check it."""
+"""`tuneforge advise`: which strategy to try first, and a compare config to check it."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def advise(
         "--input/--no-input", help="Ask for what the flags leave out.")] = True,
 ) -> None:
     """Recommend zero-shot, few-shot, RAG or fine-tuning for your use case, with the reasons, and write a
-    config that trains the adapter and compares every method on your data."""
+    config that trains a LoRA artefact and compares every strategy on your data."""
     from tuneforge.eval.advice import UseCase, advise as advise_use_case, compare_config
 
     ask = lambda value, q, **kw: _ask(value, q, interactive=interactive, **kw)  # noqa: E731
@@ -79,7 +79,7 @@ def advise(
                             documents=[rebase(d) for d in docs or []], run_dir=rebase("runs/advised-lora"))
     output.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     console = Console()
-    console.print(f"[bold green]recommended: {rec.method}[/]")
+    console.print(f"[bold green]recommended: {rec.strategy}[/]")
     for reason in rec.reasons:
         console.print(f"  · {reason}")
     steps = (f"tuneforge train {output} && " if case.can_train else "") + f"tuneforge compare {output}"

@@ -13,8 +13,9 @@ def compare(
     config: Annotated[Path, typer.Argument(help="YAML config: model, data (few-shot pool), eval (with eval.compare).")],
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: eval.limit=16.")] = None,
 ) -> None:
-    """Run every method of eval.compare on eval.datasets and recommend one: quality metrics, latency and
-    prompt tokens per query, training cost from run manifests; writes a bar chart and report.html."""
+    """Run every strategy of eval.compare (and each fine-tuned artefact) on eval.datasets and recommend one:
+    quality metrics, latency and prompt tokens per query, training cost from run manifests; writes a bar
+    chart and report.html."""
     from tuneforge.cli.evaluate import summary_table
     from tuneforge.cli.progress import TaskProgress
     from tuneforge.config import load_config
@@ -32,7 +33,7 @@ def compare(
     for run in result.runs:
         for note in run.notes:
             console.print(f"[yellow]{run.name}[/]: {note}")
-    console.print(f"[bold green]recommendation: {result.recommendation.method}[/]")
+    console.print(f"[bold green]recommendation: {result.recommendation.strategy}[/]")
     for reason in result.recommendation.reasons:
         console.print(f"  · {reason}")
     console.print(f"report: {result.report}")

@@ -1,4 +1,4 @@
-"""`tuneforge eval`: metrics, loss and a report for one model (+ adapter) on an eval set."""
+"""`tuneforge eval`: metrics, loss and a report for one model (+ a trained artefact) on an eval set."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from tuneforge.cli.common import ThreadsOption
 
 
 def summary_table(console: Console, title: str, runs) -> Table:
-    """One row per method (its metrics, then its costs); where that does not fit the terminal, one
-    column per method and a row per figure, so that no number is cut."""
+    """One row per strategy (its metrics, then its costs; a fine-tuned artefact's row is named by the
+    artefact); where that does not fit the terminal, one column per strategy and a row per figure, so that
+    no number is cut."""
     metrics = list(runs[0].scores)
     extras = sorted({k for r in runs for k, v in r.extra.items() if isinstance(v, (int, float))})
     figures = [*metrics, *extras, "s/query", "prompt tok/query"]
@@ -23,7 +24,7 @@ def summary_table(console: Console, title: str, runs) -> Table:
     values = [[*[fmt(r.scores[m]) for m in metrics], *[fmt(r.extra.get(k)) for k in extras],
                f"{r.seconds_per_query:.2f}", f"{r.prompt_tokens_per_query:.0f}"] for r in runs]
     wide = Table(title=title)
-    wide.add_column("method", overflow="fold")
+    wide.add_column("strategy", overflow="fold")
     for col in figures:
         wide.add_column(col, justify="right", no_wrap=True)
     for r, row in zip(runs, values):
@@ -43,12 +44,12 @@ def evaluate(
     config: Annotated[Path, typer.Argument(help="YAML config: model, template and the eval section.")],
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: eval.limit=20.")] = None,
     adapter: Annotated[Optional[str], typer.Option(
-        help="A run directory or trained artefact (sets eval.adapter).")] = None,
+        help="A trained artefact of any method (a run directory or its final/); sets eval.adapter.")] = None,
     threads: ThreadsOption = None,
 ) -> None:
-    """Evaluate a model (+ adapter) on eval.datasets: reference loss and perplexity, batched generation,
-    metrics (exact_match, contains, rouge_l, bleu, chrf, json_valid, json_schema, regex, refusal, length,
-    your own `module:function`), optional LLM judge; writes results.jsonl, summary.json, report.html."""
+    """Evaluate a model (+ a trained artefact) on eval.datasets: reference loss and perplexity, batched
+    generation, metrics (exact_match, contains, rouge_l, bleu, chrf, json_valid, json_schema, regex, refusal,
+    length, your own `module:function`), optional LLM judge; writes results.jsonl, summary.json, report.html."""
     from tuneforge.cli.progress import TaskProgress
     from tuneforge.config import load_config
     from tuneforge.eval.runner import run_eval

@@ -1,5 +1,5 @@
-"""Which adaptation method to use: from measured results (`recommend`, after a comparison) or from a
-description of the use case (`advise`, before any data is run).
+"""Which strategy to use (zero-shot, few-shot, RAG or fine-tuning): from measured results (`recommend`,
+after a comparison) or from a description of the use case (`advise`, before any data is run).
 
 The trade-offs followed (and written out as reasons):
 - knowledge that changes often, or must be quoted faithfully → RAG (re-index in minutes; answers
@@ -7,7 +7,7 @@ The trade-offs followed (and written out as reasons):
 - a format, style or behaviour → fine-tuning (learnt once; prompts stay short, so inference is cheap);
 - only a few labelled examples → few-shot prompting (nothing to train; every query pays for the
   examples in prompt tokens);
-- an inference budget in prompt tokens per query rules out methods above it.
+- an inference budget in prompt tokens per query rules out strategies above it.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import Literal
 
 TIE_MARGIN = 0.02
 """Scores within this (absolute, on 0-1 metrics; scaled for 0-100 ones) count as a tie: the cheaper
-method is recommended."""
+strategy is recommended."""
 
 
 @dataclass
 class Recommendation:
-    method: str
+    strategy: str
     reasons: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -35,10 +35,10 @@ def kind_of(name: str, finetuned: set[str]) -> str:
 
 def recommend(runs, primary: str, finetuned: set[str], *, knowledge_changes_often: bool = False,
               hallucination_tolerance: str = "medium", max_prompt_tokens: int | None = None) -> Recommendation:
-    """The method to use, from measured `runs` (MethodRun) ranked by `primary` (higher is better)."""
+    """The strategy to use, from measured `runs` (StrategyRun) ranked by `primary` (higher is better)."""
     scored = [r for r in runs if r.scores.get(primary) is not None]
     if not scored:
-        return Recommendation("undecided", [f"no method has a '{primary}' score"])
+        return Recommendation("undecided", [f"no strategy has a '{primary}' score"])
     reasons: list[str] = []
     affordable = scored
     if max_prompt_tokens is not None:
@@ -48,12 +48,12 @@ def recommend(runs, primary: str, finetuned: set[str], *, knowledge_changes_ofte
             reasons.append(f"over the budget of {max_prompt_tokens} prompt tokens/query: {', '.join(over)}")
         if not affordable:
             affordable = scored
-            reasons.append("no method fits the budget; ranking all of them")
+            reasons.append("no strategy fits the budget; ranking all of them")
     scale = 100.0 if max(abs(r.scores[primary]) for r in scored) > 1.0 else 1.0
     best = max(affordable, key=lambda r: r.scores[primary])
     tied = [r for r in affordable if best.scores[primary] - r.scores[primary] <= TIE_MARGIN * scale]
     preferred = "rag" if knowledge_changes_often or hallucination_tolerance == "low" else None
-    # among ties: the preferred method by use case, else the cheapest per query, training counting last
+    # among ties: the preferred strategy by use case, else the cheapest per query, training counting last
     choice = min(tied, key=lambda r: (kind_of(r.name, finetuned) != preferred, r.prompt_tokens_per_query,
                                       r.name in finetuned))
     ranking = ", ".join(f"{r.name} {r.scores[primary]:.3g}" for r in sorted(scored, key=lambda r: -r.scores[primary]))
@@ -101,13 +101,13 @@ class UseCase:
 
 
 def advise(case: UseCase) -> Recommendation:
-    """The method to try first for a described use case, with the reasons (points per trade-off)."""
+    """The strategy to try first for a described use case, with the reasons (points per trade-off)."""
     points = {"zero_shot": 0.0, "few_shot": 0.0, "rag": 0.0, "fine_tuned": 0.0}
     reasons: dict[str, list[str]] = {k: [] for k in points}
 
-    def give(method: str, amount: float, why: str) -> None:
-        points[method] += amount
-        reasons[method].append(why)
+    def give(strategy: str, amount: float, why: str) -> None:
+        points[strategy] += amount
+        reasons[strategy].append(why)
 
     if case.task == "knowledge":
         if case.has_documents:
@@ -142,15 +142,15 @@ def advise(case: UseCase) -> Recommendation:
 
 
 def compare_config(case: UseCase, *, train: str, eval_set: str, documents: list[str], run_dir: str) -> dict:
-    """A config that both trains the adapter (`tuneforge train`) and checks the advice empirically
+    """A config that both trains a LoRA artefact (`tuneforge train`) and checks the advice empirically
     (`tuneforge compare`) on the user's own data."""
-    methods = ["zero_shot", "few_shot"] + (["rag"] if case.has_documents else [])
+    strategies = ["zero_shot", "few_shot"] + (["rag"] if case.has_documents else [])
     eval_section: dict = {
         "datasets": [{"path": eval_set}],
         "metrics": ["contains", "rouge_l", "exact_match"] if case.task == "knowledge"
         else ["exact_match", "rouge_l", "chrf", "json_valid"],
         "icl": {"k": 4, "selection": "similar"},
-        "compare": {"methods": methods, "knowledge_changes_often": case.knowledge_changes_often,
+        "compare": {"strategies": strategies, "knowledge_changes_often": case.knowledge_changes_often,
                     "hallucination_tolerance": case.hallucination_tolerance},
         "output_dir": "evals/compare",
     }

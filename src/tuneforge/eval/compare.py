@@ -1,6 +1,6 @@
 """`tuneforge compare`: zero-shot, few-shot, RAG and fine-tuned artefacts on the same eval set.
 
-One engine serves the base model and every listed adapter, so all methods decode the same way with
+One engine serves the base model and every listed artefact, so all strategies decode the same way with
 the same settings; each gets quality metrics, latency and prompt tokens per query (inference cost),
 and fine-tuned ones their training cost from the run manifest. The report ends with a recommendation
 (see `advice`).
@@ -16,7 +16,7 @@ from tuneforge.config import Config
 from tuneforge.errors import TuneforgeError
 from tuneforge.eval.advice import Recommendation, recommend
 from tuneforge.eval.metrics import build_metrics
-from tuneforge.eval.runner import MethodRun, OnProgress, read_eval_set, read_samples_of, run_method
+from tuneforge.eval.runner import OnProgress, StrategyRun, read_eval_set, read_samples_of, run_strategy
 from tuneforge.methods.artefact import resolve as resolve_artefact
 
 BASE = "base"
@@ -24,7 +24,7 @@ BASE = "base"
 
 @dataclass
 class Comparison:
-    runs: list[MethodRun]
+    runs: list[StrategyRun]
     recommendation: Recommendation
     primary_metric: str
     report: Path
@@ -40,21 +40,21 @@ def training_cost(artefact: str) -> dict[str, float]:
     return {}
 
 
-def planned_methods(cfg: Config) -> tuple[list[str], list[str]]:
-    """The prompting methods that will run, and notes on those that cannot."""
-    notes, methods = [], []
-    for how in cfg.eval.compare.methods:
+def planned_strategies(cfg: Config) -> tuple[list[str], list[str]]:
+    """The prompting strategies that will run, and notes on those that cannot."""
+    notes, strategies = [], []
+    for how in cfg.eval.compare.strategies:
         if how == "rag" and not (cfg.eval.rag and (cfg.eval.rag.index or cfg.eval.rag.documents)):
             notes.append("rag skipped: no knowledge source (eval.rag.index or eval.rag.documents)")
         elif how == "few_shot" and not ((cfg.eval.icl and cfg.eval.icl.pool) or cfg.data.datasets):
             notes.append("few_shot skipped: no example pool (eval.icl.pool or data.datasets)")
         else:
-            methods.append(how)
-    return methods, notes
+            strategies.append(how)
+    return strategies, notes
 
 
-def judge_against_baseline(runs: list[MethodRun], samples, cfg: Config, judge) -> None:
-    """Each method's answers against the baseline's, judged A/B in both orders: its win rate (ties
+def judge_against_baseline(runs: list[StrategyRun], samples, cfg: Config, judge) -> None:
+    """Each strategy's answers against the baseline's, judged A/B in both orders: its win rate (ties
     half), the questions without a verdict, and how often both orders agreed."""
     from tuneforge.eval.judge import load_prompt, pairwise
     from tuneforge.eval.runner import judge_questions
@@ -62,7 +62,7 @@ def judge_against_baseline(runs: list[MethodRun], samples, cfg: Config, judge) -
     name = cfg.eval.judge.pairwise_baseline
     baseline = next((r for r in runs if r.name == name), None)
     if baseline is None:
-        raise TuneforgeError(f"eval.judge.pairwise_baseline '{name}' is not one of the compared methods: "
+        raise TuneforgeError(f"eval.judge.pairwise_baseline '{name}' is not one of the compared strategies: "
                              f"{', '.join(r.name for r in runs)}")
     prompt = load_prompt(cfg.eval.judge.pairwise_file, "pairwise.txt")
     questions, references = judge_questions(samples), [r["reference"] for r in baseline.rows]
@@ -76,7 +76,7 @@ def judge_against_baseline(runs: list[MethodRun], samples, cfg: Config, judge) -
 
 def _warm_up(engine) -> None:
     """One tiny generation before timing: the first forward passes pay one-off costs (allocations,
-    kernel selection) that would otherwise be charged to whichever method runs first."""
+    kernel selection) that would otherwise be charged to whichever strategy runs first."""
     from tuneforge.serve.sampling import SamplingParams
     from tuneforge.types import Message
 
@@ -84,7 +84,7 @@ def _warm_up(engine) -> None:
 
 
 def run_compare(cfg: Config, *, on_progress: OnProgress | None = None) -> Comparison:
-    """`on_progress(method, answered, total)` as each method answers (and "chunking" / "embedding"
+    """`on_progress(strategy, answered, total)` as each strategy answers (and "chunking" / "embedding"
     when RAG indexes its documents here)."""
     from tuneforge.eval.report import write_compare_outputs
     from tuneforge.models import load_model
@@ -96,26 +96,26 @@ def run_compare(cfg: Config, *, on_progress: OnProgress | None = None) -> Compar
     primary = cc.primary_metric or metrics[0].name
     if primary not in {m.name for m in metrics}:
         raise TuneforgeError(f"eval.compare.primary_metric '{primary}' is not one of eval.metrics")
-    methods, skipped = planned_methods(cfg)
-    if BASE in cc.adapters or set(cc.adapters) & set(methods):
-        raise TuneforgeError(f"eval.compare.adapters: names must differ from {BASE}, {', '.join(methods)}")
+    strategies, skipped = planned_strategies(cfg)
+    if BASE in cc.adapters or set(cc.adapters) & set(strategies):
+        raise TuneforgeError(f"eval.compare.adapters: names must differ from {BASE}, {', '.join(strategies)}")
     adapters = {name: str(resolve_artefact(path)) for name, path in cc.adapters.items()}
-    if not methods and not adapters:
-        raise TuneforgeError("nothing to compare: " + "; ".join(skipped or ["list methods or adapters"]))
+    if not strategies and not adapters:
+        raise TuneforgeError("nothing to compare: " + "; ".join(skipped or ["list strategies or adapters"]))
     pool = None
-    if "few_shot" in methods:
+    if "few_shot" in strategies:
         pool, _ = read_samples_of((cfg.eval.icl and cfg.eval.icl.pool) or cfg.data.datasets, cfg)
 
     model, tokenizer = load_model(cfg.model)
-    runs: list[MethodRun] = []
+    runs: list[StrategyRun] = []
     with Engine(model, tokenizer, model_id=BASE, adapters=adapters, template=cfg.template,
                 max_batch_size=cfg.eval.generation.batch_size) as engine:
         _warm_up(engine)
-        for how in methods:
-            runs.append(run_method(how, how, samples, cfg, engine, metrics, model=BASE, pool=pool,
-                                   on_progress=on_progress))
+        for how in strategies:
+            runs.append(run_strategy(how, how, samples, cfg, engine, metrics, model=BASE, pool=pool,
+                                     on_progress=on_progress))
         for name, path in adapters.items():
-            run = run_method(name, "zero_shot", samples, cfg, engine, metrics, model=name, on_progress=on_progress)
+            run = run_strategy(name, "zero_shot", samples, cfg, engine, metrics, model=name, on_progress=on_progress)
             run.extra.update(training_cost(path))
             runs.append(run)
     runs[0].notes += skipped + read_notes

@@ -1,4 +1,4 @@
-"""Answers for an eval set: prompts built per method, decoded together by the serving engine.
+"""Answers for an eval set: prompts built per strategy, decoded together by the serving engine.
 
 Evaluation goes through `tuneforge.serve.engine.Engine` (continuous batching, per-request sampling
 settings, stop strings, adapters routed per row), so an eval measures the same decoding a deployment

@@ -98,7 +98,7 @@ def write_compare_outputs(out: Path, runs, recommendation, primary: str) -> Path
     out.mkdir(parents=True, exist_ok=True)
     for run in runs:
         write_jsonl(out / f"results_{run.name}.jsonl", run.rows)
-    summary = {"primary_metric": primary, "methods": [r.summary() for r in runs],
+    summary = {"primary_metric": primary, "strategies": [r.summary() for r in runs],
                "recommendation": recommendation.to_dict()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     bar_chart(runs, primary, out / "compare.png")
@@ -107,9 +107,9 @@ def write_compare_outputs(out: Path, runs, recommendation, primary: str) -> Path
              r.extra.get("training_seconds"), r.extra.get("trained_tokens"), "; ".join(r.notes)] for r in runs]
     reasons = "".join(f"<li>{html.escape(x)}</li>" for x in recommendation.reasons)
     parts = ["<h1>Zero-shot vs few-shot vs RAG vs fine-tuned</h1>",
-             f'<div class="rec"><b>Recommendation: {html.escape(recommendation.method)}</b><ul>{reasons}</ul></div>',
+             f'<div class="rec"><b>Recommendation: {html.escape(recommendation.strategy)}</b><ul>{reasons}</ul></div>',
              '<img src="compare.png" alt="compare chart">',
-             _table(["method", *metrics, "seconds / query", "prompt tokens / query", "training seconds",
+             _table(["strategy", *metrics, "seconds / query", "prompt tokens / query", "training seconds",
                      "trained tokens", "notes"], rows)]
     for run in runs:
         parts += [f"<h2>{html.escape(run.name)}: samples</h2>", _samples_table(run.rows, metrics)]

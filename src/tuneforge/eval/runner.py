@@ -1,4 +1,4 @@
-"""`tuneforge eval`: one model (with an optional adapter) on an eval set, end to end.
+"""`tuneforge eval`: one model (with an optional trained artefact) on an eval set, end to end.
 
 Reads the eval set, scores the reference answers' loss, builds each question's prompt (zero-shot,
 few-shot or retrieval-augmented), generates every answer in batches, scores them with the configured
@@ -23,13 +23,13 @@ from tuneforge.types import Message, Sample
 PROMPTINGS = ("zero_shot", "few_shot", "rag")
 
 OnProgress = Callable[[str, int, int], None]
-"""`on_progress(what, done, total)`: how far one named piece of work (a method's answers, the
+"""`on_progress(what, done, total)`: how far one named piece of work (a strategy's answers, the
 reference loss, embedding a knowledge base) has got; called with done == total at its end."""
 
 
 @dataclass
-class MethodRun:
-    """One way of answering the eval set, scored."""
+class StrategyRun:
+    """One way of answering the eval set (a prompting strategy, or a fine-tuned artefact), scored."""
 
     name: str
     rows: list[dict[str, Any]]
@@ -38,10 +38,10 @@ class MethodRun:
     prompt_tokens_per_query: float
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-    """Perplexity, judge figures, training cost: whatever applies to this method."""
+    """Perplexity, judge figures, training cost: whatever applies to this strategy."""
 
     def summary(self) -> dict[str, Any]:
-        return {"method": self.name, "samples": len(self.rows), "scores": self.scores,
+        return {"strategy": self.name, "samples": len(self.rows), "scores": self.scores,
                 "seconds_per_query": self.seconds_per_query, "prompt_tokens_per_query": self.prompt_tokens_per_query,
                 **self.extra, "notes": self.notes}
 
@@ -105,7 +105,7 @@ def score_answers(samples: list[Sample], answers: Answers, metrics: list[Metric]
 
 def prompts_for(how: str, questions: list[list[Message]], cfg: Config, engine, *, pool: list[Sample] | None = None,
                 on_progress: OnProgress | None = None) -> tuple[list[list[Message]], list[str], float]:
-    """Prompts of one prompting method, notes on how they were built (shortened, retrieved ...), and
+    """Prompts of one prompting strategy, notes on how they were built (shortened, retrieved ...), and
     the seconds per query spent building them: choosing examples and retrieving context are part of
     what a query costs (building the index is not)."""
     if how == "zero_shot":
@@ -153,11 +153,11 @@ def knowledge_index(cfg: Config, tokenizer, on_progress: OnProgress | None = Non
     return rag, index
 
 
-def run_method(name: str, how: str, samples: list[Sample], cfg: Config, engine, metrics: list[Metric], *,
-               model: str | None = None, pool: list[Sample] | None = None,
-               on_progress: OnProgress | None = None) -> MethodRun:
-    """Answers of one method (`how` prompts, `model` routes to an adapter), scored; its progress is
-    reported as `name`."""
+def run_strategy(name: str, how: str, samples: list[Sample], cfg: Config, engine, metrics: list[Metric], *,
+                 model: str | None = None, pool: list[Sample] | None = None,
+                 on_progress: OnProgress | None = None) -> StrategyRun:
+    """Answers of one strategy (`how` prompts, `model` routes to a fine-tuned artefact), scored; its
+    progress is reported as `name`."""
     questions = [question_of(s, cfg.template.system) for s in samples]
     prompts, notes, preparing = prompts_for(how, questions, cfg, engine, pool=pool, on_progress=on_progress)
     answered = (lambda done, total: on_progress(name, done, total)) if on_progress else None
@@ -166,8 +166,8 @@ def run_method(name: str, how: str, samples: list[Sample], cfg: Config, engine, 
     cut = sum(r == "length" for r in answers.finish_reasons)
     if cut:
         notes.append(f"{cut} answers reached max_new_tokens={cfg.eval.generation.max_new_tokens}")
-    return MethodRun(name, rows, scores, answers.seconds_per_query + preparing,
-                     sum(answers.prompt_tokens) / len(answers.prompt_tokens), notes)
+    return StrategyRun(name, rows, scores, answers.seconds_per_query + preparing,
+                       sum(answers.prompt_tokens) / len(answers.prompt_tokens), notes)
 
 
 def artefact_name(artefact: Path) -> str:
@@ -180,7 +180,7 @@ def artefact_name(artefact: Path) -> str:
     return artefact.name
 
 
-def run_eval(cfg: Config, *, on_progress: OnProgress | None = None) -> MethodRun:
+def run_eval(cfg: Config, *, on_progress: OnProgress | None = None) -> StrategyRun:
     """`on_progress(what, done, total)` as the work goes: the run's name (its answers), "reference
     loss", and for RAG "chunking" / "embedding" when the knowledge base is indexed here."""
     from tuneforge.eval.report import write_eval_outputs
@@ -204,10 +204,10 @@ def run_eval(cfg: Config, *, on_progress: OnProgress | None = None) -> MethodRun
         else:
             model = method_of(artefact).load(model, artefact)
     how = cfg.eval.prompting
-    # An adapter's answers are named by the adapter, so that its summary and report say what was tested.
+    # A trained artefact's answers are named by it, so that its summary and report say what was tested.
     name = how if artefact is None else artefact_name(artefact) + ("" if how == "zero_shot" else f" + {how}")
     with Engine(model, tokenizer, template=cfg.template, max_batch_size=cfg.eval.generation.batch_size) as engine:
-        run = run_method(name, how, samples, cfg, engine, metrics, on_progress=on_progress)
+        run = run_strategy(name, how, samples, cfg, engine, metrics, on_progress=on_progress)
     run.extra.update(extra)
     run.notes += read_notes
     if cfg.eval.perplexity:
@@ -233,7 +233,7 @@ def training_paths(cfg: Config) -> list[str]:
     return [p for d in cfg.data.datasets for p in ([d.path] if isinstance(d.path, str) else d.path)]
 
 
-def contamination_run(run: MethodRun, samples: list[Sample], cfg: Config) -> None:
+def contamination_run(run: StrategyRun, samples: list[Sample], cfg: Config) -> None:
     from tuneforge.eval.contamination import contamination_check
 
     found = contamination_check(samples, training_paths(cfg))
@@ -249,7 +249,7 @@ def judge_questions(samples: list[Sample]) -> list[str]:
             else question_of(s)[-1].content for s in samples]
 
 
-def judge_run(run: MethodRun, samples: list[Sample], cfg: Config, complete=None) -> None:
+def judge_run(run: StrategyRun, samples: list[Sample], cfg: Config, complete=None) -> None:
     """Rubric scores of `run`'s answers; `complete`: a judge made once for several runs."""
     from tuneforge.eval.judge import load_prompt, make_judge, rubric_scores
 
