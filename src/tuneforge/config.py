@@ -250,7 +250,7 @@ class EvalConfig(Section):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     prompting: Literal["zero_shot", "few_shot", "rag"] = "zero_shot"
     """How `tuneforge eval` prompts the model: the question alone, with examples (`icl`), or with
-    retrieved context (`rag`). `tuneforge compare` runs every method of `compare.methods` instead."""
+    retrieved context (`rag`). `tuneforge compare` runs every strategy of `compare.strategies` instead."""
     perplexity: bool = True
     """Loss and perplexity of the reference answers (label tokens only) under the model."""
     icl: ICLConfig | None = None

@@ -28,6 +28,14 @@ def test_chat_one_shot(tiny_dir, adapters):
     assert f"{REPLIES['beta']}\n" in out  # stderr (load progress, warnings) is mixed into `out`
 
 
+def test_adapter_may_name_the_run_directory(tiny_dir, adapters):
+    from pathlib import Path
+
+    run_dir = Path(adapters["beta"]).parent  # as `eval --adapter` takes it: the run, for its final/
+    out = run(["chat", "--model", str(tiny_dir), "--adapter", str(run_dir), "--prompt", QUESTIONS[1]])
+    assert f"{REPLIES['beta']}\n" in out
+
+
 def test_generate_writes_in_order_and_resumes(tiny_dir, adapters, tmp_path):
     data = tmp_path / "in.jsonl"
     rows = [{"id": f"q{i}", "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": "ref"}]}

@@ -13,7 +13,7 @@ from tuneforge.config import DEFAULT_MODEL
 
 def export(
     adapter: Annotated[str, typer.Option(
-        help="A trained artefact of any method (a run's final/ directory).")],
+        help="A trained artefact of any method (a run directory or its final/).")],
     out: Annotated[Path, typer.Option(help="New directory to write.")],
     model: Annotated[str, typer.Option("--model", "-m", help="The base the artefact was trained on.")] = DEFAULT_MODEL,
     merge: Annotated[bool, typer.Option(help="Merge LoRA / DoRA / IA3 into the base weights (else: the adapter).")] = False,

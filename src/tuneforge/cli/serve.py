@@ -27,7 +27,7 @@ def _adapters(specs: list[str]) -> dict[str, str]:
 def serve(
     model: Annotated[str, typer.Option("--model", "-m", help="Alias, HF directory, .gguf file or hub id.")] = DEFAULT_MODEL,
     adapter: Annotated[Optional[list[str]], typer.Option(
-        help="NAME=PATH: serve a trained artefact of any method (a run's final/ directory) as model id NAME "
+        help="NAME=PATH: serve a trained artefact of any method (a run directory or its final/) as model id NAME "
              "(repeatable).")] = None,
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,

@@ -24,6 +24,7 @@ import torch
 from tuneforge.config import ModelConfig, TemplateConfig
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods.artefact import method_of, trained_template
+from tuneforge.methods.artefact import resolve as resolve_artefact
 from tuneforge.types import Message
 
 PROBE = [Message("system", "You are a helpful assistant."),
@@ -116,7 +117,7 @@ def export(model: str, adapter: str | Path, out_dir: str | Path, *, merge: bool 
            dtype: str = "auto") -> ExportReport:
     from tuneforge.formatting import load_template, prompt_text
 
-    adapter, out_dir = Path(adapter), Path(out_dir)
+    adapter, out_dir = resolve_artefact(adapter), Path(out_dir)  # a run directory means its final/
     method = method_of(adapter)
     if merge and not method.mergeable:
         raise TuneforgeError(f"{adapter}: a {method.name} artefact cannot be merged into the base weights; "

@@ -26,6 +26,7 @@ from torch import nn
 from tuneforge.config import TemplateConfig
 from tuneforge.errors import TuneforgeError
 from tuneforge.methods.artefact import method_of, trained_template
+from tuneforge.methods.artefact import resolve as resolve_artefact
 
 MIXED_BATCH_BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
 
@@ -91,7 +92,7 @@ class ModelSet:
         base_virtual = NO_VIRTUAL_TOKENS
         if is_prompt_learning(base):
             base_virtual, base = virtual_tokens_of(base), base.get_base_model()
-        adapters = {name: Path(p) for name, p in (adapters or {}).items()}
+        adapters = {name: resolve_artefact(p) for name, p in (adapters or {}).items()}  # a run dir: its final/
         if base_id in adapters:
             raise TuneforgeError(f"adapter name '{base_id}' is the base model's id; choose another")
         methods = {name: method_of(path) for name, path in adapters.items()}
