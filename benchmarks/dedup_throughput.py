@@ -64,12 +64,11 @@ def ours(texts: list[str]) -> list[int]:
 
 
 def reference(texts: list[str]) -> list[int]:
+    import numpy as np
     from datasketch import MinHash, MinHashLSH
 
     from tuneforge.curate.minhash import clusters, normalise
     from tuneforge.text import is_cjk
-
-    import numpy as np
 
     def shingles(text: str) -> set[str]:
         norm = normalise(text)

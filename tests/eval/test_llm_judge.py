@@ -9,8 +9,16 @@ import pytest
 
 from tuneforge.config import JudgeConfig
 from tuneforge.errors import ConfigError
-from tuneforge.eval.judge import (PROMPTS, combine_orders, endpoint_judge, load_prompt, pairwise, parse_score,
-                                  parse_winner, rubric_scores)
+from tuneforge.eval.judge import (
+    PROMPTS,
+    combine_orders,
+    endpoint_judge,
+    load_prompt,
+    pairwise,
+    parse_score,
+    parse_winner,
+    rubric_scores,
+)
 
 
 @pytest.mark.parametrize("reply, expected", [

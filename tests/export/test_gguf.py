@@ -14,14 +14,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import yaml
+from tests.serve.test_engine import random_artefact
 from typer.testing import CliRunner
 
-from tests.serve.test_engine import random_artefact
 from tuneforge.cli import app
 from tuneforge.errors import TuneforgeError
-from tuneforge.formatting import BUILTIN_TEMPLATES, JinjaTemplate, load_template, prompt_text
 from tuneforge.export.gguf import GGUFReport, export_gguf, parse_gguf_types
 from tuneforge.export.ollama import ollama_template, write_modelfile
+from tuneforge.formatting import BUILTIN_TEMPLATES, JinjaTemplate, load_template, prompt_text
 from tuneforge.types import Message
 
 F16_RELATIVE, Q8_0_RELATIVE = 1e-2, 5e-2

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-
 from tests.serve.test_engine import random_artefact
+
 from tuneforge.errors import TuneforgeError
 from tuneforge.export.merge import export
 

@@ -5,8 +5,8 @@ import torch
 
 from tuneforge.config import ModelConfig
 from tuneforge.errors import TuneforgeError
-from tuneforge.models import load_model, pick_dtype, resolve_model_path, tiny_llama
-from tuneforge.models import aliases, load as load_mod
+from tuneforge.models import aliases, load_model, pick_dtype, resolve_model_path, tiny_llama
+from tuneforge.models import load as load_mod
 
 
 def test_tiny_llama_is_deterministic_and_runs():
@@ -24,8 +24,8 @@ def test_dtype_policy():
 
 
 def test_local_directory_round_trip(tmp_path):
-    from transformers import PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
 
     model = tiny_llama(vocab_size=64)
     model.save_pretrained(tmp_path)

@@ -3,9 +3,9 @@ import torch
 from torch import nn
 
 from tuneforge.methods import get_method
+from tuneforge.methods.lora import LoraSettings
 from tuneforge.native.fast_dropout import FastDropout, keep_mask, use_fast_dropout
 from tuneforge.native.fused_lora import use_fused_lora
-from tuneforge.methods.lora import LoraSettings
 
 
 @pytest.mark.parametrize("p", [0.05, 0.1, 0.5])

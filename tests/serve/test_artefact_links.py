@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.serve.test_engine import random_artefact
 from typer.testing import CliRunner
 
-from tests.serve.test_engine import random_artefact
 from tuneforge.cli import app
 from tuneforge.errors import TuneforgeError
 from tuneforge.export.merge import export

@@ -3,11 +3,9 @@ OpenAI-style error body, and the server stays healthy (it still answers /health 
 
 from __future__ import annotations
 
-import json
 from typing import NamedTuple
 
 import pytest
-
 from tests.serve.conftest import running_server
 
 httpx = pytest.importorskip("httpx", reason="the serve extra is needed: pip install 'tuneforge[serve]'")

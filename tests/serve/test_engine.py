@@ -106,8 +106,11 @@ def test_a_failing_batch_fails_its_requests_not_the_engine(engine, monkeypatch):
 
 
 def test_sampling_filters_and_repetition_penalty_match_transformers():
-    from transformers.generation.logits_process import (RepetitionPenaltyLogitsProcessor, TopKLogitsWarper,
-                                                        TopPLogitsWarper)
+    from transformers.generation.logits_process import (
+        RepetitionPenaltyLogitsProcessor,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
 
     from tuneforge.serve.sampling import _filter_top_k_top_p, _penalise_repeats
 
@@ -165,6 +168,7 @@ def random_artefact(tiny_dir, out, settings: dict):
 def test_adapters_that_cannot_mix_are_grouped_and_each_answers_as_alone(make_engine, adapters, tiny_dir,
                                                                         tmp_path, settings):
     from tests.serve.conftest import QUESTIONS, REPLIES
+
     from tuneforge.methods.artefact import method_of
     from tuneforge.models import load_model
     from tuneforge.types import Message
@@ -192,6 +196,7 @@ def test_adapters_that_cannot_mix_are_grouped_and_each_answers_as_alone(make_eng
 
 def test_lora_adapters_and_the_base_mix_in_one_batch(make_engine, adapters):
     from tests.serve.conftest import QUESTIONS, REPLIES
+
     from tuneforge.types import Message
 
     engine = make_engine(adapters)

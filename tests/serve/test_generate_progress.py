@@ -8,11 +8,12 @@ from tuneforge.cli import app
 
 
 def test_generate_reports_progress_up_to_the_total_and_prints_plain_lines(tiny_dir, tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     from tuneforge.io import read_samples
     from tuneforge.serve.engine import Engine
     from tuneforge.serve.generate import generate_file
     from tuneforge.serve.sampling import SamplingParams
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     data = tmp_path / "in.jsonl"
     data.write_text("".join(json.dumps({"id": f"q{i}", "messages": [{"role": "user", "content": f"Q{i}?"},

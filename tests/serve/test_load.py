@@ -8,7 +8,6 @@ import statistics
 import time
 
 import pytest
-
 from tests.serve.conftest import running_server
 
 openai = pytest.importorskip("openai", reason="the serve extra is needed: pip install 'tuneforge[serve]'")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from tests.serve.conftest import QUESTIONS, REPLIES
 from typer.testing import CliRunner
 
-from tests.serve.conftest import QUESTIONS, REPLIES
 from tuneforge.cli import app
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 import pytest
-
 from tests.serve.conftest import QUESTIONS, REPLIES, running_server
 
 openai = pytest.importorskip("openai", reason="the serve extra is needed: pip install 'tuneforge[serve]'")

@@ -10,14 +10,14 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-
 from tests.serve.conftest import QUESTIONS, REPLIES
 from tests.serve.test_engine import random_artefact
+
 from tuneforge.config import build_config
+from tuneforge.export.merge import export
 from tuneforge.formatting import BUILTIN_TEMPLATES, load_template, prompt_text
 from tuneforge.formatting.base import join
 from tuneforge.formatting.jinja import _hf_message
-from tuneforge.export.merge import export
 from tuneforge.serve.sampling import SamplingParams
 from tuneforge.types import Message
 

@@ -7,9 +7,9 @@ import queue
 
 import pytest
 import torch
-
 from tests.serve.conftest import QUESTIONS, running_server
 from tests.serve.test_engine import random_artefact
+
 from tuneforge.serve.engine import Completion, ContextTooLong
 from tuneforge.serve.sampling import SamplingParams
 from tuneforge.types import Message

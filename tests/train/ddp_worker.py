@@ -4,8 +4,8 @@ import json
 import sys
 
 import torch
-
 from test_loop import _cfg, _data, _run
+
 from tuneforge.models import tiny_llama
 
 out, grad_accum = sys.argv[1], int(sys.argv[2])

@@ -5,9 +5,9 @@ import torch
 
 from tuneforge.config import TrainConfig
 from tuneforge.models import tiny_llama
+from tuneforge.train.batching import epoch_batches
 from tuneforge.train.checkpoint import list_checkpoints
 from tuneforge.train.loop import train_loop
-from tuneforge.train.batching import epoch_batches
 from tuneforge.train.losses import IGNORE
 from tuneforge.train.step import CausalLMLoss
 

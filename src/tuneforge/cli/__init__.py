@@ -60,8 +60,23 @@ def _quiet_libraries() -> None:
 
 
 def _register() -> None:
-    from tuneforge.cli import (advise, chat, compare, curate, data, data_show, doctor, evaluate, export, generate,
-                               models, quickstart, rag, serve, train)
+    from tuneforge.cli import (
+        advise,
+        chat,
+        compare,
+        curate,
+        data,
+        data_show,
+        doctor,
+        evaluate,
+        export,
+        generate,
+        models,
+        quickstart,
+        rag,
+        serve,
+        train,
+    )
 
     data.app.command()(data_show.show)
     data.app.command()(curate.curate)

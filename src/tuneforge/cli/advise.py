@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
@@ -58,7 +57,8 @@ def advise(
 ) -> None:
     """Recommend zero-shot, few-shot, RAG or fine-tuning for your use case, with the reasons, and write a
     config that trains a LoRA artefact and compares every strategy on your data."""
-    from tuneforge.eval.advice import UseCase, advise as advise_use_case, compare_config
+    from tuneforge.eval.advice import UseCase, compare_config
+    from tuneforge.eval.advice import advise as advise_use_case
 
     ask = lambda value, q, **kw: _ask(value, q, interactive=interactive, **kw)  # noqa: E731
     case = UseCase(

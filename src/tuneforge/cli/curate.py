@@ -20,7 +20,8 @@ def curate(
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore finished shards of an earlier run.")] = False,
 ) -> None:
     """Run the recipe's operators; write kept records, rejects.jsonl, stats.json and report.html."""
-    from tuneforge.curate import curate as run_recipe, load_recipe
+    from tuneforge.curate import curate as run_recipe
+    from tuneforge.curate import load_recipe
 
     r = load_recipe(recipe)
     stats = run_recipe(r, workers=workers, resume=False if fresh else None)

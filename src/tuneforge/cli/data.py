@@ -11,7 +11,8 @@ from rich.table import Table
 
 from tuneforge.cli.common import ColumnOption, FormatOption, pairs
 from tuneforge.config import DataConfig, DatasetConfig
-from tuneforge.io import FORMATS, ReadReport, convert as convert_data
+from tuneforge.io import FORMATS, ReadReport
+from tuneforge.io import convert as convert_data
 
 app = typer.Typer(help="Read, convert and inspect datasets.", no_args_is_help=True)
 console = Console()

@@ -6,8 +6,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tuneforge.models.aliases import ALIASES
-from tuneforge.paths import cache_root
 from tuneforge.models.gguf_convert import converted_dir
+from tuneforge.paths import cache_root
 
 
 def models() -> None:

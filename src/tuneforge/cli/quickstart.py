@@ -21,8 +21,8 @@ def quickstart(
     from tuneforge import quickstart as qs
     from tuneforge.methods import get_method
     from tuneforge.models import load_model
-    from tuneforge.train.run import run_training
     from tuneforge.threads import use_threads
+    from tuneforge.train.run import run_training
 
     use_threads()
 

@@ -16,7 +16,6 @@ from tuneforge.errors import ConfigError
 from tuneforge.text import is_cjk, normalise, words
 from tuneforge.types import Sample
 
-
 # ---------------------------------------------------------------- length
 
 

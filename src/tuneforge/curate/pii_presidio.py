@@ -30,8 +30,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from presidio_analyzer import (AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult,
-                               predefined_recognizers)
+from presidio_analyzer import (
+    AnalyzerEngine,
+    EntityRecognizer,
+    RecognizerRegistry,
+    RecognizerResult,
+    predefined_recognizers,
+)
 from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
 
 from tuneforge.curate.pii import Span, find, first_wins, recognizers

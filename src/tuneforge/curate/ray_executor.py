@@ -51,8 +51,22 @@ import numpy as np
 from tuneforge.curate import minhash as mh
 from tuneforge.curate.base import OpConfig
 from tuneforge.curate.dedup import KeepFacts, MinHashDedup, representatives
-from tuneforge.curate.pipeline import (OUTPUT, REJECTS, RunOptions, ShardResult, Stage, apply_verdicts, chunked,
-                                       map_records, parse_lines, plan, recipe_key, stage_ops, summarise, write_stats)
+from tuneforge.curate.pipeline import (
+    OUTPUT,
+    REJECTS,
+    RunOptions,
+    ShardResult,
+    Stage,
+    apply_verdicts,
+    chunked,
+    map_records,
+    parse_lines,
+    plan,
+    recipe_key,
+    stage_ops,
+    summarise,
+    write_stats,
+)
 from tuneforge.errors import MissingDependency
 from tuneforge.io.report import ReadReport
 from tuneforge.types import Sample

@@ -17,13 +17,14 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from tuneforge.constants import EMBEDDING_MODEL
 from tuneforge.curate import minhash as mh
 from tuneforge.curate.base import register, require
 from tuneforge.curate.dedup import DedupConfig, KeepFacts, keep_facts, representatives
-from tuneforge.constants import EMBEDDING_MODEL
 from tuneforge.curate.text import joined_text, resolve_fields
 from tuneforge.embedding import load_encoder
 from tuneforge.types import Sample
+
 
 @register
 class SemanticDedup(DedupConfig):

@@ -9,8 +9,8 @@ the eval set runs as one batch job.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tuneforge.config import GenerationConfig
 from tuneforge.errors import TuneforgeError

@@ -22,6 +22,7 @@ from tuneforge.eval import overlap
 from tuneforge.settings import did_you_mean
 from tuneforge.text import normalise, tokens
 
+
 @dataclass(frozen=True)
 class Metric:
     name: str

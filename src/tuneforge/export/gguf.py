@@ -300,9 +300,9 @@ def export_gguf(model_dir: str | Path, qtypes: Sequence[str], *, template: Templ
     it) and the probe uses; "auto" keeps the tokenizer's own (in an export, the one the run trained with)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tuneforge.formatting import load_template, prompt_text
     from tuneforge.export.merge import PROBE, use_template
     from tuneforge.export.ollama import ollama_template, write_modelfile
+    from tuneforge.formatting import load_template, prompt_text
 
     model_dir = Path(model_dir)
     out_dir = Path(out_dir) if out_dir is not None else model_dir / GGUF_DIR

@@ -6,6 +6,7 @@
     ds["input_ids"][0], ds["labels"][0]                         # labels: -100 = no loss
 """
 
+from tuneforge.constants import IGNORE
 from tuneforge.formatting.base import ChatTemplate, Segment, SpecialTokens, TemplateError, prompt_text
 from tuneforge.formatting.builtin import BUILTIN_TEMPLATES, BuiltinTemplate, Format, ToolFormat
 from tuneforge.formatting.dataset import (
@@ -17,7 +18,6 @@ from tuneforge.formatting.dataset import (
     TokenizeStats,
     tokenize_samples,
 )
-from tuneforge.constants import IGNORE
 from tuneforge.formatting.encode import REASONS, EncodedLM, EncodedPair, Encoder, SampleRejected
 from tuneforge.formatting.jinja import JinjaSpec, JinjaTemplate
 from tuneforge.formatting.templates import (

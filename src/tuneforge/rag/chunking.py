@@ -7,9 +7,9 @@ document's exact text (no decode round trip that could mangle Chinese or whitesp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from tuneforge.errors import TuneforgeError
 

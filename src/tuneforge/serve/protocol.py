@@ -17,7 +17,6 @@ from tuneforge.serve.engine import Completion
 from tuneforge.serve.sampling import SamplingParams
 from tuneforge.types import Message
 
-
 INT64_MAX = 2**63 - 1
 
 

@@ -36,8 +36,16 @@ except ImportError:  # the serve extra is missing: create_app says so
 from tuneforge.errors import MissingDependency
 from tuneforge.formatting.base import TemplateError
 from tuneforge.serve import protocol
-from tuneforge.serve.engine import (Completion, ContextTooLong, Delta, Engine, EngineBusy, EngineClosed, Handle,
-                                    UnknownModel)
+from tuneforge.serve.engine import (
+    Completion,
+    ContextTooLong,
+    Delta,
+    Engine,
+    EngineBusy,
+    EngineClosed,
+    Handle,
+    UnknownModel,
+)
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ silently train something that no config describes. Three kinds of keys:
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from tuneforge.config import Config
 from tuneforge.errors import TuneforgeError

@@ -6,8 +6,8 @@ resumed run sees the same data."""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from tuneforge.config import DataConfig, DatasetConfig
 from tuneforge.types import Message, Sample

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, ContextManager
+from collections.abc import Callable
+from typing import ContextManager
 
 import torch
 from torch import nn
