@@ -125,7 +125,8 @@ def recipe_samples(n: int) -> list:
     for i in range(n):
         r = rows[i % len(rows)]
         tail = f" (variant {rnd.randrange(10**6)})" if i >= len(rows) else ""
-        samples.append(Sample(messages=[Message("user", r["instruction"] + tail), Message("assistant", r["output"] + tail)],
+        samples.append(Sample(messages=[Message("user", r["instruction"] + tail),
+                                        Message("assistant", r["output"] + tail)],
                               meta={"source": "alpaca_en_demo.json", "line": i % len(rows) + 1}))
     return samples
 

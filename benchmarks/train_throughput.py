@@ -2,11 +2,11 @@
 
 Both sides train the same model (the default `smollm2-135m-instruct`, fp32 on CPU) with the same LoRA
 (r=16, alpha=16, dropout 0.05 unless `--lora-dropout` says otherwise, all linear layers), for one
-epoch over the same first `--samples` records of alpaca_en_demo.json, tokenised once by tuneforge (its chat template and loss mask, cutoff
-1024) and handed to TRL pre-tokenised (`input_ids` + `labels`), so every side sees identical tokens
-and labels. Same learning rate (2e-4, cosine, 3% warmup), same seed, same effective batch: 8 samples
-per optimizer step unpacked, 2 rows of 1024 tokens (~8 samples) packed, as 2 micro-batches of
-1 row. Runs:
+epoch over the same first `--samples` records of alpaca_en_demo.json, tokenised once by tuneforge (its
+chat template and loss mask, cutoff 1024) and handed to TRL pre-tokenised (`input_ids` + `labels`), so
+every side sees identical tokens and labels. Same learning rate (2e-4, cosine, 3% warmup), same seed,
+same effective batch: 8 samples per optimizer step unpacked, 2 rows of 1024 tokens (~8 samples)
+packed, as 2 micro-batches of 1 row. Runs:
 
 - `tuneforge`: `tuneforge.train.run_training` (the product path) with `train.packing` on;
 - `trl-default`: SFTConfig defaults (padded batches, gradient checkpointing) except the shared settings
@@ -263,7 +263,8 @@ def spawn(args, name: str, workdir: Path) -> dict:
     run_dir = workdir / f"{name}-{time.monotonic_ns()}"
     run_dir.mkdir()
     cmd = [sys.executable, __file__, "--child", name, "--workdir", str(run_dir), "--samples", str(args.samples),
-           "--model", args.model, "--dtype", args.dtype, "--device", args.device, "--lora-dropout", str(args.lora_dropout)]
+           "--model", args.model, "--dtype", args.dtype, "--device", args.device,
+           "--lora-dropout", str(args.lora_dropout)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -289,13 +290,14 @@ def report(args, results: dict[str, list[dict]], peaks: list[float]) -> None:
             rows[name]["peak_gpu_mb"] = max(r["peak_gpu_mb"] for r in runs)
     first = next(iter(results.values()))[0]
     print(f"\n{args.samples} samples, {first['trained']} trained tokens ({first['tokens']} non-pad), "
-          f"{args.model_shape} {args.dtype} on {args.device}, LoRA dropout {args.lora_dropout}; {len(peaks)} peak timings, best "
-          f"{peak:.1f} GFLOP/s; medians of {args.repeats} alternating runs")
+          f"{args.model_shape} {args.dtype} on {args.device}, LoRA dropout {args.lora_dropout}; "
+          f"{len(peaks)} peak timings, best {peak:.1f} GFLOP/s; medians of {args.repeats} alternating runs")
     print(f"{'run':<12} {'trained tok/s':>14} {'non-pad tok/s':>14} {'peak RSS MB':>12} {'final loss':>11} "
           f"{'held-out loss':>14} {'steps':>6} {'MFU':>6} {'MFU np':>6}   runs (trained tok/s)")
     for name, r in rows.items():
         print(f"{name:<12} {r['trained_tok_s']:>14.1f} {r['nonpad_tok_s']:>14.1f} {r['peak_rss_mb']:>12.0f} "
-              f"{r['final_loss']:>11.4f} {r['heldout_loss']:>14.4f} {r['steps']:>6} {r['mfu']:>6.1%} {r['mfu_nonpad']:>6.1%}   "
+              f"{r['final_loss']:>11.4f} {r['heldout_loss']:>14.4f} {r['steps']:>6} {r['mfu']:>6.1%} "
+              f"{r['mfu_nonpad']:>6.1%}   "
               f"{r['trained_tok_s_runs']}")
     ratios = {}
     if "tuneforge" in rows:

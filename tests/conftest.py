@@ -25,6 +25,7 @@ def tiny_model_dir(tmp_path_factory):
 
     tokenizer = load_tokenizer("smollm2-135m-instruct")
     path = tmp_path_factory.mktemp("tiny-smollm")
-    tiny_llama(vocab_size=len(tokenizer), hidden_size=32, layers=4, pad_token_id=tokenizer.pad_token_id).save_pretrained(path)
+    tiny_llama(vocab_size=len(tokenizer), hidden_size=32, layers=4,
+               pad_token_id=tokenizer.pad_token_id).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

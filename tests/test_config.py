@@ -83,7 +83,8 @@ def test_relative_paths_in_a_config_file_are_relative_to_its_folder(tmp_path, mo
     (tmp_path / "proj" / "my-model").mkdir()
     config = tmp_path / "proj" / "run.yaml"
     config.write_text("model: {name_or_path: my-model}\n"
-                      "data:\n  datasets:\n    - path: data/train.jsonl\n    - path: [data/*.jsonl, data/info.json#identity]\n"
+                      "data:\n  datasets:\n    - path: data/train.jsonl\n"
+                      "    - path: [data/*.jsonl, data/info.json#identity]\n"
                       "train: {output_dir: runs/a}\neval: {adapter: runs/a, compare: {adapters: {lora: runs/a}}}\n")
     monkeypatch.chdir(tmp_path)  # elsewhere than the config file
     cfg = load_config("proj/run.yaml")

@@ -19,7 +19,8 @@ def test_tokens_keep_punctuation_marks():
     assert tokens("Hi, 你好！") == ["Hi", ",", "你", "好", "！"]
 
 
-@pytest.mark.parametrize("text, cjk", [("北京大学 is in Beijing", False), ("北京大学在北京", True), ("𠀀𠀁", True), ("", False)])
+@pytest.mark.parametrize("text, cjk", [("北京大学 is in Beijing", False), ("北京大学在北京", True), ("𠀀𠀁", True),
+                                       ("", False)])
 def test_is_cjk(text, cjk):
     assert is_cjk(text) is cjk and has_cjk(text) is (cjk_ratio(text) > 0)
 

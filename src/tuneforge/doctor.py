@@ -104,8 +104,8 @@ def run_doctor(cfg: Config) -> DoctorReport:
 
 # How a text names an assistant: "I am Forge", "my name is Forge", "named SmolLM", "You are Qwen",
 # "我是 Forge". The name must start with a capital letter ("I am a ..." names no one).
-_NAMES = re.compile(r"(?:(?i:\bI am|\bI['’]m|\bmy name is|\bcall me|\bnamed|\bcalled|\byou are)\s+|(?:我是|我叫|名叫)\s*)"
-                    r"([A-Z][A-Za-z0-9_-]+)")
+_NAMES = re.compile(r"(?:(?i:\bI am|\bI['’]m|\bmy name is|\bcall me|\bnamed|\bcalled|\byou are)\s+"
+                    r"|(?:我是|我叫|名叫)\s*)([A-Z][A-Za-z0-9_-]+)")
 _SPECIAL = re.compile(r"<\|[^|>]*\|>")  # <|im_start|> and the like, left out of messages
 
 

@@ -24,7 +24,7 @@ def chat_completion(url: str, model: str, messages: list[dict[str, str]], api_ke
     body = json.dumps({"model": model, "messages": messages, "temperature": 0}).encode()
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
     request = urllib.request.Request(url.rstrip("/") + "/chat/completions", body, headers, method="POST")
-    for attempt in range(retries + 1):
+    for _ in range(retries + 1):
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 payload: Any = json.loads(response.read())

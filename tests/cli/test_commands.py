@@ -9,8 +9,8 @@ runner = CliRunner()
 
 def test_every_command_has_help():
     for args in (["--help"], ["train", "--help"], ["runs", "--help"], ["doctor", "--help"], ["models", "--help"],
-                 ["chat", "--help"], ["quickstart", "--help"], ["data", "convert", "--help"], ["data", "show", "--help"],
-                 ["data", "curate", "--help"], ["data", "report", "--help"]):
+                 ["chat", "--help"], ["quickstart", "--help"], ["data", "convert", "--help"],
+                 ["data", "show", "--help"], ["data", "curate", "--help"], ["data", "report", "--help"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, (args, result.output)
         assert "Usage" in result.output

@@ -29,7 +29,8 @@ def test_curate_then_report(tmp_path):
     first = json.loads((out / "data.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert first["meta"]["source"].endswith("alpaca_zh_demo.json")
 
-    result = CliRunner().invoke(app, ["data", "report", str(out), "--html", str(tmp_path / "r.html"), "--json", str(tmp_path / "d.json")])
+    result = CliRunner().invoke(app, ["data", "report", str(out), "--html", str(tmp_path / "r.html"),
+                                      "--json", str(tmp_path / "d.json")])
     assert result.exit_code == 0, result.output
     d = json.loads((tmp_path / "d.json").read_text(encoding="utf-8"))
     assert d["records"] == stats["records_out"]
@@ -46,7 +47,8 @@ def test_curate_dirty_input_with_skip_and_raise(tmp_path):
     assert result.exit_code == 0, result.output
     assert "3 in, 2 kept" in result.output and "rejected      1  malformed JSON" in result.output
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
-    assert stats["records_in"] == 3 == stats["records_out"] + sum(stats["removed"].values()) + sum(stats["rejected"].values())
+    assert stats["records_in"] == 3 == (stats["records_out"] + sum(stats["removed"].values())
+                                        + sum(stats["rejected"].values()))
     [reject] = [json.loads(line) for line in (tmp_path / "out" / "read_rejects.jsonl").read_text().splitlines()]
     assert (reject["source"], reject["line"]) == (str(tmp_path / "raw.jsonl"), 2)
 

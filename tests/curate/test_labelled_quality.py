@@ -124,7 +124,8 @@ def injected_recall(find, texts: list[str], kinds: dict[str, list[str]]) -> dict
             cut = host.find(" ", rnd.randrange(len(host))) if " " in host else len(host)
             cut = len(host) if cut < 0 else cut
             text = f"{host[:cut]} {value} {host[cut:]}"
-            target = value.split("：")[-1].split(" ")[-1].removeprefix("MRN: ") if kind in ("passport", "medical_record") else value
+            target = (value.split("：")[-1].split(" ")[-1].removeprefix("MRN: ")
+                      if kind in ("passport", "medical_record") else value)
             found = [sp for sp in find(text) if sp.type == kind]
             hits += any(target in sp.text or sp.text in value for sp in found)
             total += 1
@@ -150,7 +151,8 @@ def test_pii_recall_per_type_and_false_positives_on_clean_text(engine):
 def test_checksums_reject_lookalikes():
     types = list(PLACEHOLDERS)
     assert [sp.type for sp in detect("卡号 4111 1111 1111 1112 身份证 110105194912310021", types)] == []
-    assert [sp.type for sp in detect("卡号 4111 1111 1111 1111 身份证 11010519491231002X", types)] == ["bank_card", "id_cn"]
+    assert [sp.type for sp in detect("卡号 4111 1111 1111 1111 身份证 11010519491231002X", types)] == [
+        "bank_card", "id_cn"]
 
 
 @pytest.mark.parametrize("action,expected", [
@@ -168,7 +170,8 @@ def test_redaction(action, expected):
 
 def test_boilerplate_recall_on_injected_answers():
     base = load_alpaca("alpaca_zh_demo.json")[:100] + load_alpaca("alpaca_en_demo.json")[:100]
-    prefixes = ["As an AI language model, ", "作为一个人工智能语言模型，", "As a large language model, ", "作为一个AI，"]
+    prefixes = ["As an AI language model, ", "作为一个人工智能语言模型，", "As a large language model, ",
+                "作为一个AI，"]
     op = parse_op({"op": "machine_text"}, "0").build()
     injected = [chat(s.messages[0].content, prefixes[i % 4] + s.messages[1].content) for i, s in enumerate(base)]
     assert sum(op(s).__class__ is not Sample for s in injected) == len(injected)

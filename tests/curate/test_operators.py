@@ -40,9 +40,11 @@ def test_every_operator_runs_on_english_and_chinese(name):
     assert name in EXAMPLES, f"add an example config for {name!r}"
     cfg = parse_op({"op": name, **EXAMPLES[name]}, "test")
     for module in cfg.requires:
-        pytest.importorskip(module, reason=f"{name} needs the optional package {module!r}: pip install 'tuneforge[curate]'")
+        pytest.importorskip(module, reason=f"{name} needs the optional package {module!r}: "
+                                           "pip install 'tuneforge[curate]'")
     built = cfg.build()
-    samples = [chat("Explain photosynthesis in simple words.", "Plants turn light, water and CO2 into sugar and oxygen."),
+    samples = [chat("Explain photosynthesis in simple words.",
+                    "Plants turn light, water and CO2 into sugar and oxygen."),
                chat("用简单的话解释光合作用。", "植物利用光、水和二氧化碳制造糖和氧气。")]
     if cfg.is_global:
         assert built.decide([built.keys(samples)]).tolist() == [-1, -1]
@@ -82,7 +84,8 @@ def test_urls_masked_and_removed():
 
 
 def test_strip_html_keeps_generics_and_comparisons():
-    s = op(op="strip_html")(chat("q", "<p>Use <b>List&lt;String&gt;</b></p><script>x()</script> if a<b>c: List<String> x;"))
+    s = op(op="strip_html")(chat("q", "<p>Use <b>List&lt;String&gt;</b></p><script>x()</script> "
+                                      "if a<b>c: List<String> x;"))
     assert answer_of(s) == "Use List<String>\n if ac: List<String> x;"
 
 
@@ -145,7 +148,8 @@ def test_quality_repeated_lines_and_ngrams():
 
 def test_machine_text_and_refusals_in_both_languages():
     m = op(op="machine_text")
-    assert m(chat("q", "As an AI language model, I think...")) == Drop("machine_generated", "assistant: 'as an ai language model'")
+    assert m(chat("q", "As an AI language model, I think...")) == Drop("machine_generated",
+                                                                      "assistant: 'as an ai language model'")
     assert m(chat("q", "作为一个人工智能语言模型，我没有感情。")).reason == "machine_generated"
     assert isinstance(m(chat("As an AI language model, summarise", "Sure.")), Sample)  # only the answer is read
     r = op(op="refusal")
@@ -162,12 +166,13 @@ def test_answer_empty_short_and_echo():
     f = op(op="answer", min_chars=3)
     assert f(chat("q", "  ")) == Drop("empty_answer")
     assert f(chat("q", "ok")) == Drop("short_answer", "2 chars < 3")
-    assert f(chat("What is the tallest mountain in the world?", "What is the tallest mountain in the world?")).reason == \
-        "answer_repeats_question"
+    assert f(chat("What is the tallest mountain in the world?",
+                  "What is the tallest mountain in the world?")).reason == "answer_repeats_question"
     assert f(chat("世界上最高的山是哪座？", "世界上最高的山是哪座")).reason == "answer_repeats_question"
     assert isinstance(f(chat("Proofread: finally sara went to the supermarket",
                              "Finally, Sara went to the supermarket.")), Sample)
-    pref = Sample(messages=[Message("user", "hi")], chosen=[Message("assistant", "")], rejected=[Message("assistant", "x")])
+    pref = Sample(messages=[Message("user", "hi")], chosen=[Message("assistant", "")],
+                  rejected=[Message("assistant", "x")])
     assert f(pref).reason == "empty_answer"
 
 

@@ -172,7 +172,8 @@ def slow_run(out: str) -> dict:
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     out = tmp_path / "out"
-    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_pipeline as t; t.slow_run({str(out)!r})"
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            f"import test_pipeline as t; t.slow_run({str(out)!r})")
     child = subprocess.Popen([sys.executable, "-c", code])
     marker = out / ".work" / "00" / "000002.done"
     deadline = time.monotonic() + 60

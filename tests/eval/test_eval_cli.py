@@ -57,7 +57,8 @@ def test_advise_asks_what_the_flags_leave_out(tmp_path):
 
 def test_eval_command_prints_the_summary(tiny_model_dir, tmp_path):
     data = tmp_path / "e.jsonl"
-    data.write_text(json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}) + "\n")
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": "Hi"},
+                                             {"role": "assistant", "content": "Hello"}]}) + "\n")
     cfg = tmp_path / "eval.yaml"
     cfg.write_text(f"model: {{name_or_path: {tiny_model_dir}}}\neval:\n  datasets: [{{path: {data}}}]\n"
                    f"  output_dir: {tmp_path / 'out'}\n  generation: {{max_new_tokens: 4}}\n")

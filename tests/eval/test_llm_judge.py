@@ -166,7 +166,8 @@ def test_eval_with_a_judge_endpoint_adds_rubric_scores(tiny_model_dir, tmp_path)
     from tuneforge.eval.runner import run_eval
 
     data = tmp_path / "e.jsonl"
-    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]},
+    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q},
+                                                     {"role": "assistant", "content": a}]},
                                        ensure_ascii=False) + "\n" for q, a in [("Capital of France?", "Paris"),
                                                                                ("法国的首都？", "巴黎")]))
     _Handler.replies = [(200, "Score: 6/10"), (200, "unsure")]
@@ -190,7 +191,8 @@ def test_compare_judges_each_strategy_against_the_baseline_in_both_orders(tiny_m
     from tuneforge.eval.compare import run_compare
 
     data = tmp_path / "e.jsonl"
-    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
+    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q},
+                                                     {"role": "assistant", "content": a}]})
                             + "\n" for q, a in [("Capital of France?", "Paris"), ("2 + 2?", "4")]))
     first_position = _fake_judge(lambda p: '{"winner": "A"}' if "[Answer A]" in p else '{"score": 5}')
     monkeypatch.setattr(judge_module, "make_judge", lambda cfg: first_position)

@@ -19,8 +19,8 @@ def one(name, prediction, reference=None, **options):
 
 
 def test_tokens_split_chinese_characters_and_punctuation():
-    assert tokens("我爱北京天安门！Hello, world 2024.") == ["我", "爱", "北", "京", "天", "安", "门", "！", "Hello", ",",
-                                                           "world", "2024", "."]
+    assert tokens("我爱北京天安门！Hello, world 2024.") == ["我", "爱", "北", "京", "天", "安", "门", "！",
+                                                           "Hello", ",", "world", "2024", "."]
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -55,7 +55,8 @@ def test_rouge_l_english_matches_rouge_score():
 
 def test_rouge_l_chinese_by_character():
     # LCS(今天天气很好, 今天的天气非常好) = 今天天气好 = 5; P = 5/6, R = 5/8
-    assert one("rouge_l", "今天天气很好。", "今天的天气非常好。") == pytest.approx(2 * (5 / 6) * (5 / 8) / (5 / 6 + 5 / 8))
+    assert one("rouge_l", "今天天气很好。", "今天的天气非常好。") == pytest.approx(
+        2 * (5 / 6) * (5 / 8) / (5 / 6 + 5 / 8))
     assert one("rouge_l", "", "") == 1.0 and one("rouge_l", "abc", "") == 0.0
 
 

@@ -12,9 +12,12 @@ from tuneforge.eval.runner import run_eval
 from tuneforge.types import Message, Sample
 
 EVAL_ROWS = [
-    {"id": "en", "messages": [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Paris"}]},
-    {"id": "zh", "messages": [{"role": "user", "content": "法国的首都是哪里？"}, {"role": "assistant", "content": "巴黎"}]},
-    {"id": "long", "messages": [{"role": "user", "content": "Repeat: " + "la " * 200}, {"role": "assistant", "content": "la"}]},
+    {"id": "en", "messages": [{"role": "user", "content": "Capital of France?"},
+                              {"role": "assistant", "content": "Paris"}]},
+    {"id": "zh", "messages": [{"role": "user", "content": "法国的首都是哪里？"},
+                              {"role": "assistant", "content": "巴黎"}]},
+    {"id": "long", "messages": [{"role": "user", "content": "Repeat: " + "la " * 200},
+                                {"role": "assistant", "content": "la"}]},
 ]
 
 
@@ -43,7 +46,8 @@ def test_eval_writes_results_summary_and_report(tiny_model_dir, eval_file, tmp_p
     # the long sample does not fit template.cutoff_len: counted in the notes, its loss left empty
     assert rows[2]["reference_loss"] is None and rows[0]["reference_loss"] > 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["samples"] == 3 and set(summary["scores"]) == {"exact_match", "contains", "chrf", "length", "refusal"}
+    assert summary["samples"] == 3
+    assert set(summary["scores"]) == {"exact_match", "contains", "chrf", "length", "refusal"}
     assert summary["perplexity"] == pytest.approx(torch.exp(torch.tensor(summary["reference_loss"])).item(), rel=1e-5)
     assert "too_long" in " ".join(run.notes)
     page = (tmp_path / "out" / "report.html").read_text()
@@ -74,7 +78,8 @@ def test_reference_loss_equals_the_models_own_loss_on_the_answer_tokens(tiny_mod
 def test_eval_with_an_adapter_run_directory(tiny_model_dir, eval_file, tmp_path):
     from tuneforge.train.run import run_training
 
-    train_cfg = build_config({"model": {"name_or_path": str(tiny_model_dir)}, "data": str(eval_file.parent / "train.jsonl"),
+    train_cfg = build_config({"model": {"name_or_path": str(tiny_model_dir)},
+                              "data": str(eval_file.parent / "train.jsonl"),
                               "template": {"cutoff_len": 64}, "method": {"name": "lora", "r": 4},
                               "train": {"output_dir": str(tmp_path / "run"), "max_steps": 1, "batch_size": 2}})
     (eval_file.parent / "train.jsonl").write_text(eval_file.read_text().split("\n", 2)[0] + "\n")

@@ -44,7 +44,8 @@ def test_show_prints_samples_and_counts(app, tmp_path):
 
 
 def test_show_reports_dropped_samples(app, tmp_path):
-    path = write(tmp_path, [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a" * 50}]}])
+    path = write(tmp_path, [{"messages": [{"role": "user", "content": "q"},
+                                          {"role": "assistant", "content": "a" * 50}]}])
     result = CliRunner().invoke(app, ["show", path, "--template", "chatml", "--cutoff", "20"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "dropped: too_long" in result.output

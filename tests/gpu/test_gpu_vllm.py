@@ -44,7 +44,8 @@ def test_vllm_backend_serves_the_base_and_a_lora_adapter(tmp_path):
                 time.sleep(2)
         assert {"base", "mine"} <= set(ids)
         for name in ("base", "mine"):
-            out = client.chat.completions.create(model=name, messages=[{"role": "user", "content": "Capital of France?"}],
+            out = client.chat.completions.create(model=name,
+                                                 messages=[{"role": "user", "content": "Capital of France?"}],
                                                  temperature=0, max_tokens=16)
             assert "Paris" in out.choices[0].message.content
     finally:

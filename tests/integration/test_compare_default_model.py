@@ -47,7 +47,8 @@ def test_format_task_fine_tuned_adapter_wins(format_adapter, tmp_path, monkeypat
     assert runs["lora"].extra["training_seconds"] > 0 and runs["lora"].extra["trained_tokens"] > 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["recommendation"]["strategy"] == "lora"
-    assert (tmp_path / "compare.png").stat().st_size > 0 and "Recommendation: lora" in (tmp_path / "report.html").read_text()
+    assert (tmp_path / "compare.png").stat().st_size > 0
+    assert "Recommendation: lora" in (tmp_path / "report.html").read_text()
 
 
 def test_qa_over_documents_rag_wins(default_model, tmp_path, monkeypatch):

@@ -27,7 +27,8 @@ def test_doctor_reports_alpaca_and_flags_pad_eos(shared_datasets, tmp_path, defa
     assert report["samples"] == report["kept"] == 999
     assert report["stop_trained"] == 999
     assert 0.5 < report["trained_fraction"] < 0.95
-    assert report["length_percentiles"]["p50"] < report["length_percentiles"]["p95"] <= report["length_percentiles"]["max"]
+    lengths = report["length_percentiles"]
+    assert lengths["p50"] < lengths["p95"] <= lengths["max"]
     codes = {f["code"]: f["level"] for f in report["findings"]}
     assert codes["pad_is_eos"] == "info"  # tuneforge masks padding by position
     assert "token lengths" in result.output and "pad_is_eos" in result.output

@@ -89,7 +89,8 @@ def test_counts_by_reason_add_up(write, tmp_path):
 def test_json_array_error_names_line_and_index(write):
     records = [GOOD, GOOD, {"instruction": "Q", "input": "", "output": ["A"]}]
     path = write("data.json", records)  # indent=2: the third record opens on line 12
-    with pytest.raises(DataError, match=rf"^{path}:12 \(index 2\): wrong type for 'output': expected a string, got list$"):
+    with pytest.raises(DataError,
+                       match=rf"^{path}:12 \(index 2\): wrong type for 'output': expected a string, got list$"):
         read(path)
 
 
@@ -98,7 +99,8 @@ def test_invalid_utf8_inside_a_json_array_rejects_only_that_record(write):
                               b'{"instruction": "caf\xe9", "input": "", "output": "A"}\n]')
     report = ReadReport()
     assert len(read(path, on_error="skip", report=report)) == 1
-    assert dict(report.rejected) == {"invalid UTF-8": 1} and report.first_rejected_at["invalid UTF-8"] == f"{path}:3 (index 1)"
+    assert dict(report.rejected) == {"invalid UTF-8": 1}
+    assert report.first_rejected_at["invalid UTF-8"] == f"{path}:3 (index 1)"
 
 
 def test_invalid_utf8_in_csv_names_the_field(write):
@@ -115,7 +117,8 @@ def test_malformed_json_array_stops_even_when_skipping(write):
 
 
 def test_preference_prompt_must_end_with_user(write):
-    path = write("data.jsonl", jsonl({"chosen": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}],
+    path = write("data.jsonl", jsonl({"chosen": [{"role": "user", "content": "Q"},
+                                                 {"role": "assistant", "content": "A"}],
                                       "rejected": [{"role": "assistant", "content": "B"}]}))
     with pytest.raises(DataError, match=rf"^{path}:1: empty prompt$"):
         read(path)

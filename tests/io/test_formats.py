@@ -55,7 +55,8 @@ def test_alpaca_column_mapping(write):
 
 
 def test_unknown_column_field_names_the_closest(write):
-    with pytest.raises(ConfigError, match="'instrution' is not a field of the alpaca format; did you mean 'instruction'"):
+    with pytest.raises(ConfigError,
+                       match="'instrution' is not a field of the alpaca format; did you mean 'instruction'"):
         read_one(write, {"instruction": "Q", "output": "A"}, fmt="alpaca", columns={"instrution": "q"})
 
 

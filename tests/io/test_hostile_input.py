@@ -38,11 +38,13 @@ def test_convert_skips_deep_lines_and_counts_them(tmp_path, name):
     src = tmp_path / name
     data = deep_jsonl().encode()
     src.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
-    result = runner.invoke(app, ["data", "convert", str(src), "-o", str(tmp_path / "out/o.jsonl"), "--on-error", "skip"])
+    result = runner.invoke(app, ["data", "convert", str(src), "-o", str(tmp_path / "out/o.jsonl"),
+                                 "--on-error", "skip"])
     assert result.exit_code == 0, result.output
     assert len(lines(tmp_path / "out/o.jsonl")) == 21
     rejects = lines(tmp_path / "out/rejects.jsonl")
-    assert [(r["source"], r["line"], r["reason"]) for r in rejects] == [(str(src), 2 * i + 2, REASON) for i in range(20)]
+    assert [(r["source"], r["line"], r["reason"]) for r in rejects] == [(str(src), 2 * i + 2, REASON)
+                                                                         for i in range(20)]
     assert rejects[0]["record"] == HOSTILE[0]  # the raw line, kept for the user
     assert "nested too deeply" in result.output  # the summary names the reason
     assert not list((tmp_path / "out").glob(".*"))  # no temporary file left behind

@@ -49,7 +49,8 @@ def test_read_documents_text_files_whole_and_data_files_per_record(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.md").write_text("# A\nalpha facts")
     (tmp_path / "docs" / "empty.txt").write_text("   ")
-    (tmp_path / "records.jsonl").write_text(json.dumps({"text": "beta facts"}) + "\n" + json.dumps({"text": "gamma"}) + "\n")
+    (tmp_path / "records.jsonl").write_text(json.dumps({"text": "beta facts"}) + "\n"
+                                            + json.dumps({"text": "gamma"}) + "\n")
     docs = read_documents([str(tmp_path / "docs"), str(tmp_path / "records.jsonl")])
     assert [d.text for d in docs] == ["# A\nalpha facts", "beta facts", "gamma"]
     with pytest.raises(TuneforgeError, match="no such file"):
@@ -98,7 +99,8 @@ def _toy_index(monkeypatch, vectors, texts):
 
     monkeypatch.setattr(index_module, "embed", lambda t, model=None: np.array([[1.0, 0.0]], np.float32))
     chunks = [Chunk(i, f"d{i}", 0, len(t), t) for i, t in enumerate(texts)]
-    return Index(chunks, np.asarray(vectors, np.float32), BM25.from_texts(texts), {"embedder": "toy", "format_version": 1})
+    return Index(chunks, np.asarray(vectors, np.float32), BM25.from_texts(texts),
+                 {"embedder": "toy", "format_version": 1})
 
 
 def test_hybrid_fuses_dense_and_bm25_rankings(monkeypatch):

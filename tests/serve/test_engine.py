@@ -35,7 +35,8 @@ def test_continuous_batching_matches_one_by_one_generate(engine):
         expected.append(out[0, len(prompt):].tolist())
     done: queue.Queue = queue.Queue()
     for i, (prompt, n) in enumerate(zip(prompts, lengths)):
-        engine.submit(prompt, SamplingParams(max_tokens=n), lambda e, i=i: isinstance(e, Completion) and done.put((i, e)))
+        engine.submit(prompt, SamplingParams(max_tokens=n),
+                      lambda e, i=i: isinstance(e, Completion) and done.put((i, e)))
     got = dict(done.get(timeout=60) for _ in prompts)
     for i, ids in enumerate(expected):
         assert got[i].text == engine.tokenizer.decode(ids, skip_special_tokens=True)
@@ -155,7 +156,7 @@ def random_artefact(tiny_dir, out, settings: dict):
     cfg = method_config(settings)
     adapted = get_method(cfg.name).apply(model, cfg)
     with torch.no_grad():
-        for name, param in adapted.named_parameters():
+        for _, param in adapted.named_parameters():
             if param.requires_grad:
                 param.add_(torch.randn(param.shape, generator=torch.Generator().manual_seed(1)) * 0.5)
     get_method(cfg.name).save(adapted, out)

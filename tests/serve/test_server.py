@@ -146,7 +146,8 @@ def test_error_cases_get_openai_error_bodies(make_engine):
         assert bad_json.status_code == 400 and error_of(bad_json)["type"] == "invalid_request_error"
         missing = post("/v1/chat/completions", json={"model": "tiny"})
         assert missing.status_code == 422 and error_of(missing)["param"] == "messages"
-        big = post("/v1/chat/completions", json={"model": "tiny", "messages": [{"role": "user", "content": "x" * 5000}]})
+        big = post("/v1/chat/completions",
+                   json={"model": "tiny", "messages": [{"role": "user", "content": "x" * 5000}]})
         assert big.status_code == 413 and error_of(big)["code"] == "request_too_large"
 
         def chunked():
@@ -165,8 +166,8 @@ def test_error_cases_get_openai_error_bodies(make_engine):
 def test_full_queue_gets_429_and_a_closing_engine_503(make_engine):
     engine = make_engine(max_batch_size=1, max_waiting=1)
     with running_server(engine) as (url, _):
-        long = {"model": "tiny", "messages": [{"role": "user", "content": "go"}], "max_tokens": 1500, "ignore_eos": True,
-                "stream": True}
+        long = {"model": "tiny", "messages": [{"role": "user", "content": "go"}], "max_tokens": 1500,
+                "ignore_eos": True, "stream": True}
         with httpx.Client(timeout=60) as h:
             with h.stream("POST", f"{url}/v1/chat/completions", json=long) as first:
                 first_lines = first.iter_lines()  # kept: a dropped line iterator closes the response

@@ -33,7 +33,8 @@ def test_weights_resample_to_shares_keeping_epoch_size():
 def test_temperature_lifts_small_tasks():
     shares = mixture_shares([10, 90], _data("temperature").datasets, _data("temperature", t=2.0))
     assert shares == pytest.approx([10 ** 0.5 / (10 ** 0.5 + 90 ** 0.5), 90 ** 0.5 / (10 ** 0.5 + 90 ** 0.5)])
-    assert mixture_shares([10, 90], _data("temperature").datasets, _data("temperature", t=1.0)) == pytest.approx([0.1, 0.9])
+    assert mixture_shares([10, 90], _data("temperature").datasets,
+                          _data("temperature", t=1.0)) == pytest.approx([0.1, 0.9])
 
 
 def test_instruction_prefix_goes_before_the_first_user_turn():

@@ -12,12 +12,14 @@ HELP = "commands: /reset (forget the conversation), /system TEXT (set the system
 
 
 def chat(
-    model: Annotated[str, typer.Option("--model", "-m", help="Alias, HF directory, .gguf file or hub id.")] = DEFAULT_MODEL,
+    model: Annotated[str, typer.Option(
+        "--model", "-m", help="Alias, HF directory, .gguf file or hub id.")] = DEFAULT_MODEL,
     adapter: Annotated[Optional[str], typer.Option(
         help="A trained artefact of any method (a run directory or its final/).")] = None,
     system: Annotated[Optional[str], typer.Option(help="System prompt.")] = None,
     prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="Answer this one message and exit.")] = None,
-    template: Annotated[str, typer.Option(help="Chat template: auto (the tokenizer's own) or a built-in name.")] = "auto",
+    template: Annotated[str, typer.Option(
+        help="Chat template: auto (the tokenizer's own) or a built-in name.")] = "auto",
     max_new_tokens: Annotated[int, typer.Option(help="Most tokens per reply.")] = 256,
     temperature: Annotated[float, typer.Option(help="0 = greedy decoding.")] = 0.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,

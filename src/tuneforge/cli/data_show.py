@@ -23,7 +23,8 @@ def show(
         show_default=False, help="Data files, folders or globs (any format `tuneforge data convert` reads).")],
     n: Annotated[int, typer.Option("--n", "-n", min=1, help="How many samples to show, from the start.")] = 3,
     template: Annotated[str, typer.Option(
-        "--template", "-t", help=f"Chat template: {', '.join(template_names())} (auto: the tokenizer's own).")] = "auto",
+        "--template", "-t",
+        help=f"Chat template: {', '.join(template_names())} (auto: the tokenizer's own).")] = "auto",
     model: Annotated[str, typer.Option("--model", "-m", help="Model whose tokenizer to use.")] = DEFAULT_MODEL,
     cutoff: Annotated[int, typer.Option(min=1, help="Maximum tokens per sample (template.cutoff_len).")] = 1024,
     train_on: Annotated[Literal["assistant", "last", "all"], typer.Option(

@@ -16,7 +16,8 @@ def export(
         help="A trained artefact of any method (a run directory or its final/).")],
     out: Annotated[Path, typer.Option(help="New directory to write.")],
     model: Annotated[str, typer.Option("--model", "-m", help="The base the artefact was trained on.")] = DEFAULT_MODEL,
-    merge: Annotated[bool, typer.Option(help="Merge LoRA / DoRA / IA3 into the base weights (else: the adapter).")] = False,
+    merge: Annotated[bool, typer.Option(
+        help="Merge LoRA / DoRA / IA3 into the base weights (else: the adapter).")] = False,
     dtype: Annotated[str, typer.Option(help="Saved dtype of a merged model: auto (the base's), float32, bfloat16, "
                                             "float16. Merging itself is always done in float32.")] = "auto",
     gguf: Annotated[list[str] | None, typer.Option(

@@ -13,10 +13,12 @@ from tuneforge.config import DEFAULT_MODEL
 def generate(
     input: Annotated[str, typer.Argument(help="Dataset file, folder or glob (any format `tuneforge data` reads).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Replies, one JSON line per input sample.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Alias, HF directory, .gguf file or hub id.")] = DEFAULT_MODEL,
+    model: Annotated[str, typer.Option(
+        "--model", "-m", help="Alias, HF directory, .gguf file or hub id.")] = DEFAULT_MODEL,
     adapter: Annotated[Optional[str], typer.Option(
         help="A trained artefact of any method (a run directory or its final/).")] = None,
-    template: Annotated[str, typer.Option(help="Chat template: auto (the tokenizer's own) or a built-in name.")] = "auto",
+    template: Annotated[str, typer.Option(
+        help="Chat template: auto (the tokenizer's own) or a built-in name.")] = "auto",
     max_new_tokens: Annotated[int, typer.Option(help="Most tokens per reply.")] = 256,
     temperature: Annotated[float, typer.Option(help="0 = greedy decoding.")] = 0.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,

@@ -25,16 +25,19 @@ def _adapters(specs: list[str]) -> dict[str, str]:
 
 
 def serve(
-    model: Annotated[str, typer.Option("--model", "-m", help="Alias, HF directory, .gguf file or hub id.")] = DEFAULT_MODEL,
+    model: Annotated[str, typer.Option(
+        "--model", "-m", help="Alias, HF directory, .gguf file or hub id.")] = DEFAULT_MODEL,
     adapter: Annotated[Optional[list[str]], typer.Option(
         help="NAME=PATH: serve a trained artefact of any method (a run directory or its final/) as model id NAME "
              "(repeatable).")] = None,
-    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(
+        help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     api_key: Annotated[Optional[str], typer.Option(
         help="Require 'Authorization: Bearer KEY' (default: $TUNEFORGE_API_KEY, else no key).")] = None,
     served_model_name: Annotated[Optional[str], typer.Option(help="Model id of the base (default: its name).")] = None,
-    template: Annotated[str, typer.Option(help="Chat template: auto (the tokenizer's own) or a built-in name.")] = "auto",
+    template: Annotated[str, typer.Option(
+        help="Chat template: auto (the tokenizer's own) or a built-in name.")] = "auto",
     backend: Annotated[str, typer.Option(help="'tuneforge' (this engine, CPU or GPU) or 'vllm' (CUDA).")] = "tuneforge",
     max_batch_size: Annotated[int, typer.Option(help="Most requests decoding together.")] = 32,
     max_waiting: Annotated[int, typer.Option(help="Queued requests beyond which new ones get 429.")] = 256,

@@ -17,7 +17,8 @@ from tuneforge.cli.progress import TrainingProgress, duration
 
 def train(
     config: Annotated[Path, typer.Argument(help="YAML config with model, data, template, method, train sections.")],
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: train.learning_rate=1e-4.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="Override a key: train.learning_rate=1e-4.")] = None,
     resume: Annotated[Optional[str], typer.Option(help="'auto' (newest checkpoint) or a checkpoint directory.")] = None,
     allow_config_change: Annotated[Optional[list[str]], typer.Option(
         "--allow-config-change", metavar="KEY",

@@ -76,7 +76,7 @@ class NormalizeWhitespace(OpConfig):
     """Tabs are kept by default: they carry meaning in code and TSV answers."""
 
     def build(self) -> _TextMap:
-        blank = re.compile(r"\n{%d,}" % (self.max_blank_lines + 2))
+        blank = re.compile(rf"\n{{{self.max_blank_lines + 2},}}")
         keep_nl = "\n" * (self.max_blank_lines + 1)
         spaces = _SPACES if self.tabs_to_spaces else re.compile(_SPACES.pattern.replace("\\t", ""))
 
@@ -111,7 +111,7 @@ class Urls(OpConfig):
 _TAGS = ("a abbr b blockquote body br caption center code dd div dl dt em font footer h1 h2 h3 h4 h5 "
          "h6 head header hr html i img input label li link meta nav ol p pre script section small "
          "span strong style sub sup table tbody td th thead title tr u ul").split()
-_TAG_RE = re.compile(r"</?(?:%s)(?:\s[^<>]*)?/?>" % "|".join(_TAGS), re.I)
+_TAG_RE = re.compile(r"</?(?:" + "|".join(_TAGS) + r")(?:\s[^<>]*)?/?>", re.I)
 _DROP_BLOCKS = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.I | re.S)
 _BLOCK_TAGS = re.compile(r"<(?:br|/p|/div|/li|/tr|/h\d)\s*/?>", re.I)
 

@@ -160,7 +160,8 @@ STOP_WORDS = {
     "en": frozenset("the be to of and a in that have i it for not on with he as you do at this but "
                     "his by from they we say her she or an will my one all would there their what so "
                     "is are was were can if".split()),
-    "zh": frozenset("的 了 是 在 和 有 我 不 这 也 就 人 都 一 个 上 们 来 到 你 他 说 要 会 可 以 为 对 与 而 及 或 中 等".split()),
+    "zh": frozenset("的 了 是 在 和 有 我 不 这 也 就 人 都 一 个 上 们 来 到 你 他 说 "
+                    "要 会 可 以 为 对 与 而 及 或 中 等".split()),
 }
 
 

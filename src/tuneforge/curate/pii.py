@@ -67,7 +67,8 @@ def _digits(s: str) -> str:
 _D = r"(?<![\w.-])"  # not glued to a longer token on the left
 _E = r"(?![\w-])"
 RECOGNIZERS: dict[str, tuple[re.Pattern[str], Callable[[str], bool] | None]] = {
-    "email": (re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), None),
+    "email": (re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@"
+                         r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), None),
     "id_cn": (re.compile(_D + r"[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]" + _E),
               valid_cn_id),
     "bank_card": (re.compile(_D + r"(?:\d{4}[ -]){3}\d{4}(?:[ -]?\d{1,3})?" + _E + "|" + _D + r"\d{15,19}" + _E),
@@ -75,16 +76,21 @@ RECOGNIZERS: dict[str, tuple[re.Pattern[str], Callable[[str], bool] | None]] = {
     "phone_cn": (re.compile(r"(?<![\w+])(?:(?:\+|00)86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)"), None),
     # International numbers must carry their + country code: bare digit runs are too often quantities.
     # US style (555) 123-4567 / 555-123-4567 is common enough in English data to be matched without.
-    "phone_intl": (re.compile(r"(?<![\w+])\+(?!86)[1-9]\d{0,2}[ -]?(?:\(\d{1,4}\)[ -]?)?\d{1,4}(?:[ -]?\d{2,4}){1,4}(?!\d)"
+    "phone_intl": (re.compile(r"(?<![\w+])\+(?!86)[1-9]\d{0,2}[ -]?(?:\(\d{1,4}\)[ -]?)?"
+                              r"\d{1,4}(?:[ -]?\d{2,4}){1,4}(?!\d)"
                               r"|(?<![\w(])\(\d{3}\) ?\d{3}-\d{4}(?!\d)|(?<![\w-])\d{3}-\d{3}-\d{4}(?![\w-])"),
                    lambda s: 8 <= len(_digits(s)) <= 15),
-    "ip": (re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.])"), None),
+    "ip": (re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
+                      r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.])"), None),
     # Passport and medical-record numbers have no checksum; they count only next to their keyword.
-    "passport": (re.compile(r"(?i:passport(?: number| no\.?)?|护照(?:号码|号)?)\s*(?:is|:|：|#)?\s*([A-Z]{1,2}\d{6,9})\b"), None),
-    "medical_record": (re.compile(r"(?i:medical record (?:number|no\.?)|MRN|病历号|病案号|住院号)\s*(?:is|:|：|#)?\s*([A-Za-z]{0,3}\d{5,12})\b"), None),
+    "passport": (re.compile(r"(?i:passport(?: number| no\.?)?|护照(?:号码|号)?)"
+                            r"\s*(?:is|:|：|#)?\s*([A-Z]{1,2}\d{6,9})\b"), None),
+    "medical_record": (re.compile(r"(?i:medical record (?:number|no\.?)|MRN|病历号|病案号|住院号)"
+                                  r"\s*(?:is|:|：|#)?\s*([A-Za-z]{0,3}\d{5,12})\b"), None),
 }
 PLACEHOLDERS = {"email": "<EMAIL>", "phone_cn": "<PHONE>", "phone_intl": "<PHONE>", "id_cn": "<ID>",
-                "bank_card": "<BANK_CARD>", "ip": "<IP>", "passport": "<PASSPORT>", "medical_record": "<MEDICAL_RECORD>"}
+                "bank_card": "<BANK_CARD>", "ip": "<IP>", "passport": "<PASSPORT>",
+                "medical_record": "<MEDICAL_RECORD>"}
 # Which recognizer wins where two overlap: a valid ID number is not also a bank card or a phone.
 _PRIORITY = ["email", "id_cn", "bank_card", "medical_record", "passport", "phone_cn", "phone_intl", "ip"]
 
@@ -171,7 +177,8 @@ class _PiiOp:
                 return text
             out, last = [], 0
             for sp in spans:
-                repl = "*" * (sp.end - sp.start) if self.cfg.action == "mask" else PLACEHOLDERS.get(sp.type, f"<{sp.type.upper()}>")
+                repl = ("*" * (sp.end - sp.start) if self.cfg.action == "mask"
+                        else PLACEHOLDERS.get(sp.type, f"<{sp.type.upper()}>"))
                 out += [text[last:sp.start], repl]
                 last = sp.end
             return "".join(out) + text[last:]

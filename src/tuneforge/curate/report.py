@@ -41,7 +41,8 @@ def diagnose(samples: Iterable[Sample], tokenizer: str | None = None, label_fiel
         from tuneforge.models import load_tokenizer
 
         tok = load_tokenizer(tokenizer)
-    kinds, tasks, langs, labels, roles, systems, pii = Counter(), Counter(), Counter(), Counter(), Counter(), Counter(), Counter()
+    kinds, tasks, langs, labels, roles, systems, pii = (Counter(), Counter(), Counter(), Counter(), Counter(),
+                                                        Counter(), Counter())
     chars, tokens, answer_chars = [], [], []
     grams_en, grams_zh = Counter(), Counter()
     refusals = machine = json_like = json_ok = 0
@@ -87,9 +88,13 @@ def diagnose(samples: Iterable[Sample], tokenizer: str | None = None, label_fiel
     if n:
         a, b = mh.permutations(128)
         sh = mh.shingle(texts)
-        keys = NearKeys(mh.band_hashes(mh.signatures(sh, a, b), 32, 4), sh, KeepFacts(np.zeros(n, np.int64), np.zeros(n)))
+        keys = NearKeys(mh.band_hashes(mh.signatures(sh, a, b), 32, 4), sh,
+                        KeepFacts(np.zeros(n, np.int64), np.zeros(n)))
         near = int((near_duplicates([keys], near_threshold, "first") >= 0).sum())
-    rate = (lambda k: round(k / n, 4) if n else 0.0)
+
+    def rate(k: int) -> float:
+        return round(k / n, 4) if n else 0.0
+
     return {
         "records": n, "kinds": dict(kinds), "tasks": dict(tasks.most_common()),
         "chars": _hist(chars), "tokens": _hist(tokens) if tokens else None, "answer_chars": _hist(answer_chars),
@@ -99,7 +104,8 @@ def diagnose(samples: Iterable[Sample], tokenizer: str | None = None, label_fiel
         "empty_answer_rate": rate(sum(1 for c in answer_chars if c == 0)),
         "role_orders": dict(roles.most_common(10)), "system_prompts": len(systems),
         "top_system_prompts": dict(systems.most_common(5)),
-        "json_answers": {"looks_like_json": json_like, "valid": json_ok, "validity_rate": round(json_ok / json_like, 4) if json_like else None},
+        "json_answers": {"looks_like_json": json_like, "valid": json_ok,
+                         "validity_rate": round(json_ok / json_like, 4) if json_like else None},
         "top_ngrams": {"en": dict(grams_en.most_common(15)), "zh": dict(grams_zh.most_common(15))},
     }
 
@@ -145,8 +151,9 @@ def _svg_bars(values: dict[str, int], title: str) -> str:
     if not values:
         return ""
     top = max(values.values()) or 1
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td><svg width='300' height='12'><rect width='{v / top * 300:.0f}' "
-                   f"height='12' fill='#4a7bd0'/></svg> {v}</td></tr>" for k, v in list(values.items())[:20])
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td><svg width='300' height='12'>"
+                   f"<rect width='{v / top * 300:.0f}' height='12' fill='#4a7bd0'/></svg> {v}</td></tr>"
+                   for k, v in list(values.items())[:20])
     return f"<h3>{html.escape(title)}</h3><table>{rows}</table>"
 
 
@@ -163,7 +170,8 @@ def render_html(d: dict[str, Any], stats: dict[str, Any] | None = None) -> str:
         parts.append(_svg_bars(rejected, "Rejected by the readers, by reason"))
     summary = {k: d[k] for k in ("exact_duplicate_rate", "near_duplicate_rate", "refusal_rate", "machine_text_rate",
                                  "empty_answer_rate", "system_prompts")}
-    parts.append("<h2>Summary</h2><table>" + "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in summary.items()) + "</table>")
+    parts.append("<h2>Summary</h2><table>" + "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in summary.items())
+                 + "</table>")
     parts += [_svg_hist(d["chars"], "Length in characters"), _svg_hist(d["tokens"], "Length in tokens"),
               _svg_hist(d["answer_chars"], "Answer length in characters"), _svg_bars(d["languages"], "Languages"),
               _svg_bars(d["kinds"], "Kinds"), _svg_bars(d["tasks"], "Samples per task"),

@@ -93,7 +93,8 @@ def chrf_stats(prediction: str, reference: str) -> list[int]:
     p, r = "".join(prediction.split()), "".join(reference.split())
     out = []
     for n in range(1, CHRF_ORDER + 1):
-        hyp, ref = Counter(p[i:i + n] for i in range(len(p) - n + 1)), Counter(r[i:i + n] for i in range(len(r) - n + 1))
+        hyp = Counter(p[i:i + n] for i in range(len(p) - n + 1))
+        ref = Counter(r[i:i + n] for i in range(len(r) - n + 1))
         out += [sum(hyp.values()), sum(ref.values()), sum((hyp & ref).values())]
     return out
 

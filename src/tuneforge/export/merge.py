@@ -154,6 +154,6 @@ def export(model: str, adapter: str | Path, out_dir: str | Path, *, merge: bool 
     # look (not only in chat_template.jinja, which older ones miss).
     tokenizer.save_pretrained(str(out_dir), save_jinja_files=False)
     diff = (_probe_logits(reloaded, ids) - expected).abs().max().item()
-    return ExportReport(out_dir, method.name, merge, str(save_dtype if merge else "float32").removeprefix("torch."), diff,
-                        chat_template)
+    return ExportReport(out_dir, method.name, merge, str(save_dtype if merge else "float32").removeprefix("torch."),
+                        diff, chat_template)
 

@@ -12,8 +12,9 @@ from tuneforge.errors import TuneforgeError
 
 
 def check_links(directory: str | Path) -> None:
-    """Raise naming the first link under `directory` whose target lies outside it (or that loops). The directory itself may be a link (`runs/x/final -> /data/...`): its contents are
-    judged against where it really is."""
+    """Raise naming the first link under `directory` whose target lies outside it (or that loops).
+    The directory itself may be a link (`runs/x/final -> /data/...`): its contents are judged against
+    where it really is."""
     root = Path(directory).resolve()
     for folder, dirs, files in os.walk(root):  # does not descend into linked folders: they are checked here
         for name in dirs + files:

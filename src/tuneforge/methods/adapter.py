@@ -174,7 +174,8 @@ class Adapter:
         return model.requires_grad_(False).eval()
 
     def merge(self, model: nn.Module) -> nn.Module:
-        raise TuneforgeError("bottleneck adapters add modules of their own: they cannot be merged into the base weights")
+        raise TuneforgeError("bottleneck adapters add modules of their own: "
+                             "they cannot be merged into the base weights")
 
     def adapters_off(self, model: nn.Module):
         return lambda: disabled(model)

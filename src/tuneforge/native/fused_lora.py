@@ -113,7 +113,8 @@ def _plain_adapter(layer, x: torch.Tensor) -> str | None:
     dropout = layer.lora_dropout[adapter]
     if type(base) is not nn.Linear or base.weight.requires_grad or (base.bias is not None and base.bias.requires_grad):
         return None
-    if not (isinstance(dropout, (FastDropout, nn.Identity)) or (isinstance(dropout, nn.Dropout) and not dropout.training)):
+    if not (isinstance(dropout, (FastDropout, nn.Identity))
+            or (isinstance(dropout, nn.Dropout) and not dropout.training)):
         return None
     weights = (base.weight, layer.lora_A[adapter].weight, layer.lora_B[adapter].weight)
     # DeepSpeed ZeRO-3 gathers a module's weights in hooks around its own forward, which this path skips.

@@ -92,7 +92,8 @@ def load_index(path: str | Path) -> Index:
     path = Path(path)
     try:
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-        chunks = [Chunk(**json.loads(line)) for line in (path / "chunks.jsonl").read_text(encoding="utf-8").splitlines()]
+        chunks = [Chunk(**json.loads(line))
+                  for line in (path / "chunks.jsonl").read_text(encoding="utf-8").splitlines()]
         embeddings = np.load(path / "embeddings.npy", allow_pickle=False)
         term_counts = json.loads((path / "bm25.json").read_text(encoding="utf-8"))["term_counts"]
     except (OSError, ValueError, KeyError, TypeError) as e:

@@ -7,9 +7,10 @@ Safe by default: binds 127.0.0.1 unless told otherwise; with an API key every `/
 `Authorization: Bearer KEY`; a request names a model id, never a file; bodies are size-limited.
 Every failure is an OpenAI-style error body: 400 malformed JSON (also nested deeper than
 `MAX_JSON_DEPTH`, or a string that is not valid Unicode), a conversation the chat template refuses, a
-prompt that does not fit the context or more prompts than `max_prompts`, 401 bad key, 404 unknown model or route, 413 body too large, 422 invalid field, 429 queue
-full (with Retry-After), 503 shutting down, 500 a failed generation. A client that disconnects cancels
-its generation; shutdown stops taking requests and lets running ones finish.
+prompt that does not fit the context or more prompts than `max_prompts`, 401 bad key, 404 unknown
+model or route, 413 body too large, 422 invalid field, 429 queue full (with Retry-After), 503 shutting
+down, 500 a failed generation. A client that disconnects cancels its generation; shutdown stops taking
+requests and lets running ones finish.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the route functions' annotations to tell

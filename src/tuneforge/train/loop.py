@@ -176,7 +176,8 @@ def train_loop(
 
             elapsed = time.perf_counter() - t0
             n_tokens = accelerator.reduce(torch.tensor(sum(b.n_tokens for b in mine), device=device), "sum").item()
-            record = {**_loss_stats(loss_fn), "step": state.step, "epoch": state.step / steps_per_epoch, "loss": step_loss, "lr": lr,
+            record = {**_loss_stats(loss_fn), "step": state.step, "epoch": state.step / steps_per_epoch,
+                      "loss": step_loss, "lr": lr,
                       "grad_norm": None if grad_norm is None else float(grad_norm),
                       "tokens": n_tokens, "trained_tokens": n_step, "tokens_per_s": n_step / elapsed,
                       "total_steps": total_steps}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 import torch
 from torch import nn
@@ -82,7 +82,8 @@ class CausalLMLoss(nn.Module):
         self.whole_forward = whole_forward or type(head) is not nn.Linear or head.bias is not None
         self.chunk_size = chunk_size
         config = _base(model).config
-        self.per_sample_attention = not self.whole_forward and config._attn_implementation in ("sdpa", SEGMENT_ATTENTION)
+        self.per_sample_attention = (not self.whole_forward
+                                     and config._attn_implementation in ("sdpa", SEGMENT_ATTENTION))
         if self.per_sample_attention:
             _route_attention_through_segments(config)
 
@@ -108,7 +109,7 @@ class DPOLoss(nn.Module):
     batch (`ref_chosen`, `ref_rejected`)."""
 
     def __init__(self, model: nn.Module, *, beta: float, kind: str = "sigmoid", ref_model: nn.Module | None = None,
-                 reference_mode: Callable[[], ContextManager] | None = None):
+                 reference_mode: Callable[[], AbstractContextManager] | None = None):
         """`reference_mode()` is a context in which `model` behaves as the base (adapters off)."""
         super().__init__()
         self.model = model
