@@ -98,25 +98,17 @@ def _live(console: Console) -> bool:
     return console.is_terminal and not console.is_dumb_terminal
 
 
-class TrainingProgress:
-    """`tuneforge train` / `quickstart`: step, loss, learning rate, trained tokens/s and ETA."""
+class _Display:
+    """What both displays share: a rich bar on a terminal; elsewhere plain lines, every `line_fraction`
+    of the work or `line_seconds`, whichever comes first."""
 
-    def __init__(self, console: Console, *, clock: Clock = time.monotonic, line_fraction: float = 0.1,
-                 line_seconds: float = 30.0):
+    def __init__(self, console: Console, columns: tuple, clock: Clock, line_fraction: float, line_seconds: float):
         self.console, self.clock = console, clock
         self.line_fraction, self.line_seconds = line_fraction, line_seconds
         self.live = _live(console)
-        self.progress = Progress(
-            TextColumn("[bold]train"), BarColumn(bar_width=16), MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"), TextColumn("eta {task.fields[eta]}"),
-            console=console, transient=False)
-        self.task: TaskID | None = None
-        self.rate = RecentRate()
-        self.throttle: LineThrottle | None = None
-        self.tokens = 0.0
-        self.last_step: int | None = None
+        self.progress = Progress(*columns, console=console, transient=False)
 
-    def __enter__(self) -> TrainingProgress:
+    def __enter__(self):
         if self.live:
             self.progress.__enter__()
         return self
@@ -124,6 +116,21 @@ class TrainingProgress:
     def __exit__(self, *exc) -> None:
         if self.live:
             self.progress.__exit__(*exc)
+
+
+class TrainingProgress(_Display):
+    """`tuneforge train` / `quickstart`: step, loss, learning rate, trained tokens/s and ETA."""
+
+    def __init__(self, console: Console, *, clock: Clock = time.monotonic, line_fraction: float = 0.1,
+                 line_seconds: float = 30.0):
+        super().__init__(console, (TextColumn("[bold]train"), BarColumn(bar_width=16), MofNCompleteColumn(),
+                                   TextColumn("{task.fields[stats]}"), TextColumn("eta {task.fields[eta]}")),
+                         clock, line_fraction, line_seconds)
+        self.task: TaskID | None = None
+        self.rate = RecentRate()
+        self.throttle: LineThrottle | None = None
+        self.tokens = 0.0
+        self.last_step: int | None = None
 
     def start(self, n_train: int, params: str) -> None:
         self.console.print(f"{n_train} training items · {params}")
@@ -166,29 +173,17 @@ class TrainingProgress:
                                  f"eta {duration(eta)}")
 
 
-class TaskProgress:
+class TaskProgress(_Display):
     """Bars (or plain lines) for library work reported as `on_progress(what, done, total)`: one row
     per `what` (a method's answers, reference loss, embedding ...), with counts, rate and ETA."""
 
     def __init__(self, console: Console, *, clock: Clock = time.monotonic, line_fraction: float = 0.1,
                  line_seconds: float = 30.0):
-        self.console, self.clock = console, clock
-        self.line_fraction, self.line_seconds = line_fraction, line_seconds
-        self.live = _live(console)
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TextColumn("eta {task.fields[eta]}"), console=console,
-            transient=False)
+        super().__init__(console, (TextColumn("[bold]{task.description}"), BarColumn(bar_width=24),
+                                   MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                                   TextColumn("eta {task.fields[eta]}")),
+                         clock, line_fraction, line_seconds)
         self.tasks: dict[str, tuple[TaskID | None, RecentRate, LineThrottle]] = {}
-
-    def __enter__(self) -> TaskProgress:
-        if self.live:
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.live:
-            self.progress.__exit__(*exc)
 
     def __call__(self, what: str, done: int, total: int) -> None:
         now = self.clock()
