@@ -44,7 +44,7 @@ class DatasetConfig(Section):
     path: str | list[str]
     """Files, folders, globs or a HF `save_to_disk` directory; `info.json#name` picks an entry of a
     LLaMA-Factory `dataset_info.json`."""
-    format: Literal["auto", "alpaca", "sharegpt", "messages", "text", "preference", "self_instruct",
+    format: Literal["auto", "alpaca", "sharegpt", "messages", "lf_v1", "text", "preference", "self_instruct",
                     "tuneforge"] = "auto"
     """`auto` tells the format from the first record of each file (`tuneforge data convert --help`)."""
     columns: dict[str, str] = Field(default_factory=dict)
@@ -79,6 +79,10 @@ class DataConfig(Section):
     """General-domain data mixed into continued pre-training to limit catastrophic forgetting."""
     replay_share: float = Field(0.0, ge=0, lt=1)
     """Share of the training samples drawn from `replay`."""
+    allow_dropping: bool = False
+    """Train even when tokenising drops more than half the samples (too long for the cutoff, ...) or
+    the template cannot render some samples' tool calls, tools or contents. Off: such a run stops
+    before training and says why."""
 
 
 class TrainConfig(Section):

@@ -12,6 +12,7 @@ canonical JSON form (OpenAI-style messages plus our extra keys) used for jsonl f
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,22 +26,69 @@ class Message:
     role: Role
     content: str
     tool_calls: list[dict[str, Any]] | None = None
-    """Function calls made by an assistant turn: `[{"name": ..., "arguments": {...}}]`."""
+    """Function calls made by an assistant turn, in OpenAI's shape with parsed arguments:
+    `[{"id": ..., "type": "function", "function": {"name": ..., "arguments": {...}}}]` (`id` only
+    when known). The older `[{"name", "arguments"}]` is accepted and normalised; read them with `calls()`."""
     name: str | None = None
     """For `tool` turns: the tool that produced this output."""
+    tool_call_id: str | None = None
+    """For `tool` turns: the `id` of the call this output answers."""
+    reasoning: str | None = None
+    """For assistant turns: the reasoning trace written before the reply (`<think>` text)."""
+    loss_weight: float | None = None
+    """How much this turn's tokens count in the loss (LLaMA-Factory v1's `loss_weight`); None means
+    the template config decides (assistant replies trained, the rest not)."""
+
+    def __post_init__(self) -> None:
+        if self.tool_calls is not None:
+            self.tool_calls = [normalize_tool_call(c) for c in self.tool_calls]
+
+    def calls(self) -> list[tuple[str | None, str, Any]]:
+        """`(id, name, arguments)` of each tool call; arguments parsed from JSON where they are a string."""
+        return [(c.get("id"), c["function"]["name"], c["function"]["arguments"]) for c in self.tool_calls or []]
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role, "content": self.content}
         if self.tool_calls:
             out["tool_calls"] = self.tool_calls
-        if self.name is not None:
-            out["name"] = self.name
+        for key in ("name", "tool_call_id", "reasoning", "loss_weight"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Message:
-        return cls(role=d["role"], content=d.get("content") or "",
-                   tool_calls=d.get("tool_calls"), name=d.get("name"))
+        return cls(role=d["role"], content=d.get("content") or "", tool_calls=d.get("tool_calls"),
+                   name=d.get("name"), tool_call_id=d.get("tool_call_id"), reasoning=d.get("reasoning"),
+                   loss_weight=d.get("loss_weight"))
+
+
+def normalize_tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    """One tool call in our shape (OpenAI's, arguments parsed) from ours, OpenAI's or `{name, arguments}`.
+    Arguments that are a string but not JSON are kept as that string."""
+    fn = call.get("function", call)
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+        raise ValueError(f"a tool call needs a function name, got {call!r}")
+    args = fn.get("arguments", {})
+    if isinstance(args, str):
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except json.JSONDecodeError:
+            pass
+    out: dict[str, Any] = {}
+    if call.get("id") is not None:
+        out["id"] = call["id"]
+    out["type"] = "function"
+    out["function"] = {"name": fn["name"], "arguments": args}
+    return out
+
+
+def normalize_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool definition in OpenAI's shape `{"type": "function", "function": {...}}`; a bare function
+    definition (`{"name", "description", "parameters"}`, LLaMA-Factory's habit) is wrapped."""
+    if "type" not in tool and "name" in tool:
+        return {"type": "function", "function": tool}
+    return tool
 
 
 @dataclass
@@ -50,12 +98,17 @@ class Sample:
     chosen: list[Message] | None = None
     rejected: list[Message] | None = None
     tools: list[dict[str, Any]] | None = None
-    """Tool (function) definitions offered to the model, JSON-schema style."""
+    """Tool (function) definitions offered to the model, in OpenAI's shape
+    `{"type": "function", "function": {"name", "description", "parameters"}}` (bare ones are wrapped)."""
     task: str | None = None
     """Multi-task name; None for single-task data."""
     id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     """Provenance (`source`, `line`) and anything curation writes (scores, flags)."""
+
+    def __post_init__(self) -> None:
+        if self.tools is not None:
+            self.tools = [normalize_tool(t) for t in self.tools]
 
     @property
     def kind(self) -> SampleKind:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tuneforge.config import TemplateConfig
@@ -125,9 +123,7 @@ def reference_message(m: Message) -> dict:
     """The message as HF templates expect it: OpenAI-style tool calls with parsed arguments."""
     d = m.to_dict()
     if m.tool_calls:
-        d["tool_calls"] = [{"type": "function", "function": {
-            "name": c["name"], "arguments": json.loads(c["arguments"]) if isinstance(c["arguments"], str)
-            else c["arguments"]}} for c in m.tool_calls]
+        d["tool_calls"] = [{"type": "function", "function": {"name": n, "arguments": a}} for _, n, a in m.calls()]
     return d
 
 

@@ -81,7 +81,7 @@ def test_sharegpt_tool_calls_observations_and_tools(write):
         Message("tool", "5"),
         Message("assistant", "It is 5."),
     ]
-    assert s.tools == TOOLS
+    assert s.tools == [{"type": "function", "function": TOOLS[0]}]  # OpenAI's shape
     assert round_trip(write, [SHAREGPT_TOOLS], "sharegpt") == [SHAREGPT_TOOLS]
 
 
@@ -114,7 +114,7 @@ def test_openai_messages_with_text_parts_and_openai_tool_calls(write):
     assert s.messages == [Message("user", "Add\n2 and 3"),
                           Message("assistant", "", tool_calls=[{"name": "add", "arguments": {"a": 2, "b": 3}}]),
                           Message("tool", "5", name="add"), Message("assistant", "5")]
-    assert s.tools == TOOLS
+    assert s.tools == [{"type": "function", "function": TOOLS[0]}]  # OpenAI's shape
     [back] = round_trip(write, [record], "messages")
     assert back["messages"][1] == {"role": "assistant", "content": "", "tool_calls": [
         {"type": "function", "function": {"name": "add", "arguments": '{"a": 2, "b": 3}'}}]}

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tuneforge.errors import DataError
-from tuneforge.io.formats import FORMATS
+from tuneforge.io.formats import FORMATS, lf_v1
 
 # A format fits a record that has all the fields of any one of its signatures. Most specific first
 # within a format; across formats more than one fit is reported as ambiguous, never guessed.
@@ -31,6 +31,8 @@ def detect_format(record: dict[str, Any], columns: Mapping[str, str], source: st
     fits = {name for name, sigs in _SIGNATURES.items() if any(set(sig) <= present for sig in sigs)}
     for name in list(fits):
         fits -= _IMPLIED.get(name, set())
+    if fits == {"messages"} and lf_v1.is_record(record, columns.get("messages", "messages")):
+        return "lf_v1"  # the same top-level fields; told apart by the messages' parts
     if len(fits) == 1:
         return fits.pop()
     keys = ", ".join(sorted(map(str, record))) or "none"

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from tuneforge.config import DataConfig, DatasetConfig
-from tuneforge.types import Message, Sample
+from tuneforge.types import Sample
 
 
 def with_prefix(sample: Sample, prefix: str) -> Sample:
@@ -18,7 +18,7 @@ def with_prefix(sample: Sample, prefix: str) -> Sample:
     messages = list(sample.messages)
     for i, m in enumerate(messages):
         if m.role == "user":
-            messages[i] = Message(m.role, prefix + m.content, m.tool_calls, m.name)
+            messages[i] = replace(m, content=prefix + m.content)
             return replace(sample, messages=messages)
     return sample
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tuneforge.io.formats import alpaca, messages, preference, self_instruct, sharegpt, text
+from tuneforge.io.formats import alpaca, lf_v1, messages, preference, self_instruct, sharegpt, text
 from tuneforge.io.formats.fields import RecordView
 from tuneforge.types import Sample
 
@@ -40,6 +40,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            "conversations of from/value turns (human, gpt, system, function_call, observation), tools"),
     Format("messages", messages.FIELDS, _untagged(messages.read), messages.write,
            "OpenAI messages (content as a string or text parts), tools"),
+    Format("lf_v1", lf_v1.FIELDS, _untagged(lf_v1.read), lf_v1.write,
+           "LLaMA-Factory v1: messages of {type, value} parts (text, reasoning, tool_call), loss_weight"),
     Format("text", text.FIELDS, _untagged(text.read), text.write, "raw text: a text field, or .txt lines"),
     Format("preference", preference.FIELDS, _untagged(preference.read), preference.write,
            "prompt/chosen/rejected (strings or messages), or chosen/rejected full conversations"),

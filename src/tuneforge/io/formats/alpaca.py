@@ -10,7 +10,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tuneforge.io.formats.fields import RecordView, add_back, layout, parse_tools, wrong_type
+from tuneforge.io.formats.fields import (
+    RecordView,
+    add_back,
+    bare_tools,
+    join_think,
+    layout,
+    parse_tools,
+    split_think,
+    wrong_type,
+)
 from tuneforge.io.report import BadRecord
 from tuneforge.types import Message, Sample
 
@@ -41,17 +50,22 @@ def read(view: RecordView) -> list[Sample]:
     for i, turn in enumerate(view.items("history") or []):
         if not (isinstance(turn, list) and len(turn) == 2 and all(isinstance(t, str) for t in turn)):
             raise wrong_type(f"'history[{i}]'", "a [question, answer] pair of strings", turn)
-        messages += [Message("user", turn[0]), Message("assistant", turn[1])]
+        messages += [Message("user", turn[0]), _assistant(turn[1])]
     messages.append(Message("user", user_content(instruction, query)))
     tools = parse_tools(view.get("tools"))
     sample = Sample(messages=messages, tools=tools, id=view.sample_id())
     if view.has("chosen") or view.has("rejected"):
-        sample.chosen = [Message("assistant", view.text("chosen", required=True))]
-        sample.rejected = [Message("assistant", view.text("rejected", required=True))]
+        sample.chosen = [_assistant(view.text("chosen", required=True) or "")]
+        sample.rejected = [_assistant(view.text("rejected", required=True) or "")]
     else:
-        messages.append(Message("assistant", view.text("output", required=True)))
+        messages.append(_assistant(view.text("output", required=True) or ""))
     sample.meta = view.meta({"input_len": len(query)} if query else None)
     return [sample]
+
+
+def _assistant(text: str) -> Message:
+    reasoning, content = split_think(text)
+    return Message("assistant", content, reasoning=reasoning)
 
 
 def write(sample: Sample) -> dict[str, Any]:
@@ -63,7 +77,7 @@ def write(sample: Sample) -> dict[str, Any]:
     if sample.kind == "chat":
         if not turns or turns[-1].role != "assistant":
             raise BadRecord("conversation does not end with an assistant turn")
-        output = turns.pop().content
+        output = _reply_text(turns.pop())
     history, last = pairs(turns)
     instruction, query = split_user(last.content, layout(sample).get("input_len"))
     record: dict[str, Any] = {"instruction": instruction, "input": query}
@@ -77,7 +91,7 @@ def write(sample: Sample) -> dict[str, Any]:
     if history:
         record["history"] = history
     if sample.tools:
-        record["tools"] = json.dumps(sample.tools, ensure_ascii=False)
+        record["tools"] = json.dumps(bare_tools(sample.tools), ensure_ascii=False)
     return add_back(record, sample)
 
 
@@ -88,10 +102,18 @@ def pairs(turns: list[Message]) -> tuple[list[list[str]], Message]:
             or roles != ["user", "assistant"] * (len(turns) // 2) + ["user"]):
         raise BadRecord("no alpaca form", "alpaca holds alternating user/assistant turns without tool calls; "
                                           "write it --to sharegpt or messages")
-    return [[turns[i].content, turns[i + 1].content] for i in range(0, len(turns) - 1, 2)], turns[-1]
+    if any(m.loss_weight is not None for m in turns):
+        raise BadRecord("no alpaca form", "a turn with a loss_weight (write it --to lf_v1 or tuneforge)")
+    return [[turns[i].content, _reply_text(turns[i + 1])] for i in range(0, len(turns) - 1, 2)], turns[-1]
+
+
+def _reply_text(m: Message) -> str:
+    if m.loss_weight is not None:
+        raise BadRecord("no alpaca form", "a turn with a loss_weight (write it --to lf_v1 or tuneforge)")
+    return join_think(m.reasoning, m.content)
 
 
 def single_reply(reply: list[Message] | None, name: str) -> str:
     if not reply or len(reply) != 1 or reply[0].role != "assistant" or reply[0].tool_calls:
         raise BadRecord("no alpaca form", f"'{name}' must be one assistant reply")
-    return reply[0].content
+    return _reply_text(reply[0])

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tuneforge.errors import ConfigError
 from tuneforge.io import nesting
 from tuneforge.io.report import BadRecord
-from tuneforge.types import Sample
+from tuneforge.types import Sample, normalize_tool
 
 
 class RecordView:
@@ -94,9 +95,31 @@ def parse_tools(value: Any, name: str = "'tools'") -> list[dict[str, Any]] | Non
         value = [value]
     if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
         raise wrong_type(name, "a list of tool objects", value)
-    # OpenAI wraps each definition as {"type": "function", "function": {...}}; we keep the inner one.
+    # Kept in OpenAI's shape {"type": "function", "function": {...}}; bare definitions are wrapped.
+    return [normalize_tool(t) for t in value]
+
+
+def bare_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool definitions as LLaMA-Factory's alpaca and sharegpt files hold them: the bare functions."""
     return [t["function"] if t.get("type") == "function" and isinstance(t.get("function"), dict) else t
-            for t in value]
+            for t in tools]
+
+
+_THINK = re.compile(r"\A<think>\n?(.*?)\n?</think>(?:\n\n|\n)?", re.DOTALL)
+
+
+def split_think(content: str) -> tuple[str | None, str]:
+    """`(reasoning, reply)` of a reply that opens with `<think>...</think>`; `(None, content)` otherwise.
+    The newlines that `join_think` writes around the trace are not part of it."""
+    match = _THINK.match(content)
+    if match is None:
+        return None, content
+    return match.group(1), content[match.end():]
+
+
+def join_think(reasoning: str | None, content: str) -> str:
+    """A reply with its reasoning trace in front, as reasoning models write it."""
+    return content if reasoning is None else f"<think>\n{reasoning}\n</think>\n\n{content}"
 
 
 def add_back(record: dict[str, Any], sample: Sample) -> dict[str, Any]:

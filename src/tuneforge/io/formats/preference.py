@@ -65,7 +65,7 @@ def write(sample: Sample) -> dict[str, Any]:
                   "chosen": [openai_message(m) for m in chosen],
                   "rejected": [openai_message(m) for m in rejected]}
     if sample.tools:
-        record["tools"] = [{"type": "function", "function": t} for t in sample.tools]
+        record["tools"] = sample.tools
     return add_back(record, sample)
 
 

@@ -15,7 +15,16 @@ from typing import Any
 
 from tuneforge.errors import ConfigError
 from tuneforge.io import nesting
-from tuneforge.io.formats.fields import RecordView, add_back, layout, parse_tools, wrong_type
+from tuneforge.io.formats.fields import (
+    RecordView,
+    add_back,
+    bare_tools,
+    join_think,
+    layout,
+    parse_tools,
+    split_think,
+    wrong_type,
+)
 from tuneforge.io.formats.messages import parse_tool_calls
 from tuneforge.io.report import BadRecord
 from tuneforge.types import Message, Sample
@@ -78,6 +87,9 @@ def _message(turn: Any, tags: Mapping[str, str], label: str) -> Message:
     if kind is None:
         known = ", ".join(tags[k] for k in _ROLE_OF)
         raise BadRecord("unknown role tag", f"'{tag}' in {label}; expected one of {known}")
+    if kind == "assistant_tag":
+        reasoning, content = split_think(content)
+        return Message("assistant", content, reasoning=reasoning)
     if kind != "function_tag":
         return Message(_ROLE_OF[kind], content)
     try:
@@ -100,14 +112,18 @@ def write(sample: Sample) -> dict[str, Any]:
         for name, reply in (("chosen", sample.chosen or []), ("rejected", sample.rejected or [])):
             record[name] = _turn(reply[0]) if len(reply) == 1 else [_turn(m) for m in reply]
     if sample.tools:
-        record["tools"] = json.dumps(sample.tools, ensure_ascii=False)
+        record["tools"] = json.dumps(bare_tools(sample.tools), ensure_ascii=False)
     return add_back(record, sample)
 
 
 def _turn(m: Message) -> dict[str, str]:
+    if m.loss_weight is not None:
+        raise BadRecord("no sharegpt form", "a turn with a loss_weight (write it --to lf_v1 or tuneforge)")
     if m.tool_calls:
-        if m.content:
-            raise BadRecord("no sharegpt form", "an assistant turn with both text and tool calls")
-        calls = m.tool_calls[0] if len(m.tool_calls) == 1 else m.tool_calls
+        if m.content or m.reasoning is not None:
+            raise BadRecord("no sharegpt form", "an assistant turn with both text (or reasoning) and tool calls")
+        # Call ids have no place in sharegpt: the observations that follow answer the calls in order.
+        named = [{"name": n, "arguments": a} for _, n, a in m.calls()]
+        calls: Any = named[0] if len(named) == 1 else named
         return {"from": DEFAULT_TAGS["function_tag"], "value": json.dumps(calls, ensure_ascii=False)}
-    return {"from": DEFAULT_TAGS[_TAG_OF[m.role]], "value": m.content}
+    return {"from": DEFAULT_TAGS[_TAG_OF[m.role]], "value": join_think(m.reasoning, m.content)}
