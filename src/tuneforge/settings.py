@@ -56,6 +56,9 @@ class TemplateConfig(Section):
     cutoff_policy: Literal["truncate", "drop"] = "truncate"
     """`truncate` cuts the prompt and whole earlier turns, never an assistant reply silently: a sample
     whose last reply does not fit is dropped and counted. `drop` drops every sample that is too long."""
+    reasoning: Literal["keep", "drop", "drop_history"] = "keep"
+    """Assistant reasoning traces: `keep` renders them (`<think>...</think>` before the reply) and trains
+    them with the reply, `drop` leaves them out, `drop_history` keeps only the final reply's."""
 
 
 class MethodSettings(Section):

@@ -11,7 +11,7 @@ Rejections carry one of `REASONS`; callers count them and keep going.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -84,6 +84,7 @@ class Encoder:
     def encode(self, sample: Sample) -> EncodedLM | EncodedPair:
         """Raises `SampleRejected` for a sample that must not be trained on."""
         try:
+            sample = with_reasoning(sample, self.cfg.reasoning)
             if sample.kind == "text":
                 return self._text(sample.text or "")
             if sample.kind == "preference":
@@ -238,3 +239,32 @@ def _without_first_exchange(messages: list[Message]) -> list[Message] | None:
         elif messages[j].role == "user" and seen_reply:
             return messages[:start] + messages[j:]
     return None
+
+
+def with_reasoning(sample: Sample, mode: str) -> Sample:
+    """Reasoning traces written into the reply as `<think>\n...\n</think>\n\n` (the templates have no slot
+    of their own), so they are trained with their reply: `keep` all, `drop` all, `drop_history` all but
+    the final reply's. Per-turn `loss_weight`s other than the defaults are refused, not ignored."""
+    turns = [*sample.messages, *(sample.chosen or []), *(sample.rejected or [])]
+    for m in turns:
+        if m.loss_weight is not None and m.loss_weight != (1.0 if m.role == "assistant" else 0.0):
+            raise TemplateError(f"a {m.role} turn with loss_weight {m.loss_weight}: only the default weights "
+                                "(1 for assistant turns, 0 for the others) are supported so far")
+    if all(m.reasoning is None for m in turns):
+        return sample
+
+    def rendered(messages: list[Message], final: bool) -> list[Message]:
+        last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
+        out = []
+        for i, m in enumerate(messages):
+            if m.reasoning is not None:
+                kept = mode == "keep" or (mode == "drop_history" and final and i == last)
+                content = f"<think>\n{m.reasoning}\n</think>\n\n{m.content}" if kept else m.content
+                m = replace(m, content=content, reasoning=None)
+            out.append(m)
+        return out
+
+    pair = sample.kind == "preference"
+    return replace(sample, messages=rendered(sample.messages, not pair),
+                   chosen=None if sample.chosen is None else rendered(sample.chosen, True),
+                   rejected=None if sample.rejected is None else rendered(sample.rejected, True))
