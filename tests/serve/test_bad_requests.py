@@ -16,6 +16,9 @@ OK = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tok
 OK_TEXT = {"model": "tiny", "prompt": "Once", "max_tokens": 2}
 
 
+ADD = {"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}
+
+
 def chat(**fields) -> dict:
     return {**OK, **fields}
 
@@ -130,6 +133,16 @@ BAD = [
     Bad("tool_without_name", CHAT, chat(tools=[{"type": "function", "function": {"parameters": {}}}]), 422,
         "param=tools.0.function.name"),
     Bad("tools_not_a_list", CHAT, chat(tools={"type": "function"}), 422, "param=tools"),
+    Bad("tool_choice_unknown_word", CHAT, chat(tools=[ADD], tool_choice="always"), 422, "param=tool_choice"),
+    Bad("tool_choice_names_no_tool", CHAT, chat(tools=[ADD], tool_choice={
+        "type": "function", "function": {"name": "sub"}}), 422, "param=tool_choice.function.name"),
+    Bad("tool_choice_without_name", CHAT, chat(tools=[ADD], tool_choice={"type": "function", "function": {}}), 422,
+        "param=tool_choice.function.name"),
+    Bad("tool_choice_of_unknown_type", CHAT, chat(tools=[ADD], tool_choice={
+        "type": "shell", "function": {"name": "add"}}), 422, "param=tool_choice.type"),
+    Bad("tool_choice_a_number", CHAT, chat(tools=[ADD], tool_choice=3), 422, "param=tool_choice"),
+    Bad("tool_choice_required_without_tools", CHAT, chat(tool_choice="required"), 422, "param=tool_choice"),
+    Bad("tool_defined_twice", CHAT, chat(tools=[ADD, ADD]), 422, "param=tools"),
     Bad("tool_parameters_not_an_object", CHAT, chat(tools=[{"type": "function", "function": {
         "name": "f", "parameters": "x"}}]), 422, "param=tools.0.function.parameters"),
     Bad("template_refuses_the_conversation", CHAT, chat(messages=[

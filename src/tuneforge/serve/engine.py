@@ -173,12 +173,19 @@ class Engine:
             raise TuneforgeError(f"model '{route.model_id}' was trained with a template this engine cannot "
                                  f"load: {e}") from None
 
+    def _format(self, model: str | None) -> tuple[ChatTemplate, str | None]:
+        return self.formats.get(model or self.models.base_id, (self.template, None))
+
+    def chat_template(self, model: str | None = None) -> ChatTemplate:
+        """The template `model`'s chat prompts are rendered with (the server reads its tool-call syntax)."""
+        return self._format(model)[0]
+
     def encode_chat(self, messages: list[Message], tools: list[dict] | None = None, *,
                     model: str | None = None) -> list[int]:
         """Token ids of the prompt for `model`'s next assistant turn, in the chat format it was trained with."""
         from tuneforge.formatting import prompt_text
 
-        template, system = self.formats.get(model or self.models.base_id, (self.template, None))
+        template, system = self._format(model)
         if system is not None and not (messages and messages[0].role == "system"):
             messages = [Message("system", system), *messages]  # as training added it
         # The template writes BOS and the other specials where the model expects them.

@@ -1,17 +1,17 @@
 """OpenAI-compatible request bodies (validated) and response bodies (plain dicts).
 
-Fields the OpenAI API has but we cannot honour (logprobs, function-call forcing, ...) are accepted and
-ignored, as vLLM does, so that existing clients work unchanged; a wrong type, an out-of-range or
-non-finite number (JSON's NaN / Infinity, which Python's parser accepts) or a malformed tool call is a
-422 naming the field. `top_k`, `repetition_penalty` and `ignore_eos` are extensions vLLM also accepts.
+Fields the OpenAI API has but we cannot honour (logprobs, ...) are accepted and ignored, as vLLM
+does, so that existing clients work unchanged; a wrong type, an out-of-range or non-finite number
+(JSON's NaN / Infinity, which Python's parser accepts), a malformed tool, tool call or tool_choice is
+a 422 naming the field. `top_k`, `repetition_penalty` and `ignore_eos` are extensions vLLM also accepts.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from tuneforge.serve.engine import Completion
 from tuneforge.serve.sampling import SamplingParams
@@ -52,6 +52,21 @@ class FunctionDefinition(_Open):
 class Tool(_Open):
     type: Literal["function"] = "function"
     function: FunctionDefinition
+
+
+class ToolChoiceFunction(_Body):
+    name: str = Field(min_length=1)
+
+
+class NamedToolChoice(_Body):
+    type: Literal["function"]
+    function: ToolChoiceFunction
+
+
+def _tool_choice_kind(value: Any) -> str:
+    """Which form of tool_choice a value is, so that an error names the field of that form (the tags are
+    capitalised: the server leaves such parts out of the field names it reports)."""
+    return "Mode" if isinstance(value, str) else "Named"
 
 
 class ContentPart(_Body):
@@ -119,6 +134,10 @@ class ChatRequest(_Sampling):
     max_completion_tokens: int | None = Field(None, ge=1)
     """OpenAI's newer name for max_tokens."""
     tools: list[Tool] | None = None
+    tool_choice: Annotated[Annotated[Literal["none", "auto", "required"], Tag("Mode")]
+                           | Annotated[NamedToolChoice, Tag("Named")],
+                           Discriminator(_tool_choice_kind)] | None = None
+    """Checked against `tools` by the server (a named function must be one of them)."""
 
     @property
     def tool_dicts(self) -> list[dict[str, Any]] | None:
@@ -154,23 +173,29 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
-def usage(prompt_tokens: int, done: list[Completion]) -> dict[str, int]:
-    completion = sum(d.completion_tokens for d in done)
+def usage(prompt_tokens: int, done: list[Completion], forced: int = 0) -> dict[str, int]:
+    """`forced`: tokens of a forced reply opening (sent with the prompt, counted with the replies)."""
+    completion = sum(d.completion_tokens for d in done) + forced
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
             "total_tokens": prompt_tokens + completion}
 
 
 def choice(chat: bool, index: int, text: str | None, finish_reason: str | None, *, chunk: bool,
-           role: bool = False) -> dict[str, Any]:
-    """One entry of `choices`: a whole reply, or (chunk) a streamed piece of one."""
+           role: bool = False, tool_calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One entry of `choices`: a whole reply, or (chunk) a streamed piece of one; `tool_calls` as
+    `tool_calls.call_dicts` writes them."""
     if not chat:
         return {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
     if not chunk:
-        return {"index": index, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                "finish_reason": finish_reason}
-    delta: dict[str, str] = {"role": "assistant"} if role else {}
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        return {"index": index, "message": message, "logprobs": None, "finish_reason": finish_reason}
+    delta: dict[str, Any] = {"role": "assistant"} if role else {}
     if text is not None:
         delta["content"] = text
+    if tool_calls:
+        delta["tool_calls"] = tool_calls
     return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
 

@@ -11,6 +11,10 @@ prompt that does not fit the context or more prompts than `max_prompts`, 401 bad
 model or route, 413 body too large, 422 invalid field, 429 queue full (with Retry-After), 503 shutting
 down, 500 a failed generation. A client that disconnects cancels its generation; shutdown stops taking
 requests and lets running ones finish.
+
+Tool calling: `tools` are rendered with the served model's chat template, and replies in that
+template's tool-call syntax come back as `tool_calls` (see `tool_calls`). `tool_choice: "required"` or a
+named function forces the opening of a call at the start of the reply; `"none"` returns replies as text.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the route functions' annotations to tell
@@ -47,6 +51,7 @@ from tuneforge.serve.engine import (
     Handle,
     UnknownModel,
 )
+from tuneforge.serve.tool_calls import ToolPlan, call_dicts, syntax_for
 
 log = logging.getLogger(__name__)
 
@@ -253,14 +258,55 @@ async def list_models(request: "Request") -> dict[str, Any]:
          "parent": None if m == base else base} for m in engine.model_ids]}
 
 
+def tool_plan(engine: Engine, body: protocol.ChatRequest) -> ToolPlan | None:
+    """What the request does about tool calls (None: replies are text), after checking `tools` and
+    `tool_choice` agree."""
+    tools = body.tools or []
+    names = [t.function.name for t in tools]
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ApiError(422, f"tools: the function '{twice}' is defined more than once", "invalid_request_error",
+                       "invalid_value", "tools")
+    choice = body.tool_choice
+    if choice is None:
+        choice = "auto" if tools else "none"
+    named = choice.function.name if isinstance(choice, protocol.NamedToolChoice) else None
+    if choice not in ("none", "auto") and not tools:
+        raise ApiError(422, f"tool_choice: {named or choice!r} needs `tools` to choose from", "invalid_request_error",
+                       "invalid_value", "tool_choice")
+    if named is not None and named not in names:
+        raise ApiError(422, f"tool_choice.function.name: '{named}' is not one of the tools ({', '.join(names)})",
+                       "invalid_request_error", "invalid_value", "tool_choice.function.name")
+    if choice == "none" or not tools:
+        return None
+    syntax = syntax_for(engine.chat_template(body.model))
+    if syntax is None:
+        if choice == "auto":
+            return None  # the template has no tool-call format we can parse: replies stay text
+        raise ApiError(400, f"tool_choice: {'a named function' if named else repr(choice)} is not supported for "
+                       f"model '{body.model}': its chat template has no tool-call format tuneforge knows "
+                       "(<tool_call> tags or Llama 3.1 JSON)", "invalid_request_error", "unsupported_value",
+                       "tool_choice")
+    if choice == "auto":
+        return ToolPlan(syntax, frozenset(names))
+    if named is None and len(names) == 1:
+        named = names[0]  # required with one tool: that one
+    return ToolPlan(syntax, frozenset(names), syntax.opening(named))
+
+
 async def chat_completions(request: "Request"):
     engine = _settings(request).engine
     body = await parse(request, protocol.ChatRequest)
+    plan = tool_plan(engine, body)
     try:
         prompt = engine.encode_chat([m.to_message() for m in body.messages], body.tool_dicts, model=body.model)
     except (ValueError, TemplateError) as e:  # a template that cannot render this conversation
         raise ApiError(400, str(e), "invalid_request_error", "invalid_value", "messages") from None
-    return await respond(request, body, [prompt], chat=True)
+    forced = 0
+    if plan is not None and plan.opening:  # constrained decoding: the reply starts with the call's opening
+        opening = engine.tokenizer(plan.opening, add_special_tokens=False).input_ids
+        prompt, forced = prompt + opening, len(opening)
+    return await respond(request, body, [prompt], chat=True, plan=plan, forced=forced)
 
 
 async def completions(request: "Request"):
@@ -272,8 +318,11 @@ async def completions(request: "Request"):
     return await respond(request, body, [settings.engine.encode_text(p) for p in body.prompts], chat=False)
 
 
-async def respond(request: "Request", body, prompts: list[list[int]], chat: bool):
-    """Submit every choice of every prompt, then answer with the whole completion or a stream of it."""
+async def respond(request: "Request", body, prompts: list[list[int]], chat: bool, plan: ToolPlan | None = None,
+                  forced: int = 0):
+    """Submit every choice of every prompt, then answer with the whole completion or a stream of it.
+    `plan`: tool calls to look for in the replies; `forced`: how many of each prompt's last tokens are
+    the forced opening of the reply (`plan.opening`)."""
     engine = _settings(request).engine
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
@@ -293,9 +342,9 @@ async def respond(request: "Request", body, prompts: list[list[int]], chat: bool
             handle.cancel()
         raise _engine_error(e) from None
     rid = protocol.new_id("chatcmpl" if chat else "cmpl")
-    prompt_tokens = sum(len(p) for p in prompts)
+    prompt_tokens = sum(len(p) - forced for p in prompts)
     if body.stream:
-        return StreamingResponse(stream(events, handles, body, rid, prompt_tokens, chat),
+        return StreamingResponse(stream(events, handles, body, rid, prompt_tokens, chat, plan, forced),
                                  media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     done: list[Completion | None] = [None] * len(jobs)
 
@@ -319,9 +368,22 @@ async def respond(request: "Request", body, prompts: list[list[int]], chat: bool
     failed = [d for d in done if d.finish_reason == "error"]
     if failed:
         raise ApiError(500, f"generation failed: {failed[0].error}", "server_error")
-    choices = [protocol.choice(chat, k, d.text, d.finish_reason, chunk=False) for k, d in enumerate(done)]
+    choices = [reply_choice(chat, k, d, plan) for k, d in enumerate(done)]
     return protocol.body(chat, rid, body.model, int(time.time()), choices, chunk=False,
-                         usage_=protocol.usage(prompt_tokens, done))
+                         usage_=protocol.usage(prompt_tokens, done, forced * len(done)))
+
+
+def reply_choice(chat: bool, k: int, done: Completion, plan: ToolPlan | None) -> dict[str, Any]:
+    """A whole reply as choice `k`: its tool calls (finish reason `tool_calls`, the text outside them
+    as content) when it holds calls that parse, else its text."""
+    if plan is None:
+        return protocol.choice(chat, k, done.text, done.finish_reason, chunk=False)
+    text = plan.opening + done.text
+    parsed = plan.parse(text)
+    if parsed is None:
+        return protocol.choice(chat, k, text, done.finish_reason, chunk=False)
+    return protocol.choice(chat, k, parsed.content.strip() or None, "tool_calls", chunk=False,
+                           tool_calls=call_dicts(parsed.calls))
 
 
 async def disconnected(request: "Request") -> None:
@@ -331,12 +393,20 @@ async def disconnected(request: "Request") -> None:
 
 
 async def stream(events: asyncio.Queue, handles: list[Handle], body, rid: str, prompt_tokens: int,
-                 chat: bool) -> AsyncIterator[str]:
+                 chat: bool, plan: ToolPlan | None = None, forced: int = 0) -> AsyncIterator[str]:
+    """Server-sent events of every choice. With a tool `plan`, a choice's text is sent as far as no call
+    can begin in it; the rest waits for the reply's end, then goes out as `tool_calls` deltas (one per
+    call, with its `index`) and finish reason `tool_calls`, or as content when it holds no call that parses."""
     def sse(payload: dict[str, Any]) -> str:
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
+    def chunk(piece: dict[str, Any]) -> str:
+        return sse(protocol.body(chat, rid, body.model, created, [piece], chunk=True))
+
     created = int(time.time())
     finished: list[Completion] = []
+    texts = [plan.opening if plan else ""] * len(handles)  # each choice's reply so far
+    sent = [0] * len(handles)  # how much of it has gone out
     try:
         if chat:  # the first chunk of each choice announces the role
             for k in range(len(handles)):
@@ -344,19 +414,40 @@ async def stream(events: asyncio.Queue, handles: list[Handle], body, rid: str, p
                                         [protocol.choice(chat, k, "", None, chunk=True, role=True)], chunk=True))
         while len(finished) < len(handles):
             k, event = await events.get()
-            if isinstance(event, Delta):
-                piece = protocol.choice(chat, k, event.text, None, chunk=True)
+            if isinstance(event, Delta) and plan is None:
+                yield chunk(protocol.choice(chat, k, event.text, None, chunk=True))
+            elif isinstance(event, Delta):
+                texts[k] += event.text
+                safe = max(sent[k], plan.syntax.safe_prefix(texts[k]))
+                if safe > sent[k]:
+                    yield chunk(protocol.choice(chat, k, texts[k][sent[k]:safe], None, chunk=True))
+                    sent[k] = safe
             elif event.finish_reason == "error":
                 yield sse(protocol.error_body(f"generation failed: {event.error}", "server_error"))
                 break
             else:
                 finished.append(event)
-                piece = protocol.choice(chat, k, None if chat else "", event.finish_reason, chunk=True)
-            yield sse(protocol.body(chat, rid, body.model, created, [piece], chunk=True))
+                reason = event.finish_reason
+                if plan is not None:
+                    text = plan.opening + event.text
+                    parsed = plan.parse(text)
+                    if parsed is None:
+                        rest = text[sent[k]:]
+                    else:
+                        done_text = text[:sent[k]]
+                        rest = parsed.content[sent[k]:] if parsed.content.startswith(done_text) else ""
+                        rest = rest if rest.strip() else ""
+                    if rest:
+                        yield chunk(protocol.choice(chat, k, rest, None, chunk=True))
+                    if parsed is not None:
+                        yield chunk(protocol.choice(chat, k, None, None, chunk=True,
+                                                    tool_calls=call_dicts(parsed.calls, indexed=True)))
+                        reason = "tool_calls"
+                yield chunk(protocol.choice(chat, k, None if chat else "", reason, chunk=True))
         else:
             if body.include_usage:
                 yield sse(protocol.body(chat, rid, body.model, created, [], chunk=True,
-                                        usage_=protocol.usage(prompt_tokens, finished)))
+                                        usage_=protocol.usage(prompt_tokens, finished, forced * len(finished))))
         yield "data: [DONE]\n\n"
     finally:  # also runs when the client disconnects and the response task is cancelled
         for handle in handles:
