@@ -35,21 +35,30 @@ def test_truncate_drops_earlier_whole_turns_and_keeps_the_system_prompt(char_tok
     assert [t for t in enc.labels if t != IGNORE] == char_ids("Second answer.<|im_end|>")
 
 
-def test_truncate_cuts_the_prompt_head_but_never_the_reply(char_tokenizer, char_ids):
+def test_truncate_cuts_the_head_of_the_prompt_content_never_a_header_or_the_reply(char_tokenizer, char_ids):
     reply = char_ids("First answer.<|im_end|>")
-    cutoff = len(reply) + 5
+    cutoff = len(char_ids(chatml(SYS, U1, A1))) - 1 - len("First ")
     enc = encoder(char_tokenizer, cutoff_len=cutoff).encode(Sample(messages=[SYS, U1, A1]))
-    # the untrained trailing newline goes first, then the head; the reply stays whole
-    full = char_ids(chatml(SYS, U1, A1))[:-1]
-    assert enc.truncated and enc.input_ids == full[-cutoff:]
+    # the untrained trailing newline goes first, then the head of the user's text; headers and reply stay whole
+    cut = chatml(SYS, Message("user", "question here?"), A1)[:-1]
+    assert enc.truncated and enc.input_ids == char_ids(cut) and len(enc.input_ids) == cutoff
     assert enc.labels[-len(reply):] == reply and set(enc.labels[:-len(reply)]) == {IGNORE}
 
 
+def test_truncate_drops_a_sample_whose_reply_and_headers_do_not_fit(char_tokenizer, char_ids):
+    """Room for the reply plus a few tokens is no room: the rest would be a fragment of a role header."""
+    cutoff = len(char_ids("First answer.<|im_end|>")) + 5
+    with pytest.raises(SampleRejected) as e:
+        encoder(char_tokenizer, cutoff_len=cutoff).encode(Sample(messages=[SYS, U1, A1]))
+    assert e.value.reason == "too_long"
+
+
 def test_truncate_keeps_a_leading_bos(char_tokenizer, char_ids):
-    enc = Encoder.create(char_tokenizer, TemplateConfig(name="llama2", cutoff_len=25)).encode(
+    full = char_ids("<s>[INST] First question here? [/INST] First answer. </s>")
+    enc = Encoder.create(char_tokenizer, TemplateConfig(name="llama2", cutoff_len=len(full) - 6)).encode(
         Sample(messages=[U1, A1]))
-    assert len(enc.input_ids) == 25 and enc.input_ids[0] == char_tokenizer.bos_token_id
-    assert enc.input_ids[1:] == char_ids("<s>[INST] First question here? [/INST] First answer. </s>")[-24:]
+    assert enc.truncated and enc.input_ids[0] == char_tokenizer.bos_token_id
+    assert enc.input_ids == char_ids("<s>[INST] question here? [/INST] First answer. </s>")
 
 
 def test_truncate_drops_a_sample_whose_final_reply_does_not_fit(char_tokenizer, char_ids):
@@ -100,9 +109,14 @@ def test_preference_pair_is_prompt_plus_two_continuations(char_tokenizer, char_i
 def test_preference_truncation_cuts_the_prompt_head_only(char_tokenizer, char_ids):
     sample = Sample(messages=[U1], chosen=[Message("assistant", "Good.")], rejected=[Message("assistant", "Bad!")])
     longest = len(char_ids("Good.<|im_end|>\n"))
-    enc = encoder(char_tokenizer, cutoff_len=longest + 3).encode(sample)
-    assert enc.truncated and enc.prompt_ids == char_ids(chatml(U1) + "<|im_start|>assistant\n")[-3:]
+    prompt = char_ids(chatml(U1) + "<|im_start|>assistant\n")
+    enc = encoder(char_tokenizer, cutoff_len=len(prompt) + longest - 6).encode(sample)
+    # the head of the user's text goes, never a header
+    assert enc.truncated and enc.prompt_ids == char_ids(chatml(Message("user", "question here?"))
+                                                        + "<|im_start|>assistant\n")
     assert enc.chosen_ids == char_ids("Good.<|im_end|>\n")
+    with pytest.raises(SampleRejected, match="too_long"):
+        encoder(char_tokenizer, cutoff_len=longest + 3).encode(sample)
     with pytest.raises(SampleRejected, match="too_long"):
         encoder(char_tokenizer, cutoff_len=longest).encode(sample)
 

@@ -24,14 +24,16 @@ from tuneforge.formatting.templates import (
     TemplateSpec,
     load_template,
     register_template,
+    resolve_template,
     template_names,
     template_specs,
+    tool_templates,
 )
 
 __all__ = [
     "BUILTIN_TEMPLATES", "IGNORE", "LM_COLUMNS", "PAIR_COLUMNS", "REASONS", "BuiltinTemplate", "ChatTemplate",
     "EncodedLM", "EncodedPair", "Encoder", "Format", "JinjaSpec", "JinjaTemplate", "Ragged", "Reject",
     "SampleRejected", "Segment", "SpecialTokens", "TemplateError", "TemplateSpec", "TokenizeStats",
-    "TokenizedDataset", "ToolFormat", "load_template", "prompt_text", "register_template", "template_names",
-    "template_specs", "tokenize_samples",
+    "TokenizedDataset", "ToolFormat", "load_template", "prompt_text", "register_template", "resolve_template",
+    "template_names", "template_specs", "tokenize_samples", "tool_templates",
 ]

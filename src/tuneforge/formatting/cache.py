@@ -25,7 +25,7 @@ from tuneforge.formatting.encode import Encoder
 from tuneforge.paths import cache_root
 from tuneforge.types import Sample
 
-FORMAT = 1
+FORMAT = 2
 """Bump when encoding or storage changes, so stale entries are never read."""
 DEFAULT_LIMIT_MB = 4096
 

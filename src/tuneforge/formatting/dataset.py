@@ -6,6 +6,7 @@ offsets) and `TokenizeStats`, whose counts always add up: samples = kept + sum(d
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,8 @@ from tuneforge.workers import worker_pool
 
 LM_COLUMNS = ("input_ids", "labels")
 PAIR_COLUMNS = ("prompt_ids", "chosen_ids", "chosen_labels", "rejected_ids", "rejected_labels")
+
+log = logging.getLogger("tuneforge.formatting")
 
 PARALLEL_MIN_SAMPLES = 4096
 """Below this, starting workers and shipping samples to them costs more than it saves."""
@@ -108,6 +111,15 @@ class TokenizeStats:
     learns to stop. Far below `kept` means generations will run on."""
     rejects: list[Reject] = field(default_factory=list)
     from_cache: bool = False
+    template: str = ""
+    """The template that rendered the samples (for `template: auto`, maybe a tool-capable built-in)."""
+    template_note: str | None = None
+    """Why `template` is not the one the config names, else None."""
+
+    @property
+    def template_drops(self) -> dict[str, int]:
+        """The `template_drops_*` reasons and their counts: the template cannot carry these samples."""
+        return {r: n for r, n in self.dropped.items() if r.startswith("template_drops_")}
 
     @property
     def trained_fraction(self) -> float:
@@ -165,7 +177,8 @@ def _assemble(encoder: Encoder, samples: Sequence[Sample], rows, rejects: list[R
     encoded = [e for _, e in rows]
     columns = {n: Ragged.from_rows([getattr(e, n) for e in encoded]) for n in names}
     stats = TokenizeStats(samples=len(samples), kept=len(rows), rejects=rejects,
-                          truncated=sum(e.truncated for e in encoded))
+                          truncated=sum(e.truncated for e in encoded), template=encoder.template.name,
+                          template_note=encoder.note)
     for r in rejects:
         stats.dropped[r.reason] = stats.dropped.get(r.reason, 0) + 1
     label_cols = ["labels"] if kind == "lm" else ["chosen_labels", "rejected_labels"]
@@ -204,7 +217,9 @@ def tokenize_samples(samples: Sequence[Sample], tokenizer: Any, template_cfg: Te
     `<tuneforge cache>/tokenized`), keyed by the data, the template, the tokenizer and every
     option, so a second run with the same inputs loads it instead of tokenising again.
     """
-    encoder = Encoder.create(tokenizer, template_cfg)
+    encoder = Encoder.create(tokenizer, template_cfg, samples)
+    if encoder.note:
+        log.info("%s", encoder.note)
     path = cache.entry_path(cache_dir, cache.cache_key(samples, encoder)) if use_cache else None
     if path is not None and path.exists():
         return _from_arrays(*cache.load(path))

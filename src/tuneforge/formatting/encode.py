@@ -6,11 +6,17 @@ merge across a segment boundary, a template that fights the tokenizer), the labe
 shifted against the text; such a sample is rejected with reason `template_mismatch` and counted,
 never trained on.
 
+Every rendering is checked to carry the whole conversation (`coverage.dropped`): a template that
+drops tool calls, tool definitions or content rejects the sample with a `template_drops_*` reason.
+A sample over the cutoff loses whole earlier exchanges first, then the head of its prompt messages'
+contents; a role header is never cut through.
+
 Rejections carry one of `REASONS`; callers count them and keep going.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -18,10 +24,11 @@ from typing import Any
 from tuneforge.config import TemplateConfig
 from tuneforge.constants import IGNORE
 from tuneforge.formatting.base import ChatTemplate, Segment, TemplateError, join, prompt_text
-from tuneforge.formatting.templates import load_template
+from tuneforge.formatting.coverage import DROPS, dropped
+from tuneforge.formatting.templates import resolve_template
 from tuneforge.types import Message, Sample
 
-REASONS = ("too_long", "template_error", "template_mismatch", "no_trained_tokens")
+REASONS = ("too_long", "template_error", "template_mismatch", "no_trained_tokens", *DROPS)
 
 
 class SampleRejected(Exception):
@@ -61,11 +68,16 @@ class Encoder:
     tokenizer: Any
     template: ChatTemplate
     cfg: TemplateConfig
+    note: str | None = None
+    """Why `template` is not the one the config names (`template: auto` replaced), else None."""
 
     @classmethod
-    def create(cls, tokenizer: Any, cfg: TemplateConfig | None = None) -> Encoder:
+    def create(cls, tokenizer: Any, cfg: TemplateConfig | None = None, samples: Sequence[Sample] = ()) -> Encoder:
+        """`samples`: the data to be encoded, so that `template: auto` can pick a rendering that
+        carries their tool calls (see `templates.resolve_template`)."""
         cfg = cfg or TemplateConfig()
-        return cls(tokenizer, load_template(cfg, tokenizer), cfg)
+        template, note = resolve_template(cfg, tokenizer, samples)
+        return cls(tokenizer, template, cfg, note)
 
     @cached_property
     def text_bos(self) -> list[int]:
@@ -139,22 +151,6 @@ class Encoder:
     def _too_long(self, n: int) -> SampleRejected:
         return SampleRejected("too_long", f"{n} tokens > cutoff_len {self.cfg.cutoff_len}")
 
-    def _cut_head(self, ids: list[int], labels: list[int], keep: int) -> tuple[list[int], list[int]]:
-        """Shorten to the cutoff by dropping the untrained tail and then the head, keeping the last
-        `keep` tokens whole (the final reply) plus at least one token before them, and a leading BOS."""
-        last = max(i for i, label in enumerate(labels) if label != IGNORE)
-        keep -= len(ids) - (last + 1)
-        ids, labels = ids[: last + 1], labels[: last + 1]  # the tail never carries loss
-        if len(ids) <= self.cfg.cutoff_len:
-            return ids, labels
-        bos = 1 if self.tokenizer.bos_token_id is not None and ids[0] == self.tokenizer.bos_token_id else 0
-        budget = self.cfg.cutoff_len - bos
-        if keep >= budget:
-            raise SampleRejected("too_long", f"the final reply alone is {keep} tokens; cutoff_len is "
-                                 f"{self.cfg.cutoff_len}")
-        start = len(ids) - budget
-        return ids[:bos] + ids[start:], labels[:bos] + labels[start:]
-
     # --- the three kinds ---------------------------------------------------------------------------
 
     def _text(self, text: str) -> EncodedLM:
@@ -167,9 +163,17 @@ class Encoder:
         ids = ids[: self.cfg.cutoff_len]  # a document, not a reply: its end may be cut (counted)
         return EncodedLM(ids, list(ids), truncated=True)
 
+    def _render(self, messages: list[Message], tools: list[dict[str, Any]] | None) -> list[Segment]:
+        """The template's segments, checked to carry every content, tool call and tool definition."""
+        segments = self.template.render(messages, tools)
+        if (missing := dropped(messages, tools, join(segments))) is not None:
+            reason, detail = missing
+            raise SampleRejected(reason, f"template '{self.template.name}': {detail}")
+        return segments
+
     def _chat(self, sample: Sample) -> EncodedLM:
         messages = self._with_system(sample.messages)
-        ids, labels, keep = self._segments_to_ids(self.template.render(messages, sample.tools))
+        ids, labels, _ = self._segments_to_ids(self._render(messages, sample.tools))
         if all(label == IGNORE for label in labels):
             raise SampleRejected("no_trained_tokens", f"train_on={self.cfg.train_on} leaves no token with a "
                                  "loss (no assistant turn?)")
@@ -179,33 +183,68 @@ class Encoder:
             raise self._too_long(len(ids))
         while len(ids) > self.cfg.cutoff_len and (shorter := _without_first_exchange(messages)) is not None:
             messages = shorter
-            ids, labels, keep = self._segments_to_ids(self.template.render(messages, sample.tools))
+            ids, labels, _ = self._segments_to_ids(self.template.render(messages, sample.tools))
+        ids, labels = self._fit_tail(ids, labels)
         if len(ids) > self.cfg.cutoff_len:
-            ids, labels = self._cut_head(ids, labels, keep)
+            last = max(i for i, m in enumerate(messages) if m.role == "assistant")
+            for i in (j for j in _cuttable(messages, last) if messages[j].role != "assistant"):  # replies train
+                while len(ids) > self.cfg.cutoff_len and messages[i].content:
+                    messages = _with_content(messages, i, self._cut_text_head(messages[i].content,
+                                                                              len(ids) - self.cfg.cutoff_len))
+                    ids, labels, _ = self._segments_to_ids(self.template.render(messages, sample.tools))
+                    ids, labels = self._fit_tail(ids, labels)
+        if len(ids) > self.cfg.cutoff_len:
+            raise SampleRejected("too_long", f"the final exchange without its prompt's text is {len(ids)} tokens "
+                                 f"(the reply and the role headers); cutoff_len is {self.cfg.cutoff_len}")
         return EncodedLM(ids, labels, truncated=True)
+
+    def _fit_tail(self, ids: list[int], labels: list[int]) -> tuple[list[int], list[int]]:
+        """Over the cutoff, the tokens after the last trained one go first (a separator, or turns after
+        the last reply): they never carry loss."""
+        if len(ids) <= self.cfg.cutoff_len:
+            return ids, labels
+        last = max(i for i, label in enumerate(labels) if label != IGNORE)
+        return ids[: last + 1], labels[: last + 1]
+
+    def _cut_text_head(self, text: str, n: int) -> str:
+        """`text` without (about) its first `n` tokens; shorter than `text` whenever `text` is not empty."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        rest = self.tokenizer.decode(ids[max(n, 1):]) if n < len(ids) else ""
+        return rest if len(rest) < len(text) else ""
 
     def _pair(self, sample: Sample) -> EncodedPair:
         if not sample.chosen or not sample.rejected:
             raise TemplateError("a preference sample needs both a chosen and a rejected reply")
         prompt = self._with_system(sample.messages)
-        head = prompt_text(self.template, prompt, sample.tools)
-        conts = [self._continuation(prompt, head, reply, sample.tools) for reply in (sample.chosen, sample.rejected)]
-        prompt_ids = self.tokenizer(head, add_special_tokens=False)["input_ids"]
+        for reply in (sample.chosen, sample.rejected):
+            self._render([*prompt, *reply], sample.tools)  # the coverage check on each whole conversation
+        prompt_ids, conts = self._prompt_and_continuations(prompt, sample)
         if any(all(label == IGNORE for label in labels) for _, labels in conts):
             raise SampleRejected("no_trained_tokens", "a continuation has no trained token")
         longest = max(len(ids) for ids, _ in conts)
         truncated = len(prompt_ids) + longest > self.cfg.cutoff_len
-        if truncated:
-            if self.cfg.cutoff_policy == "drop":
-                raise self._too_long(len(prompt_ids) + longest)
-            bos = 1 if prompt_ids[:1] == [self.tokenizer.bos_token_id] else 0
-            budget = self.cfg.cutoff_len - longest - bos  # tokens left for the prompt
-            if budget < 1:
-                raise SampleRejected("too_long", f"a reply alone is {longest} tokens; cutoff_len is "
-                                     f"{self.cfg.cutoff_len}")
-            prompt_ids = prompt_ids[:bos] + prompt_ids[len(prompt_ids) - budget:]
+        if truncated and self.cfg.cutoff_policy == "drop":
+            raise self._too_long(len(prompt_ids) + longest)
+        # Cut the head of the prompt messages' contents (earliest first, the system prompt last),
+        # never through a role header.
+        for i in _cuttable(prompt, len(prompt)):
+            while len(prompt_ids) + longest > self.cfg.cutoff_len and prompt[i].content:
+                excess = len(prompt_ids) + longest - self.cfg.cutoff_len
+                prompt = _with_content(prompt, i, self._cut_text_head(prompt[i].content, excess))
+                prompt_ids, conts = self._prompt_and_continuations(prompt, sample)
+                longest = max(len(ids) for ids, _ in conts)
+        if len(prompt_ids) + longest > self.cfg.cutoff_len:
+            raise SampleRejected("too_long", f"a reply ({longest} tokens) with the prompt's role headers does not "
+                                 f"fit in cutoff_len {self.cfg.cutoff_len}")
         (c_ids, c_labels), (r_ids, r_labels) = conts
         return EncodedPair(prompt_ids, c_ids, c_labels, r_ids, r_labels, truncated)
+
+    def _prompt_and_continuations(self, prompt: list[Message], sample: Sample
+                                  ) -> tuple[list[int], list[tuple[list[int], list[int]]]]:
+        assert sample.chosen is not None and sample.rejected is not None
+        head = prompt_text(self.template, prompt, sample.tools)
+        conts = [self._continuation(prompt, head, reply, sample.tools) for reply in (sample.chosen, sample.rejected)]
+        return self.tokenizer(head, add_special_tokens=False)["input_ids"], conts
 
     def _continuation(self, prompt: list[Message], head: str, reply: list[Message],
                       tools: list[dict] | None) -> tuple[list[int], list[int]]:
@@ -226,6 +265,18 @@ class Encoder:
             pos = end
         ids, labels, _ = self._segments_to_ids(rest, prefix=(head,))
         return ids, labels
+
+
+def _cuttable(messages: list[Message], before: int) -> list[int]:
+    """Indices of the messages before `before` whose content may lose its head to fit a cutoff:
+    user and tool turns (and given assistant turns of a preference prompt) first, earliest first,
+    then the system prompt."""
+    return ([i for i in range(before) if messages[i].role != "system"]
+            + [i for i in range(before) if messages[i].role == "system"])
+
+
+def _with_content(messages: list[Message], i: int, content: str) -> list[Message]:
+    return [*messages[:i], replace(messages[i], content=content), *messages[i + 1:]]
 
 
 def _without_first_exchange(messages: list[Message]) -> list[Message] | None:

@@ -8,13 +8,16 @@ Jinja template comes from `template.jinja` in the config, or is registered in Py
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from tuneforge.config import TemplateConfig
 from tuneforge.errors import ConfigError
+from tuneforge.formatting import coverage
 from tuneforge.formatting.base import ChatTemplate
 from tuneforge.formatting.builtin import BUILTIN_TEMPLATES
 from tuneforge.formatting.jinja import JinjaSpec
+from tuneforge.types import Sample
 
 
 class TemplateSpec(Protocol):
@@ -61,3 +64,30 @@ def load_template(cfg: TemplateConfig | str, tokenizer: Any) -> ChatTemplate:
 register_template(JinjaSpec("auto", "The tokenizer's own chat template (Jinja), as its authors trained it."))
 for _spec in BUILTIN_TEMPLATES:
     register_template(_spec)
+
+
+def tool_templates() -> list[str]:
+    """The built-ins that render tool definitions and tool calls."""
+    return [s.name for s in BUILTIN_TEMPLATES if s.format.tools is not None]
+
+
+def resolve_template(cfg: TemplateConfig, tokenizer: Any, samples: Sequence[Sample] = ()
+                     ) -> tuple[ChatTemplate, str | None]:
+    """`load_template`, except that `template: auto` whose tokenizer template cannot carry the tools
+    or tool calls `samples` hold is replaced by the built-in of the tokenizer's family; the second
+    value says so (None when nothing was replaced). Without such a built-in, the tokenizer's template
+    is kept: its samples are then rejected with a `template_drops_*` reason, and counted."""
+    template = load_template(cfg, tokenizer)
+    if cfg.jinja is not None or cfg.name != "auto":
+        return template, None
+    needed = {reason: n for reason, n in coverage.needs(samples).items() if n}
+    if not needed:
+        return template, None
+    drops = coverage.probe_drops(template) & set(needed)
+    family = coverage.family_template(tokenizer)
+    if not drops or family is None:
+        return template, None
+    what = " and ".join(f"{coverage.WHAT[r]} ({needed[r]} samples)" for r in sorted(drops))
+    note = (f"template auto: the tokenizer's own chat template drops {what}; using the built-in '{family}' "
+            f"template instead, which renders them (set template.name to choose another)")
+    return load_template(TemplateConfig(name=family), tokenizer), note
