@@ -4,7 +4,9 @@ Catches the set-ups that train silently wrong: a cutoff that drops most samples,
 all masked, an EOS / end-of-turn token that is never trained (the model never learns to stop),
 pad == eos (any trainer that masks labels by pad id never trains EOS), chat templates whose
 turn-by-turn tokenisation differs from the whole conversation's (a shifted loss mask), and a default
-system prompt that names another assistant than the data's replies do (an identity that fights itself).
+system prompt that names another assistant than the data's replies do (an identity that fights itself),
+a template that drops tool calls, tool definitions or contents, and `{{placeholders}}` left unfilled.
+It follows the stage: continued pre-training (`pt`) packs documents into blocks, so nothing is cut.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ class DoctorReport:
     pad_token: str | None
     eos_token: str | None
     findings: list[Finding] = field(default_factory=list)
+    stage: str = "sft"
+    placeholders: dict[str, int] = field(default_factory=dict)
+    """`{{name}}` placeholders left in the data -> samples holding them."""
 
     @property
     def ok(self) -> bool:
@@ -84,22 +89,74 @@ def run_doctor(cfg: Config) -> DoctorReport:
     samples, read_report = read_samples(cfg.data)
     tokenizer = load_tokenizer(cfg.model)
     tcfg = cfg.template
-    # Once without a cutoff for the true length distribution, once as the run would see it.
-    full, _ = tokenize_samples(samples, tokenizer, tcfg.model_copy(update={"cutoff_len": UNLIMITED}))
-    ds, stats = tokenize_samples(samples, tokenizer, tcfg)
+    pt = cfg.train.stage == "pt"
+    # Once without a cutoff for the true length distribution, once as the run would see it (pre-training
+    # documents are packed into blocks, never cut).
+    full, full_stats = tokenize_samples(samples, tokenizer, tcfg.model_copy(update={"cutoff_len": UNLIMITED}))
+    ds, stats = (full, full_stats) if pt else tokenize_samples(samples, tokenizer, tcfg)
     lengths = np.asarray(full.lengths)
 
     report = DoctorReport(
-        model=cfg.model.name_or_path, template=tcfg.jinja and "custom jinja" or tcfg.name,
+        model=cfg.model.name_or_path, template=stats.template or (tcfg.jinja and "custom jinja" or tcfg.name),
         cutoff_len=tcfg.cutoff_len, cutoff_policy=tcfg.cutoff_policy, samples=stats.samples, kept=stats.kept,
         truncated=stats.truncated, dropped=dict(stats.dropped), read_rejected=read_report.n_rejected,
         length_percentiles=_percentiles(lengths), histogram=_histogram(lengths),
-        over_cutoff=int((lengths > tcfg.cutoff_len).sum()), trained_fraction=stats.trained_fraction,
+        over_cutoff=0 if pt else int((lengths > tcfg.cutoff_len).sum()), trained_fraction=stats.trained_fraction,
         stop_trained=stats.stop_trained, pad_token=tokenizer.pad_token, eos_token=tokenizer.eos_token,
+        stage=cfg.train.stage, placeholders=placeholder_counts(samples),
     )
-    report.findings = (_diagnose(report, stats, tokenizer, ds) + _identity_findings(samples, tokenizer, tcfg)
-                       + _speed_findings(cfg) + _busy_machine_findings())
+    report.findings = (_template_findings(report, stats) + _diagnose(report, stats, tokenizer, ds)
+                       + _pretraining_findings(report, cfg, ds) + _placeholder_findings(report)
+                       + _identity_findings(samples, tokenizer, tcfg) + _speed_findings(cfg) + _busy_machine_findings())
     return report
+
+
+def placeholder_counts(samples: list[Sample]) -> dict[str, int]:
+    """`{{name}}` placeholders still in the samples -> how many samples hold each."""
+    from tuneforge.io.placeholders import find_placeholders
+
+    counts: Counter[str] = Counter()
+    for s in samples:
+        counts.update(find_placeholders(s.to_dict()))
+    return dict(sorted(counts.items()))
+
+
+def placeholder_message(name: str, n: int) -> str:
+    return (f"{n} samples still hold {{{{{name}}}}}: the model would learn the literal placeholder. Fill it with "
+            f"data.placeholders (CLI: --set-placeholder {name}=VALUE).")
+
+
+def _placeholder_findings(r: DoctorReport) -> list[Finding]:
+    return [Finding("warning", "unfilled_placeholder", placeholder_message(name, n))
+            for name, n in r.placeholders.items()]
+
+
+def _template_findings(r: DoctorReport, stats) -> list[Finding]:
+    """`template: auto` replaced by a tool-capable built-in (info); samples whose rendering drops tool
+    calls, tool definitions or contents (an error: `train` stops on them)."""
+    from tuneforge.formatting import tool_templates
+
+    out = [Finding("info", "template_replaced", stats.template_note)] if stats.template_note else []
+    if drops := stats.template_drops:
+        what = ", ".join(f"{n} of {r.samples} samples by {reason}" for reason, n in sorted(drops.items()))
+        example = next((f" First: {j.where}: {j.detail}." for j in stats.rejects if j.reason in drops), "")
+        out.append(Finding("error", "template_drops", f"template '{r.template}' does not render everything the "
+                           f"data holds: {what}; they are excluded.{example} Templates that render tools and tool "
+                           f"calls: {', '.join(tool_templates())} (template.name)."))
+    return out
+
+
+def _pretraining_findings(r: DoctorReport, cfg: Config, ds) -> list[Finding]:
+    """Continued pre-training: documents end with EOS and are packed into blocks of `train.block_size`
+    (else the cutoff), so the cutoff drops nothing and no end-of-turn token is involved."""
+    if r.stage != "pt" or not r.kept:
+        return []
+    block = cfg.train.block_size or r.cutoff_len
+    tokens = int(ds.lengths.sum())
+    return [Finding("info", "pretraining_blocks",
+                    f"stage pt: {r.kept} documents, {tokens} tokens, each ending with EOS "
+                    f"({r.eos_token!r}), concatenated and cut into about {max(tokens // block, 1)} blocks of "
+                    f"{block} tokens; no document is dropped or truncated for its length.")]
 
 
 # How a text names an assistant: "I am Forge", "my name is Forge", "named SmolLM", "You are Qwen",
@@ -214,7 +271,11 @@ def _diagnose(r: DoctorReport, stats, tokenizer, ds) -> list[Finding]:
             f"{mismatched} samples fail the template round trip (turn-by-turn tokens differ from the whole "
             f"conversation's, so the loss mask would be shifted); they are excluded. First: {example}")
 
-    if r.kept and ds.kind == "lm":
+    if r.kept and ds.kind == "lm" and r.stage == "pt":
+        if r.stop_trained < r.kept:
+            add("warning", "eos_sometimes_trained", f"only {r.stop_trained} of {r.kept} documents end with a "
+                f"trained EOS ({r.eos_token!r}): the model will not learn where a document ends.")
+    elif r.kept and ds.kind == "lm":
         if r.stop_trained == 0:
             add("error", "eos_never_trained", "no sample trains its EOS / end-of-turn token: the model will "
                 "not learn to stop. Use a template whose assistant turns end with a trained stop token.")

@@ -91,3 +91,13 @@ def test_show_stays_readable_at_80_columns(app, tmp_path, monkeypatch):
     # The counts are in the panel's title, the source (folded, not cut) inside it.
     assert "#1 · chat · " in result.output and "trained" in result.output.splitlines()[0]
     assert "records rejected while reading" in result.output and "dim ones are given" in result.output
+
+
+def test_show_flags_unfilled_placeholders(app, tmp_path):
+    path = write(tmp_path, [{"messages": [{"role": "user", "content": "Who are you?"},
+                                          {"role": "assistant", "content": "I am {{name}}."}]},
+                            {"messages": [{"role": "user", "content": "Hi"},
+                                          {"role": "assistant", "content": "{{name}} here."}]}])
+    result = CliRunner().invoke(app, ["show", path, "--template", "chatml"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "placeholder" in result.output and "2 samples still hold {{name}}" in result.output

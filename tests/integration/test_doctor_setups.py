@@ -72,3 +72,69 @@ def test_assistant_names_are_read_from_self_descriptions():
     assert assistant_names("You are a helpful AI assistant named SmolLM, trained by Hugging Face") == {"SmolLM"}
     assert assistant_names("当然可以，我是 Forge，一个人工智能助手。") == {"Forge"}
     assert assistant_names("I am an AI assistant; I'm happy to help.") == set()
+
+
+TOOL_RECORD = {"conversations": [
+    {"from": "human", "value": "Weather in Paris?"},
+    {"from": "function_call", "value": json.dumps({"name": "get_weather", "arguments": {"city": "Paris"}})},
+    {"from": "observation", "value": json.dumps({"temp": 21})},
+    {"from": "gpt", "value": "It is 21 degrees in Paris."}],
+    "tools": json.dumps([{"name": "get_weather", "description": "Weather of a city",
+                          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}])}
+IGNORES_CALLS = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def _tool_data(tmp_path, n=3):
+    path = tmp_path / "tools.jsonl"
+    path.write_text("".join(json.dumps(TOOL_RECORD) + "\n" for _ in range(n)))
+    return str(path)
+
+
+def test_a_template_that_drops_tool_calls_is_an_error_with_counts(tiny_model_dir, tmp_path):
+    cfg = build_config({"model": {"name_or_path": str(tiny_model_dir)}, "data": _tool_data(tmp_path),
+                        "template": {"jinja": IGNORES_CALLS}})
+    report = run_doctor(cfg)
+    assert not report.ok and report.dropped == {"template_drops_tool_calls": 3}
+    [finding] = [f for f in report.findings if f.code == "template_drops"]
+    assert finding.level == "error"
+    assert "3 of 3 samples by template_drops_tool_calls" in finding.message and "chatml" in finding.message
+
+
+def test_auto_with_tool_data_uses_the_tool_capable_builtin_and_says_so(tiny_model_dir, tmp_path):
+    report = run_doctor(build_config({"model": {"name_or_path": str(tiny_model_dir)}, "data": _tool_data(tmp_path)}))
+    assert report.ok, report.findings
+    assert report.template == "chatml" and report.kept == 3
+    [note] = [f for f in report.findings if f.code == "template_replaced"]
+    assert note.level == "info" and "tool calls (3 samples)" in note.message
+
+
+def test_pretraining_documents_are_packed_not_cut(tiny_model_dir, tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps({"text": " ".join(["A long document."] * 60)}) + "\n" for _ in range(4)))
+    cfg = build_config({"model": {"name_or_path": str(tiny_model_dir)}, "data": str(path),
+                        "template": {"cutoff_len": 64}, "train": {"stage": "pt"}})
+    report = run_doctor(cfg)
+    codes = {f.code for f in report.findings}
+    assert report.ok and report.kept == 4 and report.truncated == 0 and report.over_cutoff == 0
+    assert not codes & {"cutoff_drops", "truncated", "eos_never_trained", "eos_sometimes_trained"}
+    [blocks] = [f for f in report.findings if f.code == "pretraining_blocks"]
+    assert "4 documents" in blocks.message and "ending with EOS" in blocks.message
+    # the same data as sft-style text at this cutoff is truncated and said so
+    sft = run_doctor(build_config(cfg.model_dump(), ["train.stage=sft"]))
+    assert sft.truncated == 4 and "truncated" in {f.code for f in sft.findings}
+
+
+def test_unfilled_placeholders_are_flagged(tiny_model_dir, tmp_path):
+    path = tmp_path / "identity.jsonl"
+    path.write_text("".join(json.dumps({"instruction": f"Who are you? {i}", "output": "I am {{name}}, by {{author}}."})
+                            + "\n" for i in range(3)))
+    report = run_doctor(build_config({"model": {"name_or_path": str(tiny_model_dir)}, "data": str(path)}))
+    assert report.placeholders == {"author": 3, "name": 3}
+    flags = [f for f in report.findings if f.code == "unfilled_placeholder"]
+    assert len(flags) == 2 and all(f.level == "warning" for f in flags)
+    assert "3 samples still hold {{name}}" in " ".join(f.message for f in flags)
+    filled = build_config({"model": {"name_or_path": str(tiny_model_dir)},
+                           "data": {"datasets": [{"path": str(path)}],
+                                    "placeholders": {"name": "Forge", "author": "us"}}})
+    assert run_doctor(filled).placeholders == {}

@@ -102,3 +102,48 @@ def test_packing_block_size_is_its_own_setting(tiny_model_dir, tmp_path):
     assert wide < default  # four times the room per row: fewer rows, fewer steps for the same epoch
     with pytest.raises(ConfigError, match="train.block_size=32 is below template.cutoff_len=64"):
         steps(block_size=32)
+
+
+def _chats(path, n_short, n_long):
+    rows = ([{"instruction": f"Say {i}.", "output": f"{i}."} for i in range(n_short)]
+            + [{"instruction": "Tell a long story. " * 40, "output": "Once upon a time " * 40} for _ in range(n_long)])
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_more_than_half_dropped_stops_before_training_unless_allowed(tiny_model_dir, tmp_path, capsys):
+    from tuneforge.errors import TuneforgeError
+
+    raw = {"model": {"name_or_path": str(tiny_model_dir)}, "data": _chats(tmp_path / "d.jsonl", 2, 3),
+           "template": {"cutoff_len": 64}, "train": {"output_dir": str(tmp_path / "run"), "max_steps": 1}}
+    with pytest.raises(TuneforgeError, match=r"3 of 5 samples \(60%\) would be dropped.*too_long 3.*"
+                                             r"data.allow_dropping: true"):
+        run_training(build_config(raw))
+    assert "5 samples with template auto: 2 kept (0 truncated), 3 dropped (too_long 3)" in capsys.readouterr().out
+    assert not (tmp_path / "run" / "final").exists()
+    summary = run_training(build_config(raw, ["data.allow_dropping=true"]))
+    assert summary.result.state.step == 1
+
+
+def test_a_template_that_drops_tool_calls_stops_the_run(tiny_model_dir, tmp_path):
+    from tuneforge.errors import TuneforgeError
+
+    record = {"messages": [{"role": "user", "content": "Weather in Paris?"},
+                           {"role": "assistant", "content": "",
+                            "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
+                           {"role": "tool", "content": "21"}, {"role": "assistant", "content": "21 degrees."}]}
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for _ in range(3)))
+    ignores_calls = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    raw = {"model": {"name_or_path": str(tiny_model_dir)}, "data": str(path),
+           "template": {"jinja": ignores_calls}, "train": {"output_dir": str(tmp_path / "run"), "max_steps": 1}}
+    with pytest.raises(TuneforgeError, match=r"template 'jinja' cannot render.*3 samples by "
+                                             r"template_drops_tool_calls.*chatml, qwen, llama3"):
+        run_training(build_config(raw))
+    # template auto picks the tool-capable built-in, trains, and records it where serving looks
+    raw["template"] = {"name": "auto"}
+    run_training(build_config(raw))
+    run = tmp_path / "run"
+    assert json.loads((run / "manifest.json").read_text())["template"] == "chatml"
+    assert "name: chatml" in (run / "config.yaml").read_text()

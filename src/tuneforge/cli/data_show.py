@@ -32,15 +32,19 @@ def show(
     format: FormatOption = "auto",
     column: ColumnOption = None,
 ) -> None:
-    """Print the first samples as token text, trained tokens highlighted, with token counts."""
+    """Print the first samples as token text, trained tokens highlighted, with token counts; then
+    which template rendered them (auto may pick a tool-capable built-in) and unfilled {{placeholders}}."""
+    from tuneforge.doctor import placeholder_counts, placeholder_message
     from tuneforge.io import read_samples
     from tuneforge.models import load_tokenizer
 
     data = DataConfig(datasets=[DatasetConfig(path=inputs, format=format, columns=pairs(column, "--column"))])
     samples, report = read_samples(data)
     tokenizer = load_tokenizer(model)
-    encoder = Encoder.create(tokenizer, TemplateConfig(name=template, cutoff_len=cutoff, train_on=train_on))
+    encoder = Encoder.create(tokenizer, TemplateConfig(name=template, cutoff_len=cutoff, train_on=train_on), samples)
     console = Console()
+    if encoder.note:
+        console.print(f"[cyan]note[/] {encoder.note}", highlight=False)
     totals = {"tokens": 0, "trained": 0, "truncated": 0, "dropped": 0}
     for i, sample in enumerate(samples[:n]):
         # The source goes inside the panel: a title too wide for the terminal is cut, counts and all.
@@ -67,6 +71,8 @@ def show(
         cut = " · [yellow]truncated[/]" if enc.truncated else ""
         console.print(Panel(body, title=f"{title} · {tokens} tokens, {trained} trained{cut}", title_align="left"))
     console.print(_summary(len(samples), min(n, len(samples)), report.n_rejected, totals, encoder.template.name))
+    for name, count in placeholder_counts(samples).items():
+        console.print(f"[yellow]placeholder[/] {placeholder_message(name, count)}", highlight=False)
 
 
 def _label(name: str) -> Text:

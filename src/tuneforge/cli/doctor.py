@@ -29,7 +29,9 @@ def doctor(
     out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("doctor.json"),
 ) -> None:
     """Token lengths, cutoff losses, fully-masked samples, EOS training, pad == eos, template round
-    trips, a default system prompt that contradicts the data: as a table and a JSON file. Exits with 1
+    trips, templates that drop tool calls / tools / content, unfilled {{placeholders}}, a default system
+    prompt that contradicts the data, following the stage (pt packs documents, nothing is cut): as a
+    table and a JSON file. Exits with 1
     when it finds an error. With a YAML config, --format and --column apply to every entry of its
     data.datasets (flags win over the file, as --model does; columns merge over an entry's own)."""
     from tuneforge.doctor import run_doctor

@@ -23,6 +23,7 @@ import yaml
 
 from tuneforge.config import Config, DataConfig
 from tuneforge.errors import ConfigError, TuneforgeError
+from tuneforge.formatting import TokenizeStats, tool_templates
 from tuneforge.io import ReadReport, iter_samples, read_samples
 from tuneforge.native import speed_up
 from tuneforge.train import mixing
@@ -81,6 +82,37 @@ def read_training_samples(cfg: Config) -> tuple[list[Sample], ReadReport]:
         raise
     report.finish()
     return mixing.add_replay(samples, replay, d.replay_share, cfg.train.seed), report
+
+
+def tokenised_summary(stats: TokenizeStats) -> str:
+    """`tokenised 10 samples: 4 kept (1 truncated), 6 dropped (too_long 6)`."""
+    dropped = sum(stats.dropped.values())
+    reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats.dropped.items()))
+    return (f"tokenised {stats.samples} samples with template {stats.template}: {stats.kept} kept "
+            f"({stats.truncated} truncated), {dropped} dropped" + (f" ({reasons})" if reasons else ""))
+
+
+MAX_DROP_SHARE = 0.5
+
+
+def check_drops(stats: TokenizeStats, cfg: Config) -> None:
+    """Stop before training when the template cannot carry some samples (tool calls, tools, contents)
+    or more than half the samples are dropped, unless `data.allow_dropping` says go on."""
+    if cfg.data.allow_dropping or not stats.samples:
+        return
+    if drops := stats.template_drops:
+        what = ", ".join(f"{n} samples by {r}" for r, n in sorted(drops.items()))
+        example = next((f" First: {j.where}: {j.detail}." for j in stats.rejects if j.reason in drops), "")
+        raise TuneforgeError(f"template '{stats.template}' cannot render everything the data holds: {what}.{example} "
+                             f"Templates that render tools and tool calls: {', '.join(tool_templates())} "
+                             f"(template.name). Set data.allow_dropping: true to train without those samples.")
+    dropped = sum(stats.dropped.values())
+    if dropped > MAX_DROP_SHARE * stats.samples:
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats.dropped.items()))
+        raise TuneforgeError(f"{dropped} of {stats.samples} samples ({dropped / stats.samples:.0%}) would be dropped "
+                             f"while tokenising ({reasons}; cutoff_len {cfg.template.cutoff_len}): raise "
+                             f"template.cutoff_len, run `tuneforge doctor` on this config, or set "
+                             f"data.allow_dropping: true to train on the rest.")
 
 
 def _block_size(cfg: Config) -> int:
@@ -173,6 +205,15 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
 
     tcfg = cfg.template.model_copy(update={"cutoff_len": stage.template_cutoff(cfg)})
     ds, tok_stats = tokenize_samples(samples, tokenizer, tcfg)
+    if main:
+        for line in filter(None, [tok_stats.template_note, tokenised_summary(tok_stats)]):
+            print(line, flush=True)
+    check_drops(tok_stats, cfg)
+    if tok_stats.template_note and main:
+        # Serving, evaluation and export read the template from config.yaml: the one that trained.
+        cfg = cfg.model_copy(update={"template": cfg.template.model_copy(update={"name": tok_stats.template})})
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False,
+                                                             allow_unicode=True))
     if len(ds) == 0:
         raise TuneforgeError(f"every sample was dropped while tokenising: {tok_stats.dropped}; "
                              f"run `tuneforge doctor` on this config")
