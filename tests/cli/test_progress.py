@@ -68,14 +68,23 @@ def test_plain_lines_every_tenth_or_every_30_seconds_and_always_the_last():
     progress = TrainingProgress(console, clock=clock)
     for step in range(1, 201):
         clock.now += 100.0 if step == 33 else 0.1  # one slow step: a line 30 s after the last one
-        progress.update(record(step, 200, reward_accuracy=0.75, reward_margin=0.125,
+        progress.update(record(step, 200, pairs=4, reward_accuracy=0.75, reward_margin=0.125,
                                eval_val_loss=1.5))
     steps = [int(re.match(r"step (\d+)/200", line).group(1)) for line in out.getvalue().splitlines()]
     assert steps == [20, 33, 40, 60, 80, 100, 120, 140, 160, 180, 200]
     last = out.getvalue().splitlines()[-1]
     assert last.startswith("step 200/200 (100%) · loss 0.0100 · lr 1.00e-04 · ")
     assert "val_loss 1.5000" in last and "acc 0.75 · margin 0.125" in last and last.endswith("eta 0s")
-    assert re.search(r" · \d+ pairs/s · ", last)  # a preference step counts pairs
+    # a preference step: its tokens per second (400 a step of 0.1 s), and its pairs (4 a step)
+    assert " · 4000 tok/s · 40 pairs/s · " in last
+
+
+def test_a_preference_run_shows_tokens_and_pairs_per_second_from_its_first_step():
+    console, out = plain_console()
+    progress = TrainingProgress(console, clock=Clock(), line_fraction=0.001)
+    progress.update(record(1, 10, tokens=300, tokens_per_s=600.0, pairs=4, reward_accuracy=0.5,
+                           reward_margin=0.0))
+    assert " · 600 tok/s · 8.0 pairs/s · " in out.getvalue()  # 300 tokens of 4 pairs in 0.5 s
 
 
 def test_task_progress_lines_name_the_work_and_its_rate():

@@ -46,6 +46,27 @@ def test_dpo_logs_rewards_and_first_step_matches_reference_mode(tiny_model_dir, 
     assert "reward_accuracy" in history[-1]
 
 
+def test_dpo_records_pairs_and_their_trained_tokens(tiny_model_dir, tmp_path):
+    from tuneforge.formatting import tokenize_samples
+    from tuneforge.io import read_samples
+    from tuneforge.models import load_tokenizer
+
+    cfg = build_config({
+        "model": {"name_or_path": str(tiny_model_dir)}, "data": _pairs(tmp_path / "pairs.jsonl"),
+        "method": {"name": "lora", "r": 4},
+        "train": {"stage": "dpo", "output_dir": str(tmp_path / "run"), "max_steps": 2, "batch_size": 4},
+    })
+    history = run_training(cfg).result.history
+    # 8 pairs, 4 a step: two steps are one epoch, so every reply's trained token is counted once
+    samples, _ = read_samples(cfg.data)
+    _, stats = tokenize_samples(samples, load_tokenizer(str(tiny_model_dir)), cfg.template, use_cache=False)
+    assert [r["pairs"] for r in history] == [4, 4]
+    assert sum(r["trained_tokens"] for r in history) == stats.trained_tokens > 16
+    assert all(r["tokens_per_s"] > 0 for r in history)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["cost"]["trained_tokens"] == stats.trained_tokens
+
+
 def test_dpo_full_fine_tuning_uses_a_frozen_copy(tiny_model_dir, tmp_path):
     cfg = build_config({
         "model": {"name_or_path": str(tiny_model_dir)}, "data": _pairs(tmp_path / "pairs.jsonl", 4),

@@ -130,6 +130,8 @@ class TrainingProgress(_Display):
         self.rate = RecentRate()
         self.throttle: LineThrottle | None = None
         self.tokens = 0.0
+        self.pair_rate = RecentRate()  # preference steps: pairs per second beside the tokens
+        self.pairs = 0.0
         self.last_step: int | None = None
 
     def start(self, n_train: int, params: str) -> None:
@@ -141,7 +143,9 @@ class TrainingProgress(_Display):
         step = r["step"]
         if self.last_step is not None:  # records may skip steps (train.log_every): each stands for its span
             self.tokens += r["trained_tokens"] * (step - self.last_step)
+            self.pairs += r.get("pairs", 0) * (step - self.last_step)
         self.last_step = step
+        self.pair_rate.add(now, step, self.pairs)
         self.rate.add(now, step, self.tokens)
         left = r["total_steps"] - step
         rate = self.rate.per_second()
@@ -152,11 +156,20 @@ class TrainingProgress(_Display):
             return per_s, 0.0
         return per_s, left * r["trained_tokens"] / per_s if per_s > 0 else None
 
+    def pairs_per_second(self, r: dict) -> float:
+        """Preference pairs/s from the recent records (after `figures` saw `r`); the first record's
+        own timing before that."""
+        rate = self.pair_rate.per_second()
+        if rate is not None:
+            return rate[1]
+        return r["pairs"] * r["tokens_per_s"] / r["trained_tokens"] if r["trained_tokens"] else 0.0
+
     def update(self, r: dict) -> None:
         now = self.clock()
         tok_s, eta = self.figures(r, now)
-        unit = "pairs/s" if "reward_accuracy" in r else "tok/s"  # a preference step counts pairs, not tokens
-        stats = f"loss {r['loss']:.4f} · lr {r['lr']:.2e} · {speed(tok_s)} {unit}"
+        stats = f"loss {r['loss']:.4f} · lr {r['lr']:.2e} · {speed(tok_s)} tok/s"
+        if "pairs" in r:  # a preference step: its pairs too
+            stats += f" · {speed(self.pairs_per_second(r))} pairs/s"
         stats += "".join(f" · {k[5:]} {v:.4f}" for k, v in r.items() if k.startswith("eval_"))
         if "reward_accuracy" in r:
             stats += f" · acc {r['reward_accuracy']:.2f} · margin {r['reward_margin']:.3f}"

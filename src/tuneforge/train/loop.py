@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from tuneforge.config import TrainConfig
+from tuneforge.constants import IGNORE
 from tuneforge.errors import TuneforgeError
 from tuneforge.train.batching import Batch
 from tuneforge.train.checkpoint import TrainState, load_checkpoint, pick_checkpoint, remove_leftovers, save_checkpoint
@@ -169,8 +170,13 @@ def train_loop(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            # The units of a preference step are pairs: its trained tokens are those of both replies,
+            # so that throughput and cost are tokens for every stage.
+            pairs = _is_pairs(mine)
+            n_trained = (accelerator.reduce(torch.tensor(sum(pair_tokens(b) for b in mine), device=device),
+                                            "sum").item() if pairs else n_step)
             state.step += 1
-            state.trained_tokens += n_step
+            state.trained_tokens += n_trained
             state.last_loss = step_loss
             state.seconds = done_before + time.time() - started
 
@@ -179,8 +185,10 @@ def train_loop(
             record = {**_loss_stats(loss_fn), "step": state.step, "epoch": state.step / steps_per_epoch,
                       "loss": step_loss, "lr": lr,
                       "grad_norm": None if grad_norm is None else float(grad_norm),
-                      "tokens": n_tokens, "trained_tokens": n_step, "tokens_per_s": n_step / elapsed,
+                      "tokens": n_tokens, "trained_tokens": n_trained, "tokens_per_s": n_trained / elapsed,
                       "total_steps": total_steps}
+            if pairs:
+                record["pairs"] = n_step
             if eval_batches and cfg.eval_every and (state.step % cfg.eval_every == 0 or state.step == total_steps):
                 record.update(_run_eval(loss_fn, eval_batches, device, state, on_best))
                 if cfg.early_stopping_patience and state.evals_without_improvement >= cfg.early_stopping_patience:
@@ -202,6 +210,16 @@ def train_loop(
             save_checkpoint(run_dir, model, optimizer, scheduler, state, cfg.keep_last, fingerprint)
     model.eval()
     return result
+
+
+def _is_pairs(batches: Sequence[Batch]) -> bool:
+    return bool(batches) and "chosen_labels" in batches[0].tensors
+
+
+def pair_tokens(batch: Batch) -> int:
+    """The trained tokens of a batch of preference pairs: the labelled positions (after the shift) of
+    the chosen and the rejected continuations."""
+    return sum(int((batch.tensors[f"{side}_labels"][:, 1:] != IGNORE).sum()) for side in ("chosen", "rejected"))
 
 
 def _run_eval(loss_fn, eval_batches, device, state: TrainState, on_best) -> dict:
