@@ -168,3 +168,18 @@ def test_a_template_that_drops_tool_calls_stops_the_run(tiny_model_dir, tmp_path
     run = tmp_path / "run"
     assert json.loads((run / "manifest.json").read_text())["template"] == "chatml"
     assert "name: chatml" in (run / "config.yaml").read_text()
+
+
+def test_the_manifest_hashes_the_data_a_dataset_info_entry_names(tmp_path):
+    import hashlib
+
+    from tuneforge.config import DatasetConfig
+    from tuneforge.train.manifest import data_hashes
+
+    (tmp_path / "data").mkdir()
+    data = tmp_path / "data" / "identity.json"
+    data.write_text(json.dumps([{"instruction": "Who are you?", "output": "tuneforge."}]))
+    info = tmp_path / "data" / "dataset_info.json"
+    info.write_text(json.dumps({"identity": {"file_name": "identity.json"}, "other": {"file_name": "x.json"}}))
+    hashes = data_hashes([DatasetConfig(path=f"{info}#identity")])
+    assert hashes == {str(data): hashlib.sha256(data.read_bytes()).hexdigest()}

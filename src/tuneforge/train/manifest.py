@@ -18,13 +18,16 @@ PACKAGES = ("tuneforge", "torch", "transformers", "peft", "accelerate", "tokeniz
 
 
 def data_hashes(datasets) -> dict[str, str]:
-    """SHA-256 of every file the dataset configs read."""
+    """SHA-256 of every file the dataset configs read: for a `dataset_info.json#name` entry, the
+    files its `file_name` names (the data), not the registry."""
+    from tuneforge.io.dataset_info import is_entry_path, resolve_entry
     from tuneforge.io.files import expand
 
     out = {}
     for d in datasets:
         for path_spec in [d.path] if isinstance(d.path, str) else d.path:
-            for p in expand(path_spec.split("#")[0]):
+            path = str(resolve_entry(path_spec, d).path) if is_entry_path(path_spec) else path_spec
+            for p in expand(path):
                 if p.is_file():
                     out[str(p)] = file_sha256(p)
     return out
