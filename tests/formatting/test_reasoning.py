@@ -26,7 +26,15 @@ def test_reasoning_modes_render_and_train(char_tokenizer, mode, expected):
     assert trained(char_tokenizer, mode) == expected
 
 
-def test_non_default_loss_weight_is_refused_not_ignored(char_tokenizer):
-    sample = Sample(messages=[Message("user", "Q", loss_weight=1.0), Message("assistant", "A")])
+def test_loss_weight_stays_with_a_reasoning_reply(char_tokenizer):
+    sample = Sample(messages=[Message("user", "Q"), Message("assistant", "A", reasoning="r", loss_weight=0.5)])
+    enc = Encoder.create(char_tokenizer, TemplateConfig(name="chatml", reasoning="keep")).encode(sample)
+    assert char_tokenizer.decode([t for t in enc.labels if t != IGNORE]) == "<think>\nr\n</think>\n\nA<|im_end|>"
+    assert {w for w, y in zip(enc.weights, enc.labels) if y != IGNORE} == {0.5}
+
+
+def test_loss_weight_on_a_preference_pair_is_refused_not_ignored(char_tokenizer):
+    sample = Sample(messages=[Message("user", "Q", loss_weight=1.0)], chosen=[Message("assistant", "A")],
+                    rejected=[Message("assistant", "B")])
     with pytest.raises(SampleRejected, match="loss_weight"):
         Encoder.create(char_tokenizer, TemplateConfig(name="chatml")).encode(sample)

@@ -86,3 +86,46 @@ def test_evaluation_computes_no_gradients():
     chunks = math.ceil(16 / 4)  # 2 × 8 labelled positions after the shift
     assert without == pytest.approx(with_grad)
     assert mm_eval == chunks and mm_grad == 3 * chunks
+
+
+@pytest.mark.parametrize("train_head", [False, True])
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_weighted_chunked_loss_is_the_weighted_sum_with_its_gradients(train_head, chunk):
+    torch.manual_seed(2)
+    hidden = torch.randn(2, 7, 16, dtype=torch.float64, requires_grad=True)
+    head = torch.nn.Linear(16, 11, bias=False).double()
+    head.weight.requires_grad_(train_head)
+    labels = torch.randint(0, 11, (2, 7))
+    labels[0, :3] = IGNORE
+    weights = torch.tensor([[1.0, 1, 1, 0.5, 0.5, 1, 2], [0.25, 1, 1, 1, 0.5, 0.5, 0.5]])
+
+    loss, n = lm_loss_sum(hidden, labels, head, chunk_size=chunk, weights=weights)
+    (3.0 * loss).backward()
+    assert n == int((labels[:, 1:] != IGNORE).sum())  # the count, not the sum of weights
+    g_hidden = hidden.grad.clone()
+    g_weight = head.weight.grad.clone() if train_head else None
+
+    hidden.grad = None
+    head.weight.grad = None
+    logits = hidden @ head.weight.T
+    ce = F.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1), ignore_index=IGNORE,
+                         reduction="none")  # (B * (T-1),), 0 where ignored
+    ref = (ce * weights[:, 1:].reshape(-1).double()).sum()
+    (3.0 * ref).backward()
+    assert torch.allclose(loss, ref.float(), rtol=1e-6)
+    assert torch.allclose(g_hidden, hidden.grad, atol=1e-10)
+    if train_head:
+        assert torch.allclose(g_weight, head.weight.grad, atol=1e-10)
+    logits_sum, logits_n = logits_loss_sum(logits.detach(), labels, weights)
+    assert logits_n == n and torch.allclose(logits_sum, ref.detach().float(), rtol=1e-6)
+
+
+def test_weights_of_one_give_the_unweighted_loss():
+    torch.manual_seed(3)
+    hidden = torch.randn(1, 6, 8)
+    head = torch.nn.Linear(8, 5, bias=False)
+    labels = torch.tensor([[IGNORE, 1, 2, 3, IGNORE, 4]])
+    plain, _ = lm_loss_sum(hidden, labels, head)
+    ones, _ = lm_loss_sum(hidden, labels, head, weights=torch.ones(1, 6))
+    half, _ = lm_loss_sum(hidden, labels, head, weights=torch.full((1, 6), 0.5))
+    assert torch.allclose(plain, ones) and torch.allclose(half, plain / 2)

@@ -116,3 +116,40 @@ def test_per_sample_attention_equals_the_block_diagonal_mask_in_loss_and_gradien
     again = logits_loss_sum(model(input_ids=packed["input_ids"], position_ids=packed["position_ids"],
                                   use_cache=False).logits, packed["labels"])[0]
     assert torch.allclose(again, ref, rtol=1e-6) and set(lengths) == {row}
+
+
+@dataclass
+class WeightedEx:
+    input_ids: list[int]
+    labels: list[int]
+    weights: list[float] | None = None
+
+
+def test_examples_without_weights_batch_exactly_as_before():
+    examples = _examples(4)
+    same = [WeightedEx(e.input_ids, e.labels) for e in examples]  # weights None
+    for make in (lambda ex: collate_packed(ex, [[0, 1], [2, 3]], pad_id=0),
+                 lambda ex: collate_padded(ex, [0, 1, 2, 3], pad_id=0)):
+        a, b = make(examples), make(same)
+        assert "weights" not in a.tensors and a.tensors.keys() == b.tensors.keys()
+        assert all(torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
+        assert (a.n_units, a.n_tokens) == (b.n_units, b.n_tokens)
+
+
+def test_weights_travel_beside_labels_packed_and_padded():
+    examples = [WeightedEx(e.input_ids, e.labels) for e in _examples(3)]
+    examples[1].weights = [0.5] * len(examples[1].input_ids)
+    packed = collate_packed(examples, [[0, 1, 2]], pad_id=0)
+    n0, n1 = len(examples[0].input_ids), len(examples[1].input_ids)
+    w = packed.tensors["weights"][0]
+    assert w.dtype == torch.float32 and (w[:n0] == 1).all() and (w[n0 + n1:] == 1).all()
+    assert (w[n0:n0 + n1] == 0.5).all()
+    padded = collate_padded(examples, [1, 0], pad_id=0)
+    assert (padded.tensors["weights"][0, :n1] == 0.5).all() and (padded.tensors["weights"][1] == 1).all()
+    model = tiny_llama(vocab_size=128)
+    step = CausalLMLoss(model, whole_forward=False)
+    with torch.no_grad():
+        p_sum, p_n = step(**packed.tensors)
+        u = [step(**collate_padded(examples, [i], pad_id=0).tensors) for i in range(3)]
+    assert p_n == sum(n for _, n in u)
+    assert torch.allclose(p_sum, sum(s for s, _ in u), rtol=1e-5)

@@ -25,8 +25,9 @@ from tuneforge.formatting.encode import Encoder
 from tuneforge.paths import cache_root
 from tuneforge.types import Sample
 
-FORMAT = 2
-"""Bump when encoding or storage changes, so stale entries are never read."""
+FORMAT = 3
+"""Bump when encoding or storage changes, so stale entries are never read (3: per-turn loss weights
+encoded, with an optional float32 `weights` column)."""
 DEFAULT_LIMIT_MB = 4096
 
 

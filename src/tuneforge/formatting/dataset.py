@@ -24,6 +24,9 @@ from tuneforge.types import Sample
 from tuneforge.workers import worker_pool
 
 LM_COLUMNS = ("input_ids", "labels")
+WEIGHTS = "weights"
+"""The optional float32 column of per-token loss weights: present only when some sample's turns carry
+a `loss_weight` other than 0 and 1 (samples without weights get 1 on every token)."""
 PAIR_COLUMNS = ("prompt_ids", "chosen_ids", "chosen_labels", "rejected_ids", "rejected_labels")
 
 log = logging.getLogger("tuneforge.formatting")
@@ -36,14 +39,14 @@ PARALLEL_MIN_SAMPLES = 4096
 class Ragged:
     """Rows of different lengths: row i is `values[offsets[i]:offsets[i + 1]]`."""
 
-    values: np.ndarray  # (total,) int32
+    values: np.ndarray  # (total,) int32 (float32 for weights)
     offsets: np.ndarray  # (n + 1,) int64
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Sequence[int]]) -> Ragged:
+    def from_rows(cls, rows: Sequence[Sequence[float]], dtype: type = np.int32) -> Ragged:
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum([len(r) for r in rows], out=offsets[1:])
-        values = np.fromiter((t for r in rows for t in r), dtype=np.int32, count=int(offsets[-1]))
+        values = np.fromiter((t for r in rows for t in r), dtype=dtype, count=int(offsets[-1]))
         return cls(values, offsets)
 
     def __len__(self) -> int:
@@ -62,8 +65,9 @@ class Ragged:
 
 @dataclass
 class TokenizedDataset:
-    """`ds["input_ids"][i]` or `ds[i]["input_ids"]`. Columns: `LM_COLUMNS` for chat and raw text,
-    `PAIR_COLUMNS` for preference pairs (continuations exclude the prompt)."""
+    """`ds["input_ids"][i]` or `ds[i]["input_ids"]`. Columns: `LM_COLUMNS` for chat and raw text
+    (plus `WEIGHTS` when some sample has fractional turn weights), `PAIR_COLUMNS` for preference pairs
+    (continuations exclude the prompt)."""
 
     kind: Literal["lm", "preference"]
     columns: dict[str, Ragged]
@@ -176,6 +180,9 @@ def _assemble(encoder: Encoder, samples: Sequence[Sample], rows, rejects: list[R
     names = PAIR_COLUMNS if kind == "preference" else LM_COLUMNS
     encoded = [e for _, e in rows]
     columns = {n: Ragged.from_rows([getattr(e, n) for e in encoded]) for n in names}
+    if kind == "lm" and any(e.weights is not None for e in encoded):
+        columns[WEIGHTS] = Ragged.from_rows([e.weights if e.weights is not None else [1.0] * len(e.input_ids)
+                                             for e in encoded], dtype=np.float32)
     stats = TokenizeStats(samples=len(samples), kept=len(rows), rejects=rejects,
                           truncated=sum(e.truncated for e in encoded), template=encoder.template.name,
                           template_note=encoder.note)

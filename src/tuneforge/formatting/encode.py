@@ -11,6 +11,14 @@ drops tool calls, tool definitions or content rejects the sample with a `templat
 A sample over the cutoff loses whole earlier exchanges first, then the head of its prompt messages'
 contents; a role header is never cut through.
 
+Per-turn `loss_weight`s (LLaMA-Factory v1) are honoured for chat samples: a weight that differs from
+its role's default (1 for assistant turns, 0 for the others) overrides `train_on` for that turn. Its
+tokens are an assistant turn's trained reply segment (the reply and its end-of-turn token), or another
+turn's content as the template renders it (never role headers). Weight 0 leaves them unlabelled, any
+other weight labels them; a weight other than 0 and 1 is carried per token in `EncodedLM.weights`
+(1 for every other labelled token), which exists only then, so the common path carries nothing extra.
+Preference pairs refuse non-default weights: DPO compares whole replies and has no per-token loss.
+
 Rejections carry one of `REASONS`; callers count them and keep going.
 """
 
@@ -46,6 +54,9 @@ class EncodedLM:
     input_ids: list[int]
     labels: list[int]
     truncated: bool = False
+    weights: list[float] | None = None
+    """Per-token loss weights beside `labels` (0 where unlabelled), only when some message's
+    `loss_weight` is neither 0 nor 1; None means every labelled token counts once."""
 
 
 @dataclass
@@ -100,6 +111,11 @@ class Encoder:
             if sample.kind == "text":
                 return self._text(sample.text or "")
             if sample.kind == "preference":
+                turns = [*sample.messages, *(sample.chosen or []), *(sample.rejected or [])]
+                if (m := next((m for m in turns if explicit_weight(m) is not None), None)) is not None:
+                    raise TemplateError(f"a preference pair with a {m.role} turn of loss_weight {m.loss_weight}: "
+                                        "DPO compares whole replies and applies no per-turn weights; remove "
+                                        "loss_weight from preference data")
                 return self._pair(sample)
             return self._chat(sample)
         except TemplateError as e:
@@ -128,18 +144,38 @@ class Encoder:
             labels[start:end] = ids[start:end]
         return labels
 
-    def _segments_to_ids(self, segments: list[Segment], prefix: tuple[str, ...] = ()
-                         ) -> tuple[list[int], list[int], int]:
-        """ids and labels of `segments`, and the token count from the start of the final reply to
-        the end. Untrained `prefix` pieces are part of the tokenisation check but not returned."""
+    def _segments_to_ids(self, segments: list[Segment], prefix: tuple[str, ...] = (),
+                         weights: Sequence[float | None] | None = None) -> Tokens:
+        """ids, labels and token weights of `segments`. `weights[k]`, where not None, overrides the
+        labels of segment k (0: none, else labelled with that weight). Untrained `prefix` pieces are
+        part of the tokenisation check but not returned."""
         parts = self._tokenize_pieces([*prefix, *(s.text for s in segments)])[len(prefix):]
         ids: list[int] = []
         runs: list[tuple[int, int]] = []
+        spans: list[tuple[int, int]] = []
         for seg, part in zip(segments, parts):
             if seg.trainable:
                 runs.append((len(ids), len(ids) + len(part)))
+            spans.append((len(ids), len(ids) + len(part)))
             ids += part
-        return ids, self._labels(ids, runs), len(ids) - runs[-1][0] if runs else 0
+        labels = self._labels(ids, runs)
+        if weights is None:
+            return ids, labels, None
+        token_weights = [1.0] * len(ids)
+        for (start, end), w in zip(spans, weights):
+            if w is not None:
+                labels[start:end] = ids[start:end] if w else [IGNORE] * (end - start)
+                token_weights[start:end] = [w] * (end - start)
+        if all(w in (0.0, 1.0) for w, y in zip(token_weights, labels) if y != IGNORE):
+            return ids, labels, None  # 0 / 1 weights are a mask: the labels say it all
+        return ids, labels, [w if y != IGNORE else 0.0 for w, y in zip(token_weights, labels)]
+
+    def _encode_messages(self, messages: list[Message], tools: list[dict[str, Any]] | None,
+                         checked: bool = False) -> Tokens:
+        """ids, labels and token weights of a conversation (`checked`: run the coverage check)."""
+        segments = self._render(messages, tools) if checked else self.template.render(messages, tools)
+        pieces, weights = weighted_segments(messages, segments, self.template.name)
+        return self._segments_to_ids(pieces, weights=weights)
 
     def _with_system(self, messages: list[Message]) -> list[Message]:
         if self.cfg.system is not None and not (messages and messages[0].role == "system"):
@@ -173,38 +209,39 @@ class Encoder:
 
     def _chat(self, sample: Sample) -> EncodedLM:
         messages = self._with_system(sample.messages)
-        ids, labels, _ = self._segments_to_ids(self._render(messages, sample.tools))
+        ids, labels, weights = self._encode_messages(messages, sample.tools, checked=True)
         if all(label == IGNORE for label in labels):
-            raise SampleRejected("no_trained_tokens", f"train_on={self.cfg.train_on} leaves no token with a "
-                                 "loss (no assistant turn?)")
+            raise SampleRejected("no_trained_tokens", f"train_on={self.cfg.train_on} and the turns' loss_weight "
+                                 "leave no token with a loss (no assistant turn?)")
         if len(ids) <= self.cfg.cutoff_len:
-            return EncodedLM(ids, labels)
+            return EncodedLM(ids, labels, weights=weights)
         if self.cfg.cutoff_policy == "drop":
             raise self._too_long(len(ids))
         while len(ids) > self.cfg.cutoff_len and (shorter := _without_first_exchange(messages)) is not None:
             messages = shorter
-            ids, labels, _ = self._segments_to_ids(self.template.render(messages, sample.tools))
-        ids, labels = self._fit_tail(ids, labels)
+            ids, labels, weights = self._encode_messages(messages, sample.tools)
+        ids, labels, weights = self._fit_tail(ids, labels, weights)
         if len(ids) > self.cfg.cutoff_len:
             last = max(i for i, m in enumerate(messages) if m.role == "assistant")
-            for i in (j for j in _cuttable(messages, last) if messages[j].role != "assistant"):  # replies train
+            # Replies and turns trained by their loss_weight keep their text.
+            for i in (j for j in _cuttable(messages, last)
+                      if messages[j].role != "assistant" and not explicit_weight(messages[j])):
                 while len(ids) > self.cfg.cutoff_len and messages[i].content:
                     messages = _with_content(messages, i, self._cut_text_head(messages[i].content,
                                                                               len(ids) - self.cfg.cutoff_len))
-                    ids, labels, _ = self._segments_to_ids(self.template.render(messages, sample.tools))
-                    ids, labels = self._fit_tail(ids, labels)
+                    ids, labels, weights = self._fit_tail(*self._encode_messages(messages, sample.tools))
         if len(ids) > self.cfg.cutoff_len:
             raise SampleRejected("too_long", f"the final exchange without its prompt's text is {len(ids)} tokens "
                                  f"(the reply and the role headers); cutoff_len is {self.cfg.cutoff_len}")
-        return EncodedLM(ids, labels, truncated=True)
+        return EncodedLM(ids, labels, truncated=True, weights=weights)
 
-    def _fit_tail(self, ids: list[int], labels: list[int]) -> tuple[list[int], list[int]]:
+    def _fit_tail(self, ids: list[int], labels: list[int], weights: list[float] | None) -> Tokens:
         """Over the cutoff, the tokens after the last trained one go first (a separator, or turns after
         the last reply): they never carry loss."""
         if len(ids) <= self.cfg.cutoff_len:
-            return ids, labels
+            return ids, labels, weights
         last = max(i for i, label in enumerate(labels) if label != IGNORE)
-        return ids[: last + 1], labels[: last + 1]
+        return ids[: last + 1], labels[: last + 1], None if weights is None else weights[: last + 1]
 
     def _cut_text_head(self, text: str, n: int) -> str:
         """`text` without (about) its first `n` tokens; shorter than `text` whenever `text` is not empty."""
@@ -267,6 +304,85 @@ class Encoder:
         return ids, labels
 
 
+Tokens = tuple[list[int], list[int], "list[float] | None"]
+"""ids, labels and per-token weights (None: every labelled token counts once)."""
+
+
+def explicit_weight(m: Message) -> float | None:
+    """`m.loss_weight` where it differs from the role's default (1 for assistant turns, 0 for the
+    others), else None: a default weight leaves `train_on` in charge (LLaMA-Factory v1 data spells
+    the defaults out on every turn)."""
+    if m.loss_weight is None or m.loss_weight == (1.0 if m.role == "assistant" else 0.0):
+        return None
+    return float(m.loss_weight)
+
+
+def weighted_segments(messages: list[Message], segments: list[Segment], template: str
+                      ) -> tuple[list[Segment], list[float | None] | None]:
+    """`segments` split so that each turn with an explicit weight is a piece of its own, and each
+    piece's weight (None: `train_on` decides); no weights when no turn has one.
+
+    The rendering is mapped to the messages as the label mask is: the k-th trained segment is the
+    k-th assistant turn's reply. Other turns are found by their content, in order, between the
+    replies around them; a weighted turn whose text the template does not render as written is
+    refused, never guessed."""
+    explicit = [explicit_weight(m) for m in messages]
+    if all(w is None for w in explicit):
+        return segments, None
+    text = join(segments)
+    replies, pos = [], 0
+    for seg in segments:
+        if seg.trainable:
+            replies.append((pos, pos + len(seg.text)))
+        pos += len(seg.text)
+    assistant = [i for i, m in enumerate(messages) if m.role == "assistant"]
+    if len(replies) != len(assistant):
+        raise TemplateError(f"template '{template}' renders {len(assistant)} assistant turns as {len(replies)} "
+                            "trained segments, so per-turn loss_weight cannot be placed")
+    reply_span = dict(zip(assistant, replies))
+    marks: list[tuple[int, int, float]] = []  # (start, end, weight) in characters
+    cursor = 0
+    for i, m in enumerate(messages):
+        if i in reply_span:
+            start, end = reply_span[i]
+        else:
+            limit = next((reply_span[j][0] for j in assistant if j > i), len(text))
+            found = _find_content(text, m.content, cursor, limit)
+            if found is None:
+                if explicit[i]:
+                    raise TemplateError(f"template '{template}' does not render the {m.role} turn at position "
+                                        f"{i + 1} as written, so its loss_weight {m.loss_weight} cannot be placed")
+                continue
+            start, end = found
+        cursor = end
+        if (w := explicit[i]) is not None and end > start:
+            marks.append((start, end, w))
+    pieces: list[Segment] = []
+    weights: list[float | None] = []
+    pos = 0
+    for seg in segments:
+        seg_end = pos + len(seg.text)
+        cuts = sorted({pos, seg_end, *(c for s, e, _ in marks for c in (s, e) if pos < c < seg_end)})
+        for a, b in zip(cuts, cuts[1:]):
+            pieces.append(Segment(text[a:b], seg.trainable))
+            weights.append(next((w for s, e, w in marks if s <= a and b <= e), None))
+        pos = seg_end
+    return pieces, weights
+
+
+def _find_content(text: str, content: str, start: int, limit: int) -> tuple[int, int] | None:
+    """[start, end) of `content` (or its stripped form, as stripping templates render it) in
+    `text[start:limit]`; a space just before it joins it, as byte-level BPE glues it to the next word."""
+    for body in dict.fromkeys((content, content.strip())):
+        if not body:
+            return None
+        at = text.find(body, start, limit)
+        if at >= 0:
+            lead = at > start and text[at - 1] == " " and not body.startswith(" ")
+            return at - lead, at + len(body)
+    return None
+
+
 def _cuttable(messages: list[Message], before: int) -> list[int]:
     """Indices of the messages before `before` whose content may lose its head to fit a cutoff:
     user and tool turns (and given assistant turns of a preference prompt) first, earliest first,
@@ -295,12 +411,8 @@ def _without_first_exchange(messages: list[Message]) -> list[Message] | None:
 def with_reasoning(sample: Sample, mode: str) -> Sample:
     """Reasoning traces written into the reply as `<think>\n...\n</think>\n\n` (the templates have no slot
     of their own), so they are trained with their reply: `keep` all, `drop` all, `drop_history` all but
-    the final reply's. Per-turn `loss_weight`s other than the defaults are refused, not ignored."""
+    the final reply's. A turn's `loss_weight` stays with it."""
     turns = [*sample.messages, *(sample.chosen or []), *(sample.rejected or [])]
-    for m in turns:
-        if m.loss_weight is not None and m.loss_weight != (1.0 if m.role == "assistant" else 0.0):
-            raise TemplateError(f"a {m.role} turn with loss_weight {m.loss_weight}: only the default weights "
-                                "(1 for assistant turns, 0 for the others) are supported so far")
     if all(m.reasoning is None for m in turns):
         return sample
 

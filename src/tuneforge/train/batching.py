@@ -17,6 +17,11 @@ from tuneforge.train.losses import IGNORE
 class Example(Protocol):
     input_ids: Sequence[int]
     labels: Sequence[int]
+    # Optionally `weights: Sequence[float] | None`, per-token loss weights beside the labels.
+
+
+def _weights(ex: Example) -> Sequence[float] | None:
+    return getattr(ex, "weights", None)
 
 
 @dataclass
@@ -25,7 +30,8 @@ class Batch:
     """What the loss module's forward takes: `input_ids` and `labels` (B, T); `position_ids` (B, T)
     restarting at 0 at each packed sample (no 2-D attention mask: transformers then builds a
     block-diagonal causal mask, so packed samples never attend to each other); or `attention_mask`
-    (B, T) for padded batches."""
+    (B, T) for padded batches. `weights` (B, T) float32 beside `labels` only when an example carries
+    per-token loss weights (1 for the tokens of examples without)."""
     n_units: int
     """What the loss is a sum over: labelled positions (after the shift), or pairs for DPO."""
     n_tokens: int
@@ -80,6 +86,8 @@ def collate_packed(examples: Sequence[Example], rows: Sequence[Sequence[int]], p
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     pos = torch.zeros((len(rows), width), dtype=torch.long)
+    weighted = any(_weights(examples[i]) is not None for row in rows for i in row)
+    weights = torch.ones((len(rows), width), dtype=torch.float32) if weighted else None
     n_labels = n_tokens = 0
     for r, row in enumerate(rows):
         at = 0
@@ -88,6 +96,8 @@ def collate_packed(examples: Sequence[Example], rows: Sequence[Sequence[int]], p
             n = len(ex.input_ids)
             ids[r, at:at + n] = torch.tensor(ex.input_ids)
             labels[r, at:at + n] = torch.tensor(ex.labels)
+            if weights is not None and (w := _weights(ex)) is not None:
+                weights[r, at:at + n] = torch.as_tensor(w, dtype=torch.float32)
             # The first token of each sample is never a target of the previous one.
             labels[r, at] = IGNORE
             pos[r, at:at + n] = torch.arange(n)
@@ -95,7 +105,10 @@ def collate_packed(examples: Sequence[Example], rows: Sequence[Sequence[int]], p
             n_tokens += n
             at += n
         pos[r, at:] = torch.arange(width - at)  # the tail padding is a segment of its own
-    return Batch({"input_ids": ids, "labels": labels, "position_ids": pos}, n_labels, n_tokens)
+    tensors = {"input_ids": ids, "labels": labels, "position_ids": pos}
+    if weights is not None:
+        tensors["weights"] = weights
+    return Batch(tensors, n_labels, n_tokens)
 
 
 def collate_padded(examples: Sequence[Example], indices: Sequence[int], pad_id: int) -> Batch:
@@ -103,16 +116,23 @@ def collate_padded(examples: Sequence[Example], indices: Sequence[int], pad_id: 
     ids = torch.full((len(indices), width), pad_id, dtype=torch.long)
     labels = torch.full((len(indices), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(indices), width), dtype=torch.long)
+    weighted = any(_weights(examples[i]) is not None for i in indices)
+    weights = torch.ones((len(indices), width), dtype=torch.float32) if weighted else None
     n_labels = n_tokens = 0
     for r, i in enumerate(indices):
         ex = examples[i]
         n = len(ex.input_ids)
         ids[r, :n] = torch.tensor(ex.input_ids)
         labels[r, :n] = torch.tensor(ex.labels)  # padding is masked by position, never by id
+        if weights is not None and (w := _weights(ex)) is not None:
+            weights[r, :n] = torch.as_tensor(w, dtype=torch.float32)
         mask[r, :n] = 1
         n_labels += count_labels(ex.labels)
         n_tokens += n
-    return Batch({"input_ids": ids, "labels": labels, "attention_mask": mask}, n_labels, n_tokens)
+    tensors = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    if weights is not None:
+        tensors["weights"] = weights
+    return Batch(tensors, n_labels, n_tokens)
 
 
 def epoch_batches(examples: Sequence[Example], *, batch_size: int, packing: bool, block_size: int,

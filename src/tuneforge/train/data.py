@@ -19,6 +19,8 @@ class Row:
     input_ids: np.ndarray
     labels: np.ndarray
     task: str | None = None
+    weights: np.ndarray | None = None
+    """Per-token loss weights beside `labels`, only for datasets with fractional turn weights."""
 
 
 @dataclass
@@ -35,7 +37,9 @@ class Pair:
 
 def lm_rows(ds, tasks: Sequence[str | None]) -> list[Row]:
     """One row per tokenised sample; `tasks[i]` is the task of the i-th *input* sample."""
-    return [Row(ds["input_ids"][i], ds["labels"][i], tasks[int(src)]) for i, src in enumerate(ds.source_index)]
+    weights = ds.columns.get("weights")
+    return [Row(ds["input_ids"][i], ds["labels"][i], tasks[int(src)], None if weights is None else weights[i])
+            for i, src in enumerate(ds.source_index)]
 
 
 def pretraining_blocks(ds, block_size: int) -> list[Row]:

@@ -67,7 +67,8 @@ def _route_attention_through_segments(config) -> None:
 
 
 class CausalLMLoss(nn.Module):
-    """forward(**inputs, labels) -> (summed loss over labelled positions, their count).
+    """forward(**inputs, labels, weights=None) -> (summed loss over labelled positions, their count);
+    `weights` (B, T), where the batch has them, scale each position's loss (see `losses.lm_loss_sum`).
 
     Methods that modify modules in place (full, freeze, LoRA, DoRA, IA3, adapters) take the fast path:
     the decoder's hidden states go straight into the chunked LM-head cross-entropy. Methods that add
@@ -87,18 +88,19 @@ class CausalLMLoss(nn.Module):
         if self.per_sample_attention:
             _route_attention_through_segments(config)
 
-    def forward(self, labels: torch.Tensor, **inputs: torch.Tensor) -> tuple[torch.Tensor, int]:  # labels (B, T)
+    def forward(self, labels: torch.Tensor, weights: torch.Tensor | None = None,
+                **inputs: torch.Tensor) -> tuple[torch.Tensor, int]:  # labels, weights (B, T)
         if self.whole_forward:
             with peft_quiet():
                 logits = self.model(**inputs, use_cache=False).logits  # (B, V_tokens + T, V)
-            return logits_loss_sum(logits[:, -labels.shape[1]:], labels)
+            return logits_loss_sum(logits[:, -labels.shape[1]:], labels, weights)
         base = _base(self.model)
         if self.per_sample_attention and set(inputs) == {"input_ids", "position_ids"}:
             # Packed rows: attention per sample instead of a block-diagonal mask over the whole row
             # (a row of ~5 samples does ~1/5 of the attention work).
             inputs["segment_lengths"] = segment_lengths(inputs["position_ids"])
         hidden = base.get_decoder()(**inputs, use_cache=False).last_hidden_state  # (B, T, H)
-        return lm_loss_sum(hidden, labels, base.get_output_embeddings(), self.chunk_size)
+        return lm_loss_sum(hidden, labels, base.get_output_embeddings(), self.chunk_size, weights)
 
 
 class DPOLoss(nn.Module):
