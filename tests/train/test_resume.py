@@ -193,3 +193,26 @@ def test_the_cli_refuses_a_changed_config_in_one_line_and_takes_allow_config_cha
     assert tuneforge(*resume, "--allow-config-change", "train.learning_rate") == 0
     out = " ".join(capsys.readouterr().out.split())
     assert f"4 steps · final loss {_manifest(run)['result']['final_loss']:.4f}" in out
+
+
+def test_a_key_added_since_the_checkpoint_is_no_change_at_its_default(tiny_model_dir, tmp_path):
+    from tuneforge.train.fingerprint import check_resume, config_changes, fingerprint
+
+    cfg = _cfg(tiny_model_dir, tmp_path / "run")
+    new = fingerprint(cfg)
+    # a checkpoint written before data.allow_dropping existed, and before datasets had `weight`
+    stored = {k: v for k, v in new.items() if k != "data.allow_dropping"}
+    stored["data.datasets"] = [{k: v for k, v in d.items() if k != "weight"} for d in new["data.datasets"]]
+    assert config_changes(stored, new) == {}
+    check_resume(config_changes(stored, new), (), checkpoint="ckpt", step=2)
+
+    other = fingerprint(build_config({**cfg.model_dump(mode="json"),
+                                      "data": {**cfg.data.model_dump(mode="json"), "allow_dropping": True}}))
+    changes = config_changes(stored, other)
+    assert changes == {"data.allow_dropping": (None, True)}
+    with pytest.raises(TuneforgeError, match=r"data.allow_dropping: \(unset\) → True \(cannot change"):
+        check_resume(changes, (), checkpoint="ckpt", step=2)
+    weighted = [{**d, "weight": 2.0} for d in new["data.datasets"]]
+    assert config_changes(stored, {**new, "data.datasets": weighted}) == {
+        "data.datasets": (stored["data.datasets"], weighted)}
+    assert config_changes({**stored, "train.seed": 1}, new) == {"train.seed": (1, 42)}  # real changes remain

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tuneforge.config import Config
-from tuneforge.errors import TuneforgeError
+from tuneforge.errors import ConfigError, TuneforgeError
 
 # Not part of the fingerprint: where the run is written and how it is found, not what it trains.
 IGNORED = {"train.output_dir", "train.resume", "data.rejects_path", "model.allow_download"}
@@ -84,10 +84,58 @@ def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else str(value)
 
 
+DATASET_LISTS = ("data.datasets", "data.replay", "eval.datasets")
+
+
+def defaults(method: str | None) -> dict[str, Any]:
+    """The fingerprint's keys at their defaults (the method's settings for `method`), and under
+    `DATASET_LISTS` one dataset entry's defaults."""
+    from tuneforge.config import DataConfig, DatasetConfig, ModelConfig, TrainConfig
+    from tuneforge.settings import TemplateConfig
+
+    sections: dict[str, Any] = {"model": ModelConfig(), "data": DataConfig(), "template": TemplateConfig(),
+                                "train": TrainConfig()}
+    if method is not None:
+        from tuneforge.methods import method_config
+
+        try:
+            sections["method"] = method_config({"name": method})
+        except ConfigError:  # a method this version lacks has no defaults to offer
+            pass
+    flat: dict[str, Any] = {}
+    for name, section in sections.items():
+        _flatten(section.model_dump(mode="json"), name, flat)
+    entry = DatasetConfig(path="-").model_dump(mode="json")
+    entry.pop("path")
+    flat.update(dict.fromkeys(DATASET_LISTS, entry))
+    return flat
+
+
+_ABSENT = object()
+
+
+def _same(key: str, old: Any, new: Any, default: dict[str, Any]) -> bool:
+    """`old` (`_ABSENT`: a key the checkpoint's version did not have) and `new` describe the same
+    run: equal, or differing only by keys added since, at their defaults."""
+    if old is _ABSENT:
+        return key in default and new == default[key]
+    if key in DATASET_LISTS and isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        entry = default[key]
+        return all(isinstance(o, dict) and isinstance(n, dict)
+                   and {**{k: v for k, v in n.items() if k not in o and k in entry and v == entry[k]}, **o} == n
+                   for o, n in zip(old, new))
+    return old == new
+
+
 def config_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """`key → (old, new)` for every fingerprinted key whose value differs."""
-    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
-            if k not in IGNORED and old.get(k) != new.get(k)}
+    """`key → (old, new)` for every fingerprinted key whose value differs. A key the checkpoint lacks
+    (one added to the config since it was written) is no change while it holds its default: the
+    checkpoint's run had that behaviour, before it had a name."""
+    keys = [k for k in sorted(set(old) | set(new)) if k not in IGNORED and old.get(k) != new.get(k)]
+    if not keys:
+        return {}
+    default = defaults(new.get("method.name"))
+    return {k: (old.get(k), new.get(k)) for k in keys if not _same(k, old.get(k, _ABSENT), new.get(k), default)}
 
 
 def check_resume(changes: dict[str, tuple[Any, Any]], allowed: Iterable[str], *, checkpoint: str,
