@@ -193,3 +193,23 @@ def test_an_exported_adapter_is_served_with_the_template_it_carries(make_engine,
     question = [Message("user", QUESTIONS[0])]
     expected = prompt_text(load_template("alpaca", tokenizer), [Message("system", "You are alpha."), *question])
     assert engine.encode_chat(question, model="shipped") == tokenizer(expected, add_special_tokens=False).input_ids
+
+
+def test_serve_template_applies_only_where_no_training_template_was_recorded(make_engine, lora_artefact, tokenizer,
+                                                                            tmp_path):
+    """`serve --template chatml`: the base and an artefact that recorded no template use chatml; an
+    artefact whose run recorded one (a built-in, or auto: the tokenizer's own) keeps it."""
+    bare = tmp_path / "bare"  # adapter weights only: no run config, no tokenizer files
+    bare.mkdir()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        shutil.copy(lora_artefact / name, bare / name)
+    engine = make_engine({"alpaca": str(fake_run(lora_artefact, tmp_path / "alpaca", {"name": "alpaca"})),
+                          "auto": str(fake_run(lora_artefact, tmp_path / "auto", {"name": "auto"})),
+                          "bare": str(bare)}, template="chatml")
+    question = [Message("user", QUESTIONS[0])]
+    expected = {"alpaca": "alpaca", "auto": "auto", "bare": "chatml", None: "chatml"}
+    for model, template in expected.items():
+        text = prompt_text(load_template(template, tokenizer), question)
+        assert engine.encode_chat(question, model=model) == tokenizer(text, add_special_tokens=False).input_ids, model
+        assert engine.chat_template(model).name == template
+    assert len({tuple(engine.encode_chat(question, model=m)) for m in expected}) == 3  # three different formats

@@ -37,7 +37,8 @@ def serve(
         help="Require 'Authorization: Bearer KEY' (default: $TUNEFORGE_API_KEY, else no key).")] = None,
     served_model_name: Annotated[Optional[str], typer.Option(help="Model id of the base (default: its name).")] = None,
     template: Annotated[str, typer.Option(
-        help="Chat template: auto (the tokenizer's own) or a built-in name.")] = "auto",
+        help="Chat template of the base and of artefacts whose run recorded none: auto (the tokenizer's own) or "
+             "a built-in name. An artefact keeps the template it was trained with.")] = "auto",
     backend: Annotated[str, typer.Option(help="'tuneforge' (this engine, CPU or GPU) or 'vllm' (CUDA).")] = "tuneforge",
     max_batch_size: Annotated[int, typer.Option(help="Most requests decoding together.")] = 32,
     max_waiting: Annotated[int, typer.Option(help="Queued requests beyond which new ones get 429.")] = 256,

@@ -159,14 +159,15 @@ class Engine:
         return self.models.model_ids
 
     def _chat_format(self, route: Route) -> tuple[ChatTemplate, str | None]:
-        """The template and default system prompt for `route`'s chat prompts."""
+        """The template and default system prompt for `route`'s chat prompts: the one its run recorded;
+        the engine's `template` (`serve --template`) only for the base and artefacts that recorded none."""
         from tuneforge.formatting import load_template
 
         trained = route.template
         if trained is None:
             return self.template, None
-        if trained.jinja is None and trained.name == "auto":  # the tokenizer's own, as is the engine's default
-            return self.template, trained.system
+        if trained.jinja is None and trained.name == "auto" and self.template.name == "auto":
+            return self.template, trained.system  # the tokenizer's own, already loaded
         try:
             return load_template(trained, self.tokenizer), trained.system
         except TuneforgeError as e:
