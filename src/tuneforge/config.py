@@ -43,7 +43,8 @@ class ModelConfig(Section):
 class DatasetConfig(Section):
     path: str | list[str]
     """Files, folders, globs or a HF `save_to_disk` directory; `info.json#name` picks an entry of a
-    LLaMA-Factory `dataset_info.json`."""
+    LLaMA-Factory `dataset_info.json`; `v1.yaml` (or `v1.yaml#name`) reads the entries of a LLaMA-Factory
+    v1 dataset YAML."""
     format: Literal["auto", "alpaca", "sharegpt", "messages", "lf_v1", "text", "preference", "self_instruct",
                     "tuneforge"] = "auto"
     """`auto` tells the format from the first record of each file (`tuneforge data convert --help`)."""
@@ -457,5 +458,6 @@ def check_inputs(cfg: Config, written: dict[str, str] | None = None) -> None:
 
 
 def _is_entry(path: str) -> bool:
-    """`info.json#name`: an entry of a LLaMA-Factory dataset_info.json (as tuneforge.io reads it)."""
-    return "#" in path and path.split("#", 1)[0].endswith(".json")
+    """`info.json#name` / `v1.yaml#name`: an entry of a LLaMA-Factory dataset_info.json or v1 dataset YAML
+    (as tuneforge.io reads them)."""
+    return "#" in path and path.split("#", 1)[0].endswith((".json", ".yaml", ".yml"))

@@ -11,6 +11,7 @@ from tuneforge.config import DataConfig, DatasetConfig
 from tuneforge.errors import DataError
 from tuneforge.io.checks import check_sample
 from tuneforge.io.dataset_info import is_entry_path, resolve_entry
+from tuneforge.io.dataset_yaml import is_descriptor, resolve_entries
 from tuneforge.io.detect import detect_format
 from tuneforge.io.files import expand
 from tuneforge.io.formats import FORMATS, Format
@@ -78,6 +79,11 @@ def iter_data(data: DataConfig, report: ReadReport, *, placeholders: Mapping[str
 
 def _files(dataset: DatasetConfig) -> Iterator[tuple[Path, DatasetConfig]]:
     for path in [dataset.path] if isinstance(dataset.path, str) else dataset.path:
+        if is_descriptor(path):  # a LLaMA-Factory v1 dataset YAML: its entries, each with its own file
+            for entry in resolve_entries(path, dataset):
+                for file in expand(str(entry.path)):
+                    yield file, entry
+            continue
         if is_entry_path(path):  # an entry brings its own file, format and columns
             entry = resolve_entry(path, dataset)
             path, config = str(entry.path), entry
