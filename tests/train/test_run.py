@@ -98,6 +98,7 @@ def test_validation_from_a_file(tiny_model_dir, tmp_path, monkeypatch):
     summary = run_training(cfg)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["samples"]["val"] == 24 and manifest["samples"]["train"] == 240
+    assert manifest["template"] == "auto" and manifest["template_note"] is None  # auto kept the tokenizer's own
     assert "eval_val_loss" in summary.result.history[-1]
 
 
@@ -166,7 +167,9 @@ def test_a_template_that_drops_tool_calls_stops_the_run(tiny_model_dir, tmp_path
     raw["template"] = {"name": "auto"}
     run_training(build_config(raw))
     run = tmp_path / "run"
-    assert json.loads((run / "manifest.json").read_text())["template"] == "chatml"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["template"] == "chatml"
+    assert "'chatml'" in manifest["template_note"] and "tool calls (3 samples)" in manifest["template_note"]
     assert "name: chatml" in (run / "config.yaml").read_text()
 
 

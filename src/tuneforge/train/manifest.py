@@ -58,6 +58,9 @@ def write_manifest(run_dir: Path, cfg, summary, *, tokenizer, read_report, tok_s
     manifest = {
         "stage": cfg.train.stage, "method": cfg.method.name, "model": cfg.model.name_or_path,
         "template": cfg.template.jinja and "custom jinja" or cfg.template.name,
+        # Why the template is not the one the config named (`auto` whose tokenizer template cannot
+        # carry the data's tools: the family's built-in), else None.
+        "template_note": tok_stats.template_note,
         "tokenizer": {"name": tokenizer.name_or_path, "vocab_size": len(tokenizer),
                       "eos": tokenizer.eos_token, "pad": tokenizer.pad_token},
         "seed": cfg.train.seed, "data": data_hashes(cfg.data.datasets),
