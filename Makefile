@@ -75,7 +75,7 @@ test-latest:
 
 # The unit tier against the lowest versions pyproject.toml claims for the libraries whose APIs we use
 # (torch stays the pinned CPU build: its floor cannot be installed here without a CUDA download).
-FLOORS = transformers==5.0.0 peft==0.18.0 accelerate==1.10.0
+FLOORS = transformers==5.20.2 peft==0.18.0 accelerate==1.10.0
 test-floors:
 	$(PYTHON) -m venv .venv-floors
 	echo "$(TORCH)" > .venv-floors/torch.txt
