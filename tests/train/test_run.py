@@ -184,5 +184,10 @@ def test_the_manifest_hashes_the_data_a_dataset_info_entry_names(tmp_path):
     data.write_text(json.dumps([{"instruction": "Who are you?", "output": "tuneforge."}]))
     info = tmp_path / "data" / "dataset_info.json"
     info.write_text(json.dumps({"identity": {"file_name": "identity.json"}, "other": {"file_name": "x.json"}}))
-    hashes = data_hashes([DatasetConfig(path=f"{info}#identity")])
-    assert hashes == {str(data): hashlib.sha256(data.read_bytes()).hexdigest()}
+    sha = {str(data): hashlib.sha256(data.read_bytes()).hexdigest()}
+    assert data_hashes([DatasetConfig(path=f"{info}#identity")]) == sha
+    # a LLaMA-Factory v1 dataset YAML, one entry or all of them: the data too, not the descriptor
+    descriptor = tmp_path / "v1.yaml"
+    descriptor.write_text("identity:\n  path: data/identity.json\n  source: local\n  converter: alpaca\n")
+    assert data_hashes([DatasetConfig(path=f"{descriptor}#identity")]) == sha
+    assert data_hashes([DatasetConfig(path=str(descriptor))]) == sha

@@ -18,18 +18,16 @@ PACKAGES = ("tuneforge", "torch", "transformers", "peft", "accelerate", "tokeniz
 
 
 def data_hashes(datasets) -> dict[str, str]:
-    """SHA-256 of every file the dataset configs read: for a `dataset_info.json#name` entry, the
-    files its `file_name` names (the data), not the registry."""
-    from tuneforge.io.dataset_info import is_entry_path, resolve_entry
-    from tuneforge.io.files import expand
+    """SHA-256 of every file the dataset configs read, found as the readers find them: for a
+    `dataset_info.json#name` entry or a dataset YAML, the data files its entries name, not the
+    registry."""
+    from tuneforge.io.read import _files  # the readers' own resolution, so that both name the same files
 
     out = {}
     for d in datasets:
-        for path_spec in [d.path] if isinstance(d.path, str) else d.path:
-            path = str(resolve_entry(path_spec, d).path) if is_entry_path(path_spec) else path_spec
-            for p in expand(path):
-                if p.is_file():
-                    out[str(p)] = file_sha256(p)
+        for p, _ in _files(d):
+            if p.is_file():
+                out[str(p)] = file_sha256(p)
     return out
 
 
