@@ -39,7 +39,7 @@ def iter_samples(
     empty leaves placeholders as they are (counted in `report.unfilled`).
     """
     report = report if report is not None else ReadReport()
-    for path, config in _files(dataset):
+    for path, config in data_files(dataset):
         yield from _file_samples(path, config, placeholders or {}, on_error, report)
 
 
@@ -77,7 +77,9 @@ def iter_data(data: DataConfig, report: ReadReport, *, placeholders: Mapping[str
                                 on_error=on_error or data.on_error, report=report)
 
 
-def _files(dataset: DatasetConfig) -> Iterator[tuple[Path, DatasetConfig]]:
+def data_files(dataset: DatasetConfig) -> Iterator[tuple[Path, DatasetConfig]]:
+    """The files a dataset entry reads (registry and descriptor entries resolved), each with the entry
+    settings that apply to it; the manifest hashes exactly these."""
     for path in [dataset.path] if isinstance(dataset.path, str) else dataset.path:
         if is_descriptor(path):  # a LLaMA-Factory v1 dataset YAML: its entries, each with its own file
             for entry in resolve_entries(path, dataset):

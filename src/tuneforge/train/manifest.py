@@ -21,11 +21,11 @@ def data_hashes(datasets) -> dict[str, str]:
     """SHA-256 of every file the dataset configs read, found as the readers find them: for a
     `dataset_info.json#name` entry or a dataset YAML, the data files its entries name, not the
     registry."""
-    from tuneforge.io.read import _files  # the readers' own resolution, so that both name the same files
+    from tuneforge.io.read import data_files  # the readers' own resolution: both name the same files
 
     out = {}
     for d in datasets:
-        for p, _ in _files(d):
+        for p, _ in data_files(d):
             if p.is_file():
                 out[str(p)] = file_sha256(p)
     return out
