@@ -22,7 +22,8 @@ def test_example_trains_a_few_steps(example, tiny_model_dir, shared_datasets, tm
     monkeypatch.chdir(tmp_path)  # paths in an example are relative to its file, whatever the current directory
     cfg = load_config(example, [f"model.name_or_path={tiny_model_dir}", f"train.output_dir={tmp_path}",
                                 "train.max_steps=2", "train.batch_size=2", "train.grad_accum=1",
-                                "template.cutoff_len=256", "train.gradient_checkpointing=false"])
+                                "template.cutoff_len=256", "train.gradient_checkpointing=false",
+                                "data.allow_dropping=true"])  # the short cutoff drops long samples on purpose
     summary = run_training(cfg)
     assert summary.result.state.step == 2
     assert all(r["loss"] == r["loss"] for r in summary.result.history)  # finite, not NaN
@@ -39,7 +40,8 @@ def test_bf16_mixed_precision_trains(name, tiny_model_dir, shared_datasets, tmp_
     cfg = load_config(ROOT / "examples" / "train" / f"{name}.yaml",
                       [f"model.name_or_path={tiny_model_dir}", f"train.output_dir={tmp_path}", "train.max_steps=2",
                        "train.batch_size=2", "train.grad_accum=1", "template.cutoff_len=256",
-                       "train.gradient_checkpointing=false", "train.mixed_precision=bf16"])
+                       "train.gradient_checkpointing=false", "train.mixed_precision=bf16",
+                       "data.allow_dropping=true"])  # the short cutoff drops long samples on purpose
     history = run_training(cfg).result.history
     assert len(history) == 2 and all(r["loss"] == r["loss"] and r["grad_norm"] > 0 for r in history)
 
@@ -52,5 +54,6 @@ def test_precisions_change_between_runs_in_one_process(tiny_model_dir, shared_da
         cfg = load_config(ROOT / "examples" / "train" / "sft-lora.yaml",
                           [f"model.name_or_path={tiny_model_dir}", f"train.output_dir={tmp_path / str(i)}",
                            "train.max_steps=1", "train.batch_size=2", "train.grad_accum=1", "template.cutoff_len=128",
-                           "train.gradient_checkpointing=false", f"train.mixed_precision={precision}"])
+                           "train.gradient_checkpointing=false", f"train.mixed_precision={precision}",
+                           "data.allow_dropping=true"])
         assert run_training(cfg).result.state.step == 1
