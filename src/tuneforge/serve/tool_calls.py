@@ -19,7 +19,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -63,30 +63,32 @@ def _held_suffix(text: str, marker: str) -> int:
     return 0
 
 
-@dataclass(frozen=True)
-class ToolSyntax:
-    name: str
+class ToolSyntax(Protocol):
+    """One template family's tool-call syntax."""
+
+    @property
+    def name(self) -> str: ...
 
     def opening(self, function: str | None) -> str:
         """The text that starts a call (of `function`, when given): forced at the start of a reply
         that must call a tool."""
-        raise NotImplementedError
+        ...
 
     def parse(self, text: str, names: frozenset[str]) -> Parsed | None:
         """The calls in `text` (None when it holds none, or one that does not parse)."""
-        raise NotImplementedError
+        ...
 
     def safe_prefix(self, text: str) -> int:
         """How many characters of a reply streamed so far cannot belong to a call (they may be sent
         as content now); never decreases as `text` grows."""
-        raise NotImplementedError
+        ...
 
 
 _HERMES_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.S)
 
 
 @dataclass(frozen=True)
-class HermesSyntax(ToolSyntax):
+class HermesSyntax:
     name: str = "hermes"
     open_tag: str = "<tool_call>"
 
@@ -118,7 +120,7 @@ class HermesSyntax(ToolSyntax):
 
 
 @dataclass(frozen=True)
-class Llama3Syntax(ToolSyntax):
+class Llama3Syntax:
     name: str = "llama3"
     python_tag: str = "<|python_tag|>"
 
