@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.tuneforge-installed
-EXTRAS ?= data,dev,curate,ray,eval,serve
+EXTRAS ?= data,dev,curate,ray,eval,serve,bench
 # Every extra, for the lock: an extra installed later must find its versions there too.
 ALL_EXTRAS = data,dev,curate,ray,eval,serve,quant,bench
 # The exact versions the suite last passed with (`make lock` writes it); setup installs through it.
