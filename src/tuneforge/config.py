@@ -87,8 +87,10 @@ class DataConfig(Section):
 
 
 class TrainConfig(Section):
-    stage: Literal["sft", "pt", "dpo"] = "sft"
-    """`sft` instruction/chat tuning, `pt` continued pre-training on raw text, `dpo` preference pairs."""
+    stage: Literal["sft", "pt", "dpo", "kto", "orpo", "simpo", "grpo"] = "sft"
+    """`sft` instruction/chat tuning, `pt` continued pre-training on raw text, `dpo` preference pairs,
+    `kto` unpaired good/bad examples, `orpo` and `simpo` reference-free preference pairs, `grpo`
+    group-relative policy optimisation with rewards."""
     output_dir: str = "runs/latest"
     """The run directory: config, manifest, metrics, checkpoints, final artefact, report."""
     seed: int = 42
