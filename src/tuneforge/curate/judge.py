@@ -11,7 +11,6 @@ and can be re-judged from the rejects file, or kept and marked in `meta` when so
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -21,7 +20,7 @@ from pydantic import Field
 from tuneforge.curate.base import Drop, OpConfig, register
 from tuneforge.curate.text import joined_text, resolve_fields
 from tuneforge.errors import ConfigError
-from tuneforge.llm_client import LLMError, chat_completion, json_objects
+from tuneforge.llm_client import LLMClient, LLMError, json_objects
 from tuneforge.types import Sample
 
 PROMPT = """You review training data for a chat model. Decide whether the text below is safe to train on:
@@ -46,7 +45,9 @@ class LLMJudge(OpConfig):
     """Longer texts are cut to this many characters before they are sent."""
     timeout: float = 60.0
     retries: int = Field(1, ge=0)
-    """Extra attempts after a failed request (connection error, timeout, 5xx)."""
+    """Extra attempts after a failed request (connection error, timeout, 429, 5xx), with backoff."""
+    cache: Path | None = None
+    """An SQLite file caching the judge's replies: a re-run never asks about the same text twice."""
     on_unparsable: Literal["drop", "keep"] = "drop"
     on_error: Literal["drop", "keep"] = "drop"
     """`drop`: removed with reason judge_unparsable / judge_error (counted, in the rejects file);
@@ -63,6 +64,13 @@ class _LLMJudge:
             self.prompt = cfg.prompt_file.read_text(encoding="utf-8") if cfg.prompt_file else PROMPT
         except OSError as e:
             raise ConfigError(f"{cfg.label}.prompt_file: {e}") from None
+        self._client: LLMClient | None = None  # made on first use, in the worker that runs the op
+
+    def client(self) -> LLMClient:
+        if self._client is None:
+            self._client = LLMClient(self.cfg.url, self.cfg.model, api_key_env=self.cfg.api_key_env,
+                                     timeout=self.cfg.timeout, retries=self.cfg.retries, cache=self.cfg.cache)
+        return self._client
 
     def __call__(self, sample: Sample) -> Sample | Drop:
         text = joined_text(sample, self.fields)[: self.cfg.max_chars]
@@ -70,8 +78,7 @@ class _LLMJudge:
             return sample
         messages = [{"role": "system", "content": self.prompt}, {"role": "user", "content": text}]
         try:
-            reply = chat_completion(self.cfg.url, self.cfg.model, messages, os.environ.get(self.cfg.api_key_env),
-                                    self.cfg.timeout, self.cfg.retries)
+            reply = self.client().complete(messages).text
         except LLMError as e:
             return self._fallback(sample, "error", str(e))
         verdict = parse_verdict(reply)

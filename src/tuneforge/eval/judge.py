@@ -9,7 +9,6 @@ that prefers whichever answer comes first gives opposite verdicts, which cancel 
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from tuneforge.config import JudgeConfig
 from tuneforge.errors import ConfigError
-from tuneforge.llm_client import LLMError, chat_completion, json_objects
+from tuneforge.llm_client import LLMClient, LLMError, Sampling, json_objects
 
 PROMPTS = Path(__file__).parent / "prompts"
 Complete = Callable[[list[list[dict[str, str]]]], list[str | None]]
@@ -136,17 +135,18 @@ def pairwise(complete: Complete, questions: list[str], answers_a: list[str], ans
     return PairwiseResult(outcomes, sum(agreed for _, agreed in combined), Counter(outcomes))
 
 
-def endpoint_judge(cfg: JudgeConfig) -> Complete:
+def endpoint_judge(cfg: JudgeConfig, concurrency: int = 1) -> Complete:
+    """Judge replies from an endpoint, `concurrency` requests at a time; a failed request gives None,
+    except one that no request gets past (refused key, unknown model, unreachable URL), which is raised."""
     assert cfg.url is not None
-    key = os.environ.get(cfg.api_key_env)
+    client = LLMClient(cfg.url, cfg.model, api_key_env=cfg.api_key_env, timeout=cfg.timeout, retries=cfg.retries,
+                       concurrency=concurrency)
 
     def complete(chats):
-        out: list[str | None] = []
-        for messages in chats:
-            try:
-                out.append(chat_completion(cfg.url, cfg.model, messages, key, cfg.timeout, cfg.retries))
-            except LLMError:
-                out.append(None)
+        out: list[str | None] = [None] * len(chats)
+        for i, result in client.map((messages, Sampling()) for messages in chats):
+            if not isinstance(result, LLMError):
+                out[i] = result.text
         return out
 
     return complete
