@@ -31,6 +31,8 @@ SPECS = {
     "llama3": dict(start="<s>", system="<|start_header_id|>system<|end_header_id|>\n\n{}<|eot_id|>",
                    user="<|start_header_id|>user<|end_header_id|>\n\n{}<|eot_id|>",
                    header="<|start_header_id|>assistant<|end_header_id|>\n\n", reply="{}<|eot_id|>"),
+    "mistral": dict(start="<s>", user="[INST] {}[/INST]", first_user_with_system="[INST] {}\n\n{}[/INST]",
+                    header="", reply=" {}</s>"),
     "alpaca": dict(system="{}\n\n", default_system=ALPACA_SYSTEM, user="### Instruction:\n{}\n\n",
                    header="### Response:\n", reply="{}</s>", after="\n\n"),
     "human_assistant": dict(system="<s>System: {}\n</s>", user="<s>Human: {}\n</s>", header="<s>Assistant:",

@@ -230,6 +230,28 @@ def test_llama3_tool_calls_and_ipython_outputs(char_tokenizer):
     assert "<|start_header_id|>ipython<|end_header_id|>\n\nsunny<|eot_id|>" in text
 
 
+def test_mistral_tool_calls_results_and_definitions(char_tokenizer):
+    """Mistral v0.3's layout: definitions in `[AVAILABLE_TOOLS]` before the (first) user turn, the calls of a
+    reply as one `[TOOL_CALLS]` JSON list, results in `[TOOL_RESULTS]`; calls trained, results never."""
+    messages = [Message("user", "Weather in Paris and Rome?"),
+                Message("assistant", "", tool_calls=[{"name": "weather", "arguments": {"city": "Paris"}},
+                                                     {"name": "weather", "arguments": {"city": "Rome"}}]),
+                Message("tool", "sunny", name="weather"), Message("tool", "rainy", name="weather"),
+                Message("assistant", "Paris is sunny, Rome rainy.")]
+    segments = load_template("mistral", char_tokenizer).render(messages, TOOLS)
+    definition = ('{"type": "function", "function": {"name": "weather", "description": "Weather in a city", '
+                  '"parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}')
+    assert join(segments) == (
+        f"<s>[AVAILABLE_TOOLS] [{definition}][/AVAILABLE_TOOLS][INST] Weather in Paris and Rome?[/INST]"
+        '[TOOL_CALLS] [{"name": "weather", "arguments": {"city": "Paris"}}, '
+        '{"name": "weather", "arguments": {"city": "Rome"}}]</s>'
+        '[TOOL_RESULTS] {"content": sunny}[/TOOL_RESULTS][TOOL_RESULTS] {"content": rainy}[/TOOL_RESULTS]'
+        " Paris is sunny, Rome rainy.</s>")
+    assert [s.text for s in segments if s.trainable] == [
+        '[TOOL_CALLS] [{"name": "weather", "arguments": {"city": "Paris"}}, '
+        '{"name": "weather", "arguments": {"city": "Rome"}}]</s>', " Paris is sunny, Rome rainy.</s>"]
+
+
 def test_a_system_message_after_the_first_is_refused(char_tokenizer):
     with pytest.raises(TemplateError, match="only the first message"):
         load_template("chatml", char_tokenizer).render([Message("user", "a"), Message("system", "b")])

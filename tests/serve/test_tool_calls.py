@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tuneforge.serve.tool_calls import HERMES, LLAMA3, ToolCall, call_dicts, syntax_for
+from tuneforge.serve.tool_calls import HERMES, LLAMA3, MISTRAL, ToolCall, call_dicts, syntax_for
 
 NAMES = frozenset({"add", "weather"})
 
@@ -72,13 +72,35 @@ def test_llama3_malformed_stays_text(text):
     assert LLAMA3.parse(text, NAMES) is None
 
 
+def test_mistral_calls_in_one_list_with_text_around():
+    parsed = MISTRAL.parse('[TOOL_CALLS] [{"name": "add", "arguments": {"a": 1}}, '
+                           '{"name": "weather", "arguments": "{\\"city\\": \\"Oslo\\"}"}]', NAMES)
+    assert parsed is not None
+    assert parsed.calls == [ToolCall("add", '{"a": 1}'), ToolCall("weather", '{"city": "Oslo"}')]
+    assert parsed.content == ""
+    parsed = MISTRAL.parse('Checking. [TOOL_CALLS][{"name": "add", "arguments": {}}] ok', NAMES)
+    assert parsed is not None and parsed.calls == [ToolCall("add", "{}")] and parsed.content == "Checking.  ok"
+
+
+@pytest.mark.parametrize("text", [
+    "No call.",
+    '[TOOL_CALLS] [{"name": "add", "arguments": {"a": 1}}',  # unfinished list
+    '[TOOL_CALLS] [{"name": "add", "arguments": {}}, {"name": "nope", "arguments": {}}]',  # one not offered
+    '[TOOL_CALLS] {"name": "add", "arguments": {}}',  # not a list
+    "[TOOL_CALLS] []",
+])
+def test_mistral_malformed_stays_text(text):
+    assert MISTRAL.parse(text, NAMES) is None
+
+
 def test_openings_parse_once_completed():
-    for syntax, tail in [(HERMES, '{"a": 1}}\n</tool_call>'), (LLAMA3, '{"a": 1}}')]:
+    for syntax, tail in [(HERMES, '{"a": 1}}\n</tool_call>'), (LLAMA3, '{"a": 1}}'), (MISTRAL, '{"a": 1}}]')]:
         assert syntax.parse(syntax.opening("add") + tail, NAMES).calls == [ToolCall("add", '{"a": 1}')]
         assert syntax.parse(syntax.opening(None) + 'add", "arguments": ' + tail, NAMES) is not None
 
 
 def test_safe_prefix_holds_back_what_may_open_a_call():
+    assert MISTRAL.safe_prefix("Sure [TOOL") == len("Sure ") and MISTRAL.safe_prefix("Sure.") == len("Sure.")
     assert HERMES.safe_prefix("Hello there") == len("Hello there")
     assert HERMES.safe_prefix("Hello <tool") == len("Hello ")
     assert HERMES.safe_prefix("Hello <tool_call>\n{") == len("Hello ")
@@ -94,6 +116,7 @@ def test_syntax_for_each_template(tokenizer):
     assert syntax_for(load_template("chatml", tokenizer)) is HERMES
     assert syntax_for(load_template("qwen", tokenizer)) is HERMES
     assert syntax_for(load_template("llama3", tokenizer)) is LLAMA3
+    assert syntax_for(load_template("mistral", tokenizer)) is MISTRAL
     assert syntax_for(load_template("alpaca", tokenizer)) is None
     assert syntax_for(load_template("auto", tokenizer)) is None  # SmolLM2's own template has no tools
     hermes_jinja = tokenizer.chat_template + "{# <tool_call> #}"

@@ -115,6 +115,16 @@ def test_llama3_template_calls(scripted):
     assert call.function.name == "weather" and json.loads(call.function.arguments) == {"city": "Oslo"}
 
 
+def test_mistral_template_calls(scripted):
+    _, server = scripted('[TOOL_CALLS] [{"name": "weather", "arguments": {"city": "Oslo"}}, '
+                         '{"name": "add", "arguments": {"a": 2}}]', template="mistral")
+    with server as (url, _):
+        out = chat(url, tools=[ADD, WEATHER])
+    assert out.choices[0].finish_reason == "tool_calls" and out.choices[0].message.content is None
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in out.choices[0].message.tool_calls] == [
+        ("weather", {"city": "Oslo"}), ("add", {"a": 2})]
+
+
 @pytest.mark.parametrize("reply", [
     '<tool_call>\n{"name": "add", "arguments": {"a": 1}\n</tool_call>',  # bad JSON
     hermes("delete_everything", {}),  # not one of the tools

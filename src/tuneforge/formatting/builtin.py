@@ -34,9 +34,25 @@ class ToolFormat:
     separated by `definitions_separator`, then `definitions_close`."""
     definitions_separator: str
     definitions_close: str = ""
+    definitions_before_first_user: bool = False
+    """Write the definitions just before the first user turn rather than into the system prompt (Mistral's
+    `[AVAILABLE_TOOLS]`; its official template puts them before the last user turn, which would rewrite
+    earlier text as a conversation grows, so a trained rendering could not be prefix-stable)."""
+    calls_open: str = ""
+    """Opens the calls of one reply; then each `call` separated by `calls_separator`, then `calls_close`."""
+    calls_separator: str = "\n"
+    calls_close: str = ""
+    call_reply: str | None = None
+    """The reply of a turn that only calls tools, where it differs from `Format.reply` (Mistral opens a
+    text reply with a space but `[TOOL_CALLS]` with none)."""
 
     def definitions(self, tools: list[dict[str, Any]]) -> str:
         return self.definitions_open + self.definitions_separator.join(map(to_json, tools)) + self.definitions_close
+
+    def calls(self, tool_calls: list[dict[str, Any]]) -> str:
+        """The calls of one reply, in this format."""
+        calls = [self.call.format(name=n, arguments=to_json(a)) for n, a in map(tool_call_parts, tool_calls)]
+        return self.calls_open + self.calls_separator.join(calls) + self.calls_close
 
 
 @dataclass(frozen=True)
@@ -130,13 +146,17 @@ def render_format(name: str, fmt: Format, sp: SpecialTokens, system: str | None,
         return template.format(content=content, bos=sp.bos, eos=sp.eos, **extra)
 
     def no_tools() -> TemplateError:
-        return TemplateError(f"template '{name}' has no tool-call format; use chatml, qwen, llama3 "
+        return TemplateError(f"template '{name}' has no tool-call format; use chatml, qwen, llama3, mistral "
                              "or the model's own template (auto)")
 
+    pending_definitions = None
     if tools:
         if fmt.tools is None:
             raise no_tools()
-        system = (f"{system}\n\n" if system else "") + fmt.tools.definitions(tools)
+        if fmt.tools.definitions_before_first_user:
+            pending_definitions = fmt.tools.definitions(tools)
+        else:
+            system = (f"{system}\n\n" if system else "") + fmt.tools.definitions(tools)
     out = _Segments()
     out.add(fill(fmt.start), False)
     pending_system = system
@@ -145,6 +165,9 @@ def render_format(name: str, fmt: Format, sp: SpecialTokens, system: str | None,
         pending_system = None
     for i, m in enumerate(turns):
         if m.role == "user":
+            if pending_definitions is not None:
+                out.add(pending_definitions, False)
+                pending_definitions = None
             if pending_system is not None:
                 assert fmt.system_in_first_user is not None
                 out.add(fill(fmt.system_in_first_user, m.content, system=pending_system.strip()), False)
@@ -153,14 +176,15 @@ def render_format(name: str, fmt: Format, sp: SpecialTokens, system: str | None,
                 out.add(fill(fmt.user, m.content), False)
         elif m.role == "assistant":
             body = m.content.strip() if fmt.strip else m.content
+            reply = fmt.reply
             if m.tool_calls:
                 if fmt.tools is None:
                     raise no_tools()
-                calls = [fmt.tools.call.format(name=n, arguments=to_json(a))
-                         for n, a in map(tool_call_parts, m.tool_calls)]
-                body = "\n".join(([body] if body else []) + calls)
+                if not body and fmt.tools.call_reply is not None:
+                    reply = fmt.tools.call_reply
+                body = "\n".join(([body] if body else []) + [fmt.tools.calls(m.tool_calls)])
             out.add(fill(fmt.assistant), False)
-            out.add(fmt.reply.format(content=body, bos=sp.bos, eos=sp.eos), True)
+            out.add(reply.format(content=body, bos=sp.bos, eos=sp.eos), True)
             out.add(fill(fmt.after_reply), False)
         elif m.role == "tool":
             if fmt.tools is None:
@@ -205,6 +229,14 @@ LLAMA3_TOOLS = ToolFormat(
     definitions_separator="\n\n",
 )
 
+MISTRAL_TOOLS = ToolFormat(
+    call='{{"name": "{name}", "arguments": {arguments}}}',
+    calls_open="[TOOL_CALLS] [", calls_separator=", ", calls_close="]", call_reply="{content}{eos}",
+    output_open="", output='[TOOL_RESULTS] {{"content": {content}}}[/TOOL_RESULTS]', output_close="",
+    definitions_open="[AVAILABLE_TOOLS] [", definitions_separator=", ", definitions_close="][/AVAILABLE_TOOLS]",
+    definitions_before_first_user=True,
+)
+
 # --- the built-ins ----------------------------------------------------------------------------
 
 CHATML = Format(
@@ -233,6 +265,12 @@ BUILTIN_TEMPLATES: tuple[BuiltinTemplate, ...] = (
         user="<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>",
         assistant="<|start_header_id|>assistant<|end_header_id|>\n\n", reply="{content}<|eot_id|>",
         tools=LLAMA3_TOOLS,
+    )),
+    BuiltinTemplate("mistral", "Mistral v0.3: `<s>[INST] ... [/INST] ...</s>`; `[TOOL_CALLS]` tool calls, "
+                    "`[AVAILABLE_TOOLS]` before the first user turn.", Format(
+        start="{bos}", user="[INST] {content}[/INST]",
+        system_in_first_user="[INST] {system}\n\n{content}[/INST]",
+        assistant="", reply=" {content}{eos}", strip=True, tools=MISTRAL_TOOLS,
     )),
     BuiltinTemplate("alpaca", "The Stanford Alpaca prompt: `### Instruction:` / `### Response:`.", Format(
         system="{content}\n\n", user="### Instruction:\n{content}\n\n",

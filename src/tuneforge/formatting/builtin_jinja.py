@@ -54,7 +54,7 @@ def _definitions(tools: ToolFormat) -> str:
 def format_chat_template(name: str, fmt: Format, default_system: str | None) -> str:
     """`fmt`, with `default_system` for conversations without a system prompt, as a Jinja chat template."""
     content = "(m.content or '')" + (" | trim" if fmt.strip else "")
-    no_tools = _fail(_quote(f"template '{name}' has no tool-call format; use chatml, qwen, llama3 "
+    no_tools = _fail(_quote(f"template '{name}' has no tool-call format; use chatml, qwen, llama3, mistral "
                             "or the model's own template (auto)"))
     lines = [
         "{%- if messages and messages[0].role == 'system' %}",
@@ -63,18 +63,23 @@ def format_chat_template(name: str, fmt: Format, default_system: str | None) -> 
         "{%- set system = " + (_quote(default_system) if default_system is not None else "none") + " %}",
         "{%- set turns = messages %}",
         "{%- endif %}",
+        "{%- set definitions = none %}",
         "{%- if tools %}",
-        ("{%- set system = (system + '\\n\\n' if system else '') + " + _definitions(fmt.tools) + " %}"
-         if fmt.tools else no_tools),
+        (no_tools if fmt.tools is None else
+         "{%- set definitions = " + _definitions(fmt.tools) + " %}" if fmt.tools.definitions_before_first_user else
+         "{%- set system = (system + '\\n\\n' if system else '') + " + _definitions(fmt.tools) + " %}"),
         "{%- endif %}",
         _out(fmt.start),
-        # `ns.system`: llama2 has no system turn, the system prompt waits for the first user turn.
-        "{%- set ns = namespace(body='', system=" + ("system" if fmt.system_in_first_user else "none") + ") %}",
+        # `ns.system`: llama2 has no system turn, the system prompt waits for the first user turn;
+        # `ns.definitions`: Mistral's tool definitions wait for it too.
+        "{%- set ns = namespace(body='', reply='', calls='', definitions=definitions, system="
+        + ("system" if fmt.system_in_first_user else "none") + ") %}",
     ]
     if fmt.system_in_first_user is None:
         system = "(system | trim)" if fmt.strip else "system"
         lines += ["{%- if system is not none %}", _out(fmt.system, content=system), "{%- endif %}"]
-    lines += ["{%- for m in turns %}", "{%- if m.role == 'user' %}"]
+    lines += ["{%- for m in turns %}", "{%- if m.role == 'user' %}",
+              "{%- if ns.definitions is not none %}{{- ns.definitions }}{%- set ns.definitions = none %}{%- endif %}"]
     if fmt.system_in_first_user is not None:
         lines += ["{%- if ns.system is not none %}",
                   _out(fmt.system_in_first_user, content=content, system="(ns.system | trim)"),
@@ -83,17 +88,30 @@ def format_chat_template(name: str, fmt: Format, default_system: str | None) -> 
         lines.append(_out(fmt.user, content=content))
     lines += ["{%- elif m.role == 'assistant' %}",
               "{%- set ns.body = " + content + " %}",
+              "{%- set ns.reply = " + _expr(fmt.reply, content="ns.body") + " %}",
               "{%- if m.tool_calls %}"]
     if fmt.tools is None:
         lines.append(no_tools)
     else:
-        call = _expr(fmt.tools.call, name="call.name",
+        tf = fmt.tools
+        call = _expr(tf.call, name="call.name",
                      arguments="(call.arguments if call.arguments is string else call.arguments | tojson)")
-        lines += ["{%- for tool_call in m.tool_calls %}",
+        lines += ["{%- set ns.calls = '' %}",
+                  "{%- for tool_call in m.tool_calls %}",
                   "{%- set call = tool_call.function if tool_call.function is defined else tool_call %}",
-                  "{%- set ns.body = (ns.body + '\\n' if ns.body else '') + " + call + " %}",
-                  "{%- endfor %}"]
-    lines += ["{%- endif %}", _out(fmt.assistant), _out(fmt.reply, content="ns.body"), _out(fmt.after_reply),
+                  "{%- set ns.calls = ns.calls + (" + _quote(tf.calls_separator) + " if not loop.first else '') + "
+                  + call + " %}",
+                  "{%- endfor %}",
+                  "{%- set ns.calls = " + _quote(tf.calls_open) + " + ns.calls + " + _quote(tf.calls_close) + " %}"]
+        if tf.call_reply is not None:
+            lines += ["{%- if not ns.body %}",
+                      "{%- set ns.reply = " + _expr(tf.call_reply, content="ns.calls") + " %}",
+                      "{%- else %}"]
+        lines += ["{%- set ns.body = (ns.body + '\\n' if ns.body else '') + ns.calls %}",
+                  "{%- set ns.reply = " + _expr(fmt.reply, content="ns.body") + " %}"]
+        if tf.call_reply is not None:
+            lines.append("{%- endif %}")
+    lines += ["{%- endif %}", _out(fmt.assistant), "{{- ns.reply }}", _out(fmt.after_reply),
               "{%- elif m.role == 'tool' %}"]
     if fmt.tools is None:
         lines.append(no_tools)

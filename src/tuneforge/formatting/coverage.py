@@ -8,7 +8,8 @@ text; a sample whose rendering drops one is rejected with the reason saying whic
 
 `template: auto` probes the tokenizer's own template once with a conversation holding a tool and a
 call; when it cannot carry what the data holds, `resolve_template` picks the built-in rendering of
-the same family (chatml-style tokenizers: Hermes `<tool_call>`; Llama 3: its JSON calls).
+the same family (chatml-style tokenizers: Hermes `<tool_call>`; Llama 3: its JSON calls; Mistral:
+`[TOOL_CALLS]`).
 """
 
 from __future__ import annotations
@@ -114,11 +115,14 @@ def needs(samples: Sequence[Sample]) -> dict[str, int]:
 
 def family_template(tokenizer: Any) -> str | None:
     """The built-in tool-capable rendering of a tokenizer's family: `qwen` / `chatml` for
-    `<|im_start|>` tokenizers, `llama3` for Llama 3's headers; None for any other."""
+    `<|im_start|>` tokenizers, `llama3` for Llama 3's headers, `mistral` for tokenizers with
+    `[TOOL_CALLS]`; None for any other."""
     vocab = tokenizer.get_vocab()
     source = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
     if "<|im_start|>" in vocab and "<|im_end|>" in vocab:
         return "qwen" if "You are Qwen" in source else "chatml"
     if "<|start_header_id|>" in vocab and "<|eot_id|>" in vocab:
         return "llama3"
+    if "[TOOL_CALLS]" in vocab and "[INST]" in vocab:
+        return "mistral"
     return None

@@ -8,6 +8,8 @@ returns the matching `ToolSyntax`, or None when the template has no tool-call fo
   `<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`, any number of them, text around.
 - `llama3` (Llama 3.1-style): the reply is JSON `{"name": ..., "parameters": {...}}`, optionally after
   `<|python_tag|>`; several calls separated by `;` or whitespace; text after the last call is content.
+- `mistral` (Mistral v0.3): `[TOOL_CALLS] [{"name": ..., "arguments": {...}}, ...]`, one JSON list of
+  calls; text before it and after it is content.
 
 Parsing is all or nothing: a call that is not valid JSON, names a function the request did not offer,
 or has arguments that are not a JSON object leaves the whole reply as text.
@@ -157,8 +159,40 @@ class Llama3Syntax:
         return len(text)
 
 
+@dataclass(frozen=True)
+class MistralSyntax:
+    name: str = "mistral"
+    marker: str = "[TOOL_CALLS]"
+
+    def opening(self, function: str | None) -> str:
+        head = self.marker + ' [{"name": "'
+        return head if function is None else f'{head}{function}", "arguments": '
+
+    def parse(self, text: str, names: frozenset[str]) -> Parsed | None:
+        at = text.find(self.marker)
+        if at < 0:
+            return None
+        rest = text[at + len(self.marker):]
+        start = len(rest) - len(rest.lstrip())
+        try:
+            objs, end = json.JSONDecoder().raw_decode(rest, start)
+        except ValueError:
+            return None
+        if not isinstance(objs, list) or not objs:
+            return None
+        calls = [_call(obj, names, ("arguments", "parameters")) for obj in objs]
+        if any(call is None for call in calls):
+            return None
+        return Parsed([c for c in calls if c is not None], text[:at] + rest[end:])
+
+    def safe_prefix(self, text: str) -> int:
+        at = text.find(self.marker)
+        return at if at >= 0 else len(text) - _held_suffix(text, self.marker)
+
+
 HERMES = HermesSyntax()
 LLAMA3 = Llama3Syntax()
+MISTRAL = MistralSyntax()
 
 
 def syntax_for(template: Any) -> ToolSyntax | None:
@@ -167,13 +201,15 @@ def syntax_for(template: Any) -> ToolSyntax | None:
     spec = getattr(template, "spec", None)
     tools = getattr(getattr(spec, "format", None), "tools", None)
     if tools is not None:
-        text = tools.call
+        text = tools.calls_open + tools.call
     elif spec is None:
         text = getattr(template, "source", None) or ""
     else:
         return None
     if "<tool_call>" in text:
         return HERMES
+    if MISTRAL.marker in text:
+        return MISTRAL
     if '"parameters"' in text and (tools is not None or "ipython" in text):
         return LLAMA3
     return None
