@@ -137,6 +137,19 @@ class TrainConfig(Section):
     dpo_precompute_ref: bool = False
     """Compute the reference log-probs once before training (faster steps, no reference in memory
     during training for full fine-tuning)."""
+    kto_beta: float = Field(0.1, gt=0)
+    """KTO temperature (β): how far the policy may move from the reference."""
+    kto_desirable_weight: float = Field(1.0, gt=0)
+    """λ_D, the weight of desirable (`label: true`) examples' losses. Keep λ_D·n_D / (λ_U·n_U) within
+    [1, 4/3] (n: the examples of each class); tuneforge warns when it is not."""
+    kto_undesirable_weight: float = Field(1.0, gt=0)
+    """λ_U, the weight of undesirable (`label: false`) examples' losses."""
+    orpo_beta: float = Field(0.1, gt=0)
+    """ORPO's λ: the weight of the odds-ratio term beside the SFT loss on the chosen reply."""
+    simpo_beta: float = Field(2.0, gt=0)
+    """SimPO's β: the scale of the length-normalised reward β/|y|·log π(y|x)."""
+    simpo_gamma: float = Field(1.0, ge=0)
+    """SimPO's target reward margin γ between the chosen and the rejected reply."""
 
 
 class MetricConfig(Section):
