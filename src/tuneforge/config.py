@@ -150,6 +150,8 @@ class TrainConfig(Section):
     """SimPO's β: the scale of the length-normalised reward β/|y|·log π(y|x)."""
     simpo_gamma: float = Field(1.0, ge=0)
     """SimPO's target reward margin γ between the chosen and the rejected reply."""
+    grpo: GRPOConfig | None = None
+    """Settings of stage `grpo` (online RL with rewards on the model's own samples): `rewards` at least."""
 
 
 class MetricConfig(Section):
@@ -290,6 +292,58 @@ class EvalConfig(Section):
     """Where results.jsonl, summary.json and report.html go."""
 
 
+class RewardConfig(Section):
+    name: str
+    """A metric (exact_match, contains, rouge_l, bleu, chrf, json_valid, json_schema, regex, refusal), a
+    check (`length`: 1 within `min_words`..`max_words`, falling off linearly outside; `format`: 1 when the
+    whole reply matches `pattern`), `judge` (an LLM judge's 1-10 score, scaled to 0..1), or, with
+    `function`, a name for your own."""
+    weight: float = 1.0
+    """Its share of the total reward (a weighted sum)."""
+    function: str | None = None
+    """`module:function` of your own reward: `(completion, reference) -> float | bool | None`."""
+    pattern: str | None = None
+    """For `regex` (found anywhere) and `format` (the whole reply)."""
+    json_schema: dict[str, Any] | str | None = None
+    """For `json_schema`: a JSON schema, inline or the path of a .json file."""
+    min_words: int = Field(0, ge=0)
+    max_words: int | None = Field(None, gt=0)
+    """For `length`: the range of words (CJK characters count one each) that scores 1."""
+    judge: JudgeConfig | None = None
+    """For `judge`: the endpoint and rubric."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_name(cls, raw: Any) -> Any:
+        return {"name": raw} if isinstance(raw, str) else raw
+
+
+class GRPOConfig(Section):
+    rewards: list[RewardConfig] = Field(min_length=1)
+    """What a completion scores: a weighted sum of these. A reward that raises scores 0 and is counted."""
+    generations: int = Field(8, ge=2)
+    """Completions sampled per prompt (G); advantages compare each with its group."""
+    max_new_tokens: int = Field(64, gt=0)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    beta: float = Field(0.0, ge=0)
+    """Weight of the KL penalty to the reference (the model with its adapters off); 0 skips the
+    reference pass."""
+    epsilon: float = Field(0.2, gt=0)
+    """Clip range of the policy ratio (PPO): 1 - epsilon .. 1 + epsilon_high."""
+    epsilon_high: float | None = Field(None, gt=0)
+    """Upper clip (DAPO's clip-higher); default: `epsilon`."""
+    iterations: int = Field(1, ge=1)
+    """Optimizer steps on each batch of completions (μ); above 1 the ratio to the sampling policy matters."""
+    loss_type: Literal["grpo", "dr_grpo", "dapo"] = "grpo"
+    """How token losses are averaged: `grpo` per completion then over completions; `dapo` over all tokens
+    of the batch; `dr_grpo` summed and divided by completions × max_new_tokens (no length bias)."""
+    scale_rewards: bool = True
+    """Divide advantages by their group's reward std (GRPO); Dr. GRPO leaves them unscaled."""
+    samples_in_report: int = Field(4, ge=0)
+    """Sample completions (with their rewards) logged per step for the run report."""
+
+
 class Config(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -420,6 +474,10 @@ def path_fields(cfg: Config) -> Iterator[PathField]:
     yield from attr("eval.output_dir", ev, "output_dir", "output")
     for i, metric in enumerate(ev.metrics):
         yield from attr(f"eval.metrics.{i}.json_schema", metric, "json_schema", "input")
+    for i, reward in enumerate(cfg.train.grpo.rewards if cfg.train.grpo else []):
+        yield from attr(f"train.grpo.rewards.{i}.json_schema", reward, "json_schema", "input")
+        if reward.judge is not None:
+            yield from attr(f"train.grpo.rewards.{i}.judge.rubric_file", reward.judge, "rubric_file", "input")
     if ev.icl is not None:
         yield from datasets("eval.icl.pool", ev.icl.pool)
     if ev.rag is not None:
