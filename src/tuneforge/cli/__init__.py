@@ -66,6 +66,7 @@ def _register() -> None:
         compare,
         curate,
         data,
+        data_feedback,
         data_show,
         doctor,
         evaluate,
@@ -74,13 +75,16 @@ def _register() -> None:
         models,
         quickstart,
         rag,
+        review,
         serve,
         train,
+        ui,
     )
 
     data.app.command()(data_show.show)
     data.app.command()(curate.curate)
     data.app.command()(curate.report)
+    data.app.command(name="from-feedback")(data_feedback.from_feedback)
     app.add_typer(data.app, name="data")
     app.command()(quickstart.quickstart)
     app.command()(train.train)
@@ -95,6 +99,8 @@ def _register() -> None:
     app.command()(compare.compare)
     app.command()(advise.advise)
     app.add_typer(rag.app, name="rag")
+    app.add_typer(review.app, name="review")
+    app.command()(ui.ui)
 
 
 _register()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -46,13 +47,21 @@ def serve(
     max_prompts: Annotated[int, typer.Option(
         min=1, help="Most prompts one /v1/completions request may hold (400 beyond).")] = 64,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16.")] = "auto",
+    record: Annotated[Optional[Path], typer.Option(
+        help="Record every chat completion (conversation, reply, model id, sampling parameters; never the API "
+             "key) in DIR/traffic.sqlite under the response's id, and take ratings and corrections at POST "
+             "/v1/feedback. Off unless given. Build data sets from it with `tuneforge data from-feedback DIR`.",
+        metavar="DIR")] = None,
     threads: ThreadsOption = None,
 ) -> None:
-    """Serve /v1/chat/completions, /v1/completions, /v1/models and /health (OpenAI-compatible)."""
+    """Serve /v1/chat/completions, /v1/completions, /v1/models and /health (OpenAI-compatible), and
+    /v1/feedback with --record."""
     api_key = api_key or os.environ.get("TUNEFORGE_API_KEY") or None
     adapters = _adapters(adapter or [])
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         typer.echo(f"warning: serving on {host} without an API key: anyone who can reach it can use it", err=True)
+    if backend == "vllm" and record is not None:
+        raise TuneforgeError("--record works with --backend tuneforge only")
     if backend == "vllm":
         from tuneforge.serve.vllm_backend import serve_vllm
 
@@ -62,13 +71,17 @@ def serve(
     if backend != "tuneforge":
         raise TuneforgeError(f"--backend {backend!r}: choose 'tuneforge' or 'vllm'")
     from tuneforge.serve.engine import load_engine
+    from tuneforge.serve.record import Recorder
     from tuneforge.serve.server import serve as run_server
     from tuneforge.threads import use_threads
 
     use_threads(threads)
+    recorder = Recorder(record) if record is not None else None  # before loading: a bad DIR fails fast
 
     engine = load_engine(model, adapters, model_id=served_model_name, dtype=dtype, template=template,
                          max_batch_size=max_batch_size, max_waiting=max_waiting)
     typer.echo(f"serving {', '.join(engine.model_ids)} on http://{host}:{port}/v1")
+    if recorder is not None:
+        typer.echo(f"recording chat completions in {recorder.path}; feedback at POST /v1/feedback")
     run_server(engine, host=host, port=port, api_key=api_key, max_body_bytes=max_body_kb * 1024,
-               max_prompts=max_prompts)
+               max_prompts=max_prompts, recorder=recorder)

@@ -169,6 +169,21 @@ class CompletionRequest(_Sampling):
         return self.max_tokens
 
 
+class FeedbackRequest(BaseModel):
+    """`POST /v1/feedback` (a tuneforge extension): a rating of a recorded chat completion's reply, with
+    an optional better reply. Unknown keys are refused, so that a misspelt `correction` is not lost."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=200)
+    """The chat completion's `id`."""
+    rating: Literal["up", "down"]
+    correction: str | None = Field(None, min_length=1)
+    """What the reply should have been."""
+    index: int = Field(0, ge=0, le=15)
+    """Which choice of the completion (for `n` > 1)."""
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 

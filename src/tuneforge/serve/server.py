@@ -15,16 +15,22 @@ requests and lets running ones finish.
 Tool calling: `tools` are rendered with the served model's chat template, and replies in that
 template's tool-call syntax come back as `tool_calls` (see `tool_calls`). `tool_choice: "required"` or a
 named function forces the opening of a call at the start of the reply; `"none"` returns replies as text.
+
+Recording (opt in, `record.Recorder`): each answered chat completion is stored under its `id` once
+its replies are complete (before the reply, or the stream's `[DONE]`, goes out, so feedback can follow at
+once), off the event loop; `POST /v1/feedback` rates a recorded reply (404 for an unknown id, and
+without recording).
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the route functions' annotations to tell
 # the request parameter, and they name fastapi's own classes, an optional dependency (quoted where used).
 import asyncio
+import functools
 import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -51,9 +57,13 @@ from tuneforge.serve.engine import (
     Handle,
     UnknownModel,
 )
+from tuneforge.serve.record import Exchange, NoSuchChoice, Recorder, UnknownExchange
 from tuneforge.serve.tool_calls import ToolPlan, call_dicts, syntax_for
 
 log = logging.getLogger(__name__)
+
+Keep = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
+"""Called with a chat completion's id and its whole choices once every reply is complete."""
 
 MAX_JSON_DEPTH = 64
 """Deeper request bodies are refused before validation (which, like rendering, recurses). Tool
@@ -177,6 +187,8 @@ class Settings:
     max_prompts: int
     """Most prompts one /v1/completions request may hold (each is a request of its own to the engine,
     times `n`)."""
+    recorder: Recorder | None = None
+    """Where chat completions and feedback are stored; None: nothing is recorded."""
 
 
 def _settings(request: "Request") -> Settings:
@@ -306,7 +318,41 @@ async def chat_completions(request: "Request"):
     if plan is not None and plan.opening:  # constrained decoding: the reply starts with the call's opening
         opening = engine.tokenizer(plan.opening, add_special_tokens=False).input_ids
         prompt, forced = prompt + opening, len(opening)
-    return await respond(request, body, [prompt], chat=True, plan=plan, forced=forced)
+    recorder = _settings(request).recorder
+    keep = None if recorder is None else functools.partial(record_exchange, recorder, body)
+    return await respond(request, body, [prompt], chat=True, plan=plan, forced=forced, keep=keep)
+
+
+async def record_exchange(recorder: Recorder, body: protocol.ChatRequest, rid: str,
+                          choices: list[dict[str, Any]]) -> None:
+    """Store an answered chat completion, in a worker thread. A failure to store is logged and the
+    reply still goes out: serving comes first."""
+    replies = [{**{key: value for key, value in c["message"].items() if key != "role"},
+                "finish_reason": c["finish_reason"]} for c in choices]
+    exchange = Exchange(rid, body.model, [m.to_message().to_dict() for m in body.messages], body.tool_dicts,
+                        body.model_dump(exclude={"model", "messages", "tools", "stream_options"}, exclude_none=True),
+                        replies, body.stream)
+    try:
+        await asyncio.to_thread(recorder.record, exchange)
+    except Exception:
+        log.exception("could not record the chat completion %s", rid)
+
+
+async def feedback(request: "Request") -> dict[str, Any]:
+    authorise(request)
+    recorder = _settings(request).recorder
+    if recorder is None:
+        raise ApiError(404, "this server does not record chat completions, so there is nothing to rate: start it "
+                       "with `tuneforge serve --record DIR`", "not_found_error", "recording_off")
+    body = await parse(request, protocol.FeedbackRequest)
+    try:
+        seq = await asyncio.to_thread(recorder.add_feedback, body.id, body.rating, body.correction, body.index)
+    except UnknownExchange as e:
+        raise ApiError(404, f"id: {e}", "not_found_error", "completion_not_found", "id") from None
+    except NoSuchChoice as e:
+        raise ApiError(422, str(e), "invalid_request_error", "invalid_value", "index") from None
+    return {"object": "feedback", "id": seq, "completion_id": body.id, "index": body.index, "rating": body.rating,
+            "correction": body.correction is not None}
 
 
 async def completions(request: "Request"):
@@ -319,10 +365,11 @@ async def completions(request: "Request"):
 
 
 async def respond(request: "Request", body, prompts: list[list[int]], chat: bool, plan: ToolPlan | None = None,
-                  forced: int = 0):
+                  forced: int = 0, keep: Keep | None = None):
     """Submit every choice of every prompt, then answer with the whole completion or a stream of it.
     `plan`: tool calls to look for in the replies; `forced`: how many of each prompt's last tokens are
-    the forced opening of the reply (`plan.opening`)."""
+    the forced opening of the reply (`plan.opening`); `keep`: awaited with the id and the whole
+    choices once every reply is complete, before the answer (or the stream's end) goes out."""
     engine = _settings(request).engine
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
@@ -344,7 +391,7 @@ async def respond(request: "Request", body, prompts: list[list[int]], chat: bool
     rid = protocol.new_id("chatcmpl" if chat else "cmpl")
     prompt_tokens = sum(len(p) - forced for p in prompts)
     if body.stream:
-        return StreamingResponse(stream(events, handles, body, rid, prompt_tokens, chat, plan, forced),
+        return StreamingResponse(stream(events, handles, body, rid, prompt_tokens, chat, plan, forced, keep),
                                  media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     done: list[Completion | None] = [None] * len(jobs)
 
@@ -369,6 +416,8 @@ async def respond(request: "Request", body, prompts: list[list[int]], chat: bool
     if failed:
         raise ApiError(500, f"generation failed: {failed[0].error}", "server_error")
     choices = [reply_choice(chat, k, d, plan) for k, d in enumerate(done)]
+    if keep is not None:
+        await keep(rid, choices)
     return protocol.body(chat, rid, body.model, int(time.time()), choices, chunk=False,
                          usage_=protocol.usage(prompt_tokens, done, forced * len(done)))
 
@@ -393,7 +442,8 @@ async def disconnected(request: "Request") -> None:
 
 
 async def stream(events: asyncio.Queue, handles: list[Handle], body, rid: str, prompt_tokens: int,
-                 chat: bool, plan: ToolPlan | None = None, forced: int = 0) -> AsyncIterator[str]:
+                 chat: bool, plan: ToolPlan | None = None, forced: int = 0,
+                 keep: Keep | None = None) -> AsyncIterator[str]:
     """Server-sent events of every choice. With a tool `plan`, a choice's text is sent as far as no call
     can begin in it; the rest waits for the reply's end, then goes out as `tool_calls` deltas (one per
     call, with its `index`) and finish reason `tool_calls`, or as content when it holds no call that parses."""
@@ -405,6 +455,7 @@ async def stream(events: asyncio.Queue, handles: list[Handle], body, rid: str, p
 
     created = int(time.time())
     finished: list[Completion] = []
+    whole: list[dict[str, Any]] = [{}] * len(handles)  # each choice as a non-streamed reply, for `keep`
     texts = [plan.opening if plan else ""] * len(handles)  # each choice's reply so far
     sent = [0] * len(handles)  # how much of it has gone out
     try:
@@ -427,6 +478,7 @@ async def stream(events: asyncio.Queue, handles: list[Handle], body, rid: str, p
                 break
             else:
                 finished.append(event)
+                whole[k] = reply_choice(chat, k, event, plan)
                 reason = event.finish_reason
                 if plan is not None:
                     text = plan.opening + event.text
@@ -448,6 +500,8 @@ async def stream(events: asyncio.Queue, handles: list[Handle], body, rid: str, p
             if body.include_usage:
                 yield sse(protocol.body(chat, rid, body.model, created, [], chunk=True,
                                         usage_=protocol.usage(prompt_tokens, finished, forced * len(finished))))
+            if keep is not None:
+                await keep(rid, whole)
         yield "data: [DONE]\n\n"
     finally:  # also runs when the client disconnects and the response task is cancelled
         for handle in handles:
@@ -455,8 +509,9 @@ async def stream(events: asyncio.Queue, handles: list[Handle], body, rid: str, p
 
 
 def create_app(engine: Engine, *, api_key: str | None = None, max_body_bytes: int = 1 << 20,
-               drain_timeout_s: float = 30.0, max_prompts: int = 64):
-    """The FastAPI app: the handlers above on their routes, with `Settings` on `app.state.tuneforge`."""
+               drain_timeout_s: float = 30.0, max_prompts: int = 64, recorder: Recorder | None = None):
+    """The FastAPI app: the handlers above on their routes, with `Settings` on `app.state.tuneforge`.
+    The app closes `recorder` when it shuts down."""
     if FastAPI is None:
         raise MissingDependency("fastapi", "serve", "the HTTP server")
 
@@ -466,9 +521,11 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_body_bytes: in
         yield
         # uvicorn has stopped accepting connections and waited for open requests; finish what is left.
         await asyncio.to_thread(engine.close, drain=True, timeout=drain_timeout_s)
+        if recorder is not None:
+            recorder.close()
 
     app = FastAPI(title="tuneforge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.tuneforge = Settings(engine, api_key, max_body_bytes, max_prompts)
+    app.state.tuneforge = Settings(engine, api_key, max_body_bytes, max_prompts, recorder)
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
     for error, handler in [(ApiError, api_error), (BodyTooLarge, body_too_large), (HTTPException, http_error),
                            (Exception, unexpected_error)]:
@@ -477,16 +534,18 @@ def create_app(engine: Engine, *, api_key: str | None = None, max_body_bytes: in
     app.add_api_route("/v1/models", list_models, methods=["GET"])
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_api_route("/v1/completions", completions, methods=["POST"])
+    app.add_api_route("/v1/feedback", feedback, methods=["POST"])
     return app
 
 
 def serve(engine: Engine, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          max_body_bytes: int = 1 << 20, drain_timeout_s: float = 30.0, max_prompts: int = 64) -> None:
+          max_body_bytes: int = 1 << 20, drain_timeout_s: float = 30.0, max_prompts: int = 64,
+          recorder: Recorder | None = None) -> None:
     """Run the server until Ctrl-C / SIGTERM, then shut down gracefully."""
     try:
         import uvicorn
     except ImportError:
         raise MissingDependency("uvicorn", "serve", "the HTTP server") from None
     app = create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes, drain_timeout_s=drain_timeout_s,
-                     max_prompts=max_prompts)
+                     max_prompts=max_prompts, recorder=recorder)
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=drain_timeout_s, log_level="info")
