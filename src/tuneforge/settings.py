@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class _Yaml12Booleans(yaml.SafeLoader):
@@ -57,8 +57,20 @@ class TemplateConfig(Section):
     """`truncate` cuts the prompt and whole earlier turns, never an assistant reply silently: a sample
     whose last reply does not fit is dropped and counted. `drop` drops every sample that is too long."""
     reasoning: Literal["keep", "drop", "drop_history"] = "keep"
-    """Assistant reasoning traces: `keep` renders them (`<think>...</think>` before the reply) and trains
-    them with the reply, `drop` leaves them out, `drop_history` keeps only the final reply's."""
+    """Assistant reasoning traces: `keep` renders them and trains them with the reply, `drop` leaves them
+    out, `drop_history` keeps only the final reply's (what thinking models see at inference). A template
+    with a reasoning slot of its own (a Jinja template reading `reasoning_content`, e.g. Qwen3's) renders
+    them there; the others get `reasoning_format` before the reply."""
+    reasoning_format: str = "<think>\n{reasoning}\n</think>\n\n"
+    """How a reasoning trace is written before its reply by templates without a slot; `{reasoning}` is
+    the trace."""
+
+    @field_validator("reasoning_format")
+    @classmethod
+    def _has_placeholder(cls, value: str) -> str:
+        if "{reasoning}" not in value:
+            raise ValueError("must contain the placeholder {reasoning}")
+        return value
 
 
 class MethodSettings(Section):

@@ -51,6 +51,10 @@ class ChatTemplate(Protocol):
     chat_template: str | None
     """The same rendering as a Hugging Face Jinja chat template (what an exported tokenizer carries),
     None when it cannot be written as one."""
+    reasoning_slot: bool
+    """The template renders an assistant turn's reasoning in a place of its own (a Jinja template that
+    reads `reasoning_content`, as thinking models' templates do); otherwise the encoder writes it into
+    the reply (`template.reasoning_format`)."""
 
     def render(self, messages: Sequence[Message], tools: list[dict[str, Any]] | None = None, *,
                add_generation_prompt: bool = False) -> list[Segment]:

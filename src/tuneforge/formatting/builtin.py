@@ -108,6 +108,10 @@ class BoundTemplate:
     def fingerprint(self) -> str:
         return f"builtin:{self.spec.name}:v{self.spec.version}:{self.special.bos}:{self.special.eos}"
 
+    @property
+    def reasoning_slot(self) -> bool:
+        return False
+
     def render(self, messages: Sequence[Message], tools: list[dict[str, Any]] | None = None, *,
                add_generation_prompt: bool = False) -> list[Segment]:
         system, turns = split_system(messages)

@@ -21,11 +21,11 @@ from typing import Any
 from tuneforge.formatting.base import ChatTemplate, TemplateError, join, tool_call_parts
 from tuneforge.types import Message, Sample
 
-DROPS = ("template_drops_tool_calls", "template_drops_tools", "template_drops_content")
+DROPS = ("template_drops_tool_calls", "template_drops_tools", "template_drops_content", "template_drops_reasoning")
 """Rejection reasons, in the order they are checked (a sample counts once, under the first)."""
 
 WHAT = {"template_drops_tool_calls": "tool calls", "template_drops_tools": "tool definitions",
-        "template_drops_content": "message contents"}
+        "template_drops_content": "message contents", "template_drops_reasoning": "reasoning traces"}
 
 
 def tool_name(tool: dict[str, Any]) -> str | None:
@@ -73,6 +73,10 @@ def dropped(messages: Sequence[Message], tools: list[dict[str, Any]] | None, tex
     for i, m in enumerate(messages, 1):
         if m.content.strip() and m.content.strip() not in text:
             return "template_drops_content", f"the content of {m.role} message {i} is not rendered"
+    for i, m in enumerate(messages, 1):  # left on a message only for templates with a slot of their own
+        if m.reasoning and m.reasoning.strip() not in text:
+            return "template_drops_reasoning", (f"the reasoning of assistant message {i} is not rendered "
+                                                "(template.reasoning: drop or drop_history leave it out on purpose)")
     return None
 
 

@@ -107,7 +107,8 @@ class Encoder:
     def encode(self, sample: Sample) -> EncodedLM | EncodedPair:
         """Raises `SampleRejected` for a sample that must not be trained on."""
         try:
-            sample = with_reasoning(sample, self.cfg.reasoning)
+            sample = with_reasoning(sample, self.cfg.reasoning, None if self.template.reasoning_slot
+                                    else self.cfg.reasoning_format)
             if sample.kind == "text":
                 return self._text(sample.text or "")
             if sample.kind == "preference":
@@ -408,10 +409,11 @@ def _without_first_exchange(messages: list[Message]) -> list[Message] | None:
     return None
 
 
-def with_reasoning(sample: Sample, mode: str) -> Sample:
-    """Reasoning traces written into the reply as `<think>\n...\n</think>\n\n` (the templates have no slot
-    of their own), so they are trained with their reply: `keep` all, `drop` all, `drop_history` all but
-    the final reply's. A turn's `loss_weight` stays with it."""
+def with_reasoning(sample: Sample, mode: str, written_as: str | None) -> Sample:
+    """The reasoning traces `mode` keeps: `keep` all, `drop` all, `drop_history` all but the final
+    reply's. A kept trace is written into its reply as `written_as` (`{reasoning}` is the trace), so it
+    is trained with it; with `written_as` None the template has a slot of its own and the trace stays on
+    the message for it. A turn's `loss_weight` stays with it."""
     turns = [*sample.messages, *(sample.chosen or []), *(sample.rejected or [])]
     if all(m.reasoning is None for m in turns):
         return sample
@@ -422,8 +424,10 @@ def with_reasoning(sample: Sample, mode: str) -> Sample:
         for i, m in enumerate(messages):
             if m.reasoning is not None:
                 kept = mode == "keep" or (mode == "drop_history" and final and i == last)
-                content = f"<think>\n{m.reasoning}\n</think>\n\n{m.content}" if kept else m.content
-                m = replace(m, content=content, reasoning=None)
+                if not kept:
+                    m = replace(m, reasoning=None)
+                elif written_as is not None:
+                    m = replace(m, content=written_as.replace("{reasoning}", m.reasoning) + m.content, reasoning=None)
             out.append(m)
         return out
 

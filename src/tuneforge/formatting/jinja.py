@@ -28,6 +28,8 @@ def _hf_message(m: Message) -> dict[str, Any]:
                              for n, a in map(tool_call_parts, m.tool_calls)]
     if m.name is not None:
         out["name"] = m.name
+    if m.reasoning is not None:  # the field thinking models' templates (Qwen3, DeepSeek-R1) read
+        out["reasoning_content"] = m.reasoning
     return out
 
 
@@ -70,6 +72,10 @@ class JinjaTemplate:
     def fingerprint(self) -> str:
         return f"jinja:{hashlib.sha256(self.source.encode()).hexdigest()[:16]}"
 
+    @property
+    def reasoning_slot(self) -> bool:
+        return "reasoning_content" in self.source
+
     def _text(self, messages: Sequence[Message], tools: list[dict[str, Any]] | None,
               add_generation_prompt: bool) -> str:
         try:
@@ -96,8 +102,12 @@ class JinjaTemplate:
             head = self._text(messages[:i], tools, True)
             through = self._text(messages[: i + 1], tools, False)
             if not (len(head) >= pos and through.startswith(head) and full.startswith(through)):
+                hint = ""
+                if any(m.reasoning for m in messages[:i + 1]) and any(m.role == "user" for m in messages[i + 1:]):
+                    hint = ("; it shows reasoning only after the last user message, as thinking models expect: "
+                            "set template.reasoning: drop_history")
                 raise TemplateError(f"template '{self.name}' is not prefix-stable at message {i + 1}: "
-                                    "rendering more turns changes earlier text")
+                                    f"rendering more turns changes earlier text{hint}")
             reply = through[len(head):].rstrip()
             if not reply:
                 raise TemplateError(f"template '{self.name}' renders assistant message {i + 1} as nothing")
