@@ -14,13 +14,14 @@ from typing import Any
 from tuneforge.config import DatasetConfig
 from tuneforge.errors import DataError
 
-# LLaMA-Factory column names -> ours, per formatting. Media columns (images, videos, audios) and
-# kto_tag have no counterpart; those columns stay in meta["extra"], nothing is dropped.
+# LLaMA-Factory column names -> ours, per formatting (kto_tag is the KTO `label`, see io.kto). Media
+# columns (images, videos, audios) have no counterpart; they stay in meta["extra"], nothing is dropped.
 _COLUMNS = {
     "alpaca": {"prompt": "instruction", "query": "input", "response": "output", "history": "history",
-               "system": "system", "tools": "tools", "chosen": "chosen", "rejected": "rejected"},
+               "system": "system", "tools": "tools", "chosen": "chosen", "rejected": "rejected",
+               "kto_tag": "label"},
     "sharegpt": {"messages": "conversations", "system": "system", "tools": "tools",
-                 "chosen": "chosen", "rejected": "rejected"},
+                 "chosen": "chosen", "rejected": "rejected", "kto_tag": "label"},
 }
 _REMOTE = ("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")
 

@@ -17,6 +17,7 @@ from tuneforge.io.files import expand
 from tuneforge.io.formats import FORMATS, Format
 from tuneforge.io.formats.fields import RecordView, check_columns
 from tuneforge.io.formats.sharegpt import resolve_tags
+from tuneforge.io.kto import LABEL, record_label
 from tuneforge.io.placeholders import fill_placeholders, find_placeholders
 from tuneforge.io.readers import LONE_SURROGATE, RawRecord, read_records, undecodable_field
 from tuneforge.io.report import BadRecord, ReadReport
@@ -99,12 +100,12 @@ def _file_samples(path: Path, config: DatasetConfig, placeholders: Mapping[str, 
                   report: ReadReport) -> Iterator[Sample]:
     fmt: Format | None = None if config.format == "auto" else FORMATS[config.format]
     if fmt is not None:
-        check_columns(config.columns, fmt.fields, fmt.name)
+        check_columns(config.columns, (*fmt.fields, LABEL), fmt.name)
     tags = resolve_tags(config.tags)
     for raw in read_records(path, config.split):
         if fmt is None and raw.error is None and isinstance(raw.data, dict):
             fmt = FORMATS[detect_format(raw.data, config.columns, str(path))]
-            check_columns(config.columns, fmt.fields, fmt.name)
+            check_columns(config.columns, (*fmt.fields, LABEL), fmt.name)
         report.read += 1
         try:
             samples = _convert(raw, fmt, config, tags, placeholders, report)
@@ -137,9 +138,12 @@ def _convert(raw: RawRecord, fmt: Format | None, config: DatasetConfig, tags: Ma
     else:
         report.unfilled.update(find_placeholders(record))
     samples = fmt.read(RecordView(record, config.columns), tags)
+    label = record_label(record, config.columns)  # a KTO label, in every chat format
     for sample in samples:
         check_sample(sample)
         sample.meta = {"source": raw.source, "line": raw.line, **sample.meta}
+        if label is not None:
+            sample.meta[LABEL] = label
         if config.task is not None:
             sample.task = config.task
     return samples

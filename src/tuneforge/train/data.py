@@ -1,5 +1,5 @@
 """From tokenised datasets to what the loop consumes, per stage: SFT rows, pre-training blocks,
-preference pairs; plus the held-out split."""
+preference pairs, unpaired (KTO) examples; plus the held-out split."""
 
 from __future__ import annotations
 
@@ -121,3 +121,57 @@ def attach_reference_logprobs(loss_fn, pairs: Sequence[Pair], batch_size: int, p
         ref_c, ref_r = loss_fn.reference_logprobs(**batch)
         for p, c, r in zip(chunk, ref_c.tolist(), ref_r.tolist()):
             p.ref_chosen, p.ref_rejected = c, r
+
+
+@dataclass
+class Unpaired:
+    """A KTO example: a prompt, one reply, and whether that reply is desirable."""
+
+    prompt_ids: np.ndarray
+    completion_ids: np.ndarray
+    completion_labels: np.ndarray
+    desirable: bool
+
+
+def unpaired_examples(ds, desirable: Sequence[bool]) -> list[Unpaired]:
+    """One example per tokenised chat sample, split before its last reply: the prompt is everything up
+    to there (earlier replies included, untrained), the completion that reply up to its last trained
+    token. `desirable[i]` is the label of the i-th *input* sample."""
+    out = []
+    for i, src in enumerate(ds.source_index):
+        ids, labels = ds["input_ids"][i], ds["labels"][i]
+        trained = np.flatnonzero(labels != IGNORE)  # never empty: the tokeniser rejects such samples
+        breaks = np.flatnonzero(np.diff(trained) > 1)
+        start = trained[breaks[-1] + 1] if len(breaks) else trained[0]
+        end = trained[-1] + 1
+        out.append(Unpaired(ids[:start], ids[start:end], labels[start:end], bool(desirable[int(src)])))
+    return out
+
+
+def collate_unpaired(items: Sequence[Unpaired], pad_id: int) -> Batch:
+    """Each example as prompt + completion, and each prompt with the previous example's completion:
+    the mismatched pairs that estimate KTO's reference point (TRL pairs them the same way). Loss
+    only on the completions."""
+    tensors = {}
+    shifted = [items[-1], *items[:-1]]
+    for prefix, completions in (("", items), ("mismatched_", shifted)):
+        ids = [np.concatenate([p.prompt_ids, c.completion_ids]) for p, c in zip(items, completions)]
+        labels = [np.concatenate([np.full(len(p.prompt_ids), IGNORE), c.completion_labels])
+                  for p, c in zip(items, completions)]
+        tensors[f"{prefix}ids"] = _pad(ids, pad_id)
+        tensors[f"{prefix}labels"] = _pad(labels, IGNORE)
+        tensors[f"{prefix}mask"] = _pad([np.ones(len(x)) for x in ids], 0)
+    tensors["desirable"] = torch.tensor([x.desirable for x in items], dtype=torch.bool)
+    return Batch(tensors, len(items), int(tensors["mask"].sum() + tensors["mismatched_mask"].sum()))
+
+
+def unpaired_batches(items: Sequence[Unpaired], *, batch_size: int, pad_id: int, seed: int, epoch: int
+                     ) -> list[Batch]:
+    """Shuffled micro-batches of at least two examples: a lone last example, which has no other
+    completion to be mismatched with, joins the batch before it."""
+    order = list(range(len(items)))
+    random.Random(seed * 100_003 + epoch).shuffle(order)
+    chunks = [order[b:b + batch_size] for b in range(0, len(order), batch_size)]
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2] += chunks.pop()
+    return [collate_unpaired([items[i] for i in chunk], pad_id) for chunk in chunks]

@@ -5,6 +5,7 @@ run directory, loop) the same way for every stage, so a new stage is one more en
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -12,9 +13,13 @@ from typing import Any, Protocol
 from torch import nn
 
 from tuneforge.config import Config
+from tuneforge.errors import ConfigError, TuneforgeError
+from tuneforge.io.kto import LABEL, sample_label
 from tuneforge.train import data as stage_data
 from tuneforge.train.batching import epoch_batches
-from tuneforge.train.step import CausalLMLoss, DPOLoss
+from tuneforge.train.step import CausalLMLoss, DPOLoss, KTOLoss, ReferenceFreeLoss
+
+log = logging.getLogger("tuneforge.train")
 
 UNLIMITED = 1 << 30
 
@@ -103,22 +108,33 @@ class LanguageModelling:
 
 
 class Preference:
-    """`dpo`: chosen / rejected pairs against a reference, the base with the method switched off (or a
-    frozen copy of it for methods that write whole models)."""
+    """Chosen / rejected pairs. `dpo` compares against a reference, the base with the method switched
+    off (or a frozen copy of it for methods that write whole models); `orpo` and `simpo` need none."""
 
     sample_kind = "preference"
-    needs_reference_copy = True
+
+    def __init__(self, loss: str):
+        self.loss = loss
+        self.needs_reference_copy = loss == "dpo"
 
     def template_cutoff(self, cfg: Config) -> int:
         return cfg.template.cutoff_len
+
+    def loss_fn(self, x: StageInputs) -> nn.Module:
+        tc = x.cfg.train
+        if self.loss == "orpo":
+            return ReferenceFreeLoss(x.model, kind="orpo", beta=tc.orpo_beta)
+        if self.loss == "simpo":
+            return ReferenceFreeLoss(x.model, kind="simpo", beta=tc.simpo_beta, gamma=tc.simpo_gamma)
+        return DPOLoss(x.model, beta=tc.dpo_beta, kind=tc.dpo_loss, ref_model=x.ref_model,
+                       reference_mode=None if x.ref_model is not None else x.method.adapters_off(x.model))
 
     def build(self, x: StageInputs) -> StageSetup:
         tc = x.cfg.train
         train_items, val_items = _split(stage_data.preference_pairs(x.train_set), x,
                                         lambda ds, _: stage_data.preference_pairs(ds))
-        loss_fn = DPOLoss(x.model, beta=tc.dpo_beta, kind=tc.dpo_loss, ref_model=x.ref_model,
-                          reference_mode=None if x.ref_model is not None else x.method.adapters_off(x.model))
-        if tc.dpo_precompute_ref:
+        loss_fn = self.loss_fn(x)
+        if self.loss == "dpo" and tc.dpo_precompute_ref:
             stage_data.attach_reference_logprobs(loss_fn, train_items + val_items, tc.batch_size, x.pad_id)
 
         def batches_of(epoch: int):
@@ -130,8 +146,82 @@ class Preference:
         return StageSetup(train_items, val_items, loss_fn, batches_of, evals)
 
 
+KTO_BALANCE = (1.0, 4 / 3)
+"""The range of λ_D·n_D / (λ_U·n_U) the KTO paper recommends (TRL warns outside it too)."""
+
+
+class Unpaired:
+    """`kto`: chat samples labelled desirable or undesirable (`io.kto`), each alone, against a
+    reference as for `dpo`; the loss is on each sample's last reply."""
+
+    sample_kind = "chat"
+    needs_reference_copy = True
+
+    def template_cutoff(self, cfg: Config) -> int:
+        return cfg.template.cutoff_len
+
+    def build(self, x: StageInputs) -> StageSetup:
+        tc = x.cfg.train
+        if tc.batch_size < 2:
+            raise ConfigError("train.batch_size must be at least 2 for stage kto: its reference point pairs each "
+                              "prompt with another example's reply from the same micro-batch")
+        for ds in (x.train_set, x.val_set):
+            if ds is not None and "weights" in ds.columns:
+                raise TuneforgeError("stage kto has no per-token loss: remove the turns' loss_weight from the data")
+        items_of = lambda ds, samples: stage_data.unpaired_examples(ds, _labels(samples))  # noqa: E731
+        train_items, val_items = _split(items_of(x.train_set, x.samples), x, items_of)
+        _check_classes(train_items, tc.kto_desirable_weight, tc.kto_undesirable_weight)
+        loss_fn = KTOLoss(x.model, beta=tc.kto_beta, desirable_weight=tc.kto_desirable_weight,
+                          undesirable_weight=tc.kto_undesirable_weight, ref_model=x.ref_model,
+                          reference_mode=None if x.ref_model is not None else x.method.adapters_off(x.model))
+
+        def batches_of(epoch: int):
+            return stage_data.unpaired_batches(train_items, batch_size=tc.batch_size, pad_id=x.pad_id,
+                                               seed=tc.seed, epoch=epoch)
+
+        evals = {"val": stage_data.unpaired_batches(val_items, batch_size=tc.batch_size, pad_id=x.pad_id, seed=0,
+                                                    epoch=0)} if len(val_items) > 1 else {}
+        return StageSetup(train_items, val_items, loss_fn, batches_of, evals)
+
+
+def _labels(samples: Sequence[Any]) -> list[bool]:
+    """Every sample's KTO label; the first sample without one stops the run, named by file and line."""
+    labels = []
+    for s in samples:
+        label = sample_label(s)
+        if label is None:
+            held = (s.meta.get("extra") or {}).get(LABEL)
+            what = "no label" if held is None else f"label {held!r}, not true or false"
+            raise TuneforgeError(f"{s.where}: stage kto needs every sample labelled desirable or not (a `label` "
+                                 f"column, true or false; LLaMA-Factory's kto_tag), this one has {what}")
+        labels.append(label)
+    return labels
+
+
+def _check_classes(items: Sequence[stage_data.Unpaired], w_desirable: float, w_undesirable: float) -> None:
+    """Refuse a set of one class (KTO learns from the contrast); warn when the weighted classes are
+    out of balance."""
+    n_d = sum(x.desirable for x in items)
+    n_u = len(items) - n_d
+    if not n_d or not n_u:
+        only, missing = ("desirable", "undesirable (label false)") if n_d else ("undesirable", "desirable (label true)")
+        raise TuneforgeError(f"stage kto needs both desirable and undesirable examples: all {len(items)} training "
+                             f"examples are {only}; add {missing} ones")
+    ratio = w_desirable * n_d / (w_undesirable * n_u)
+    if not KTO_BALANCE[0] <= ratio <= KTO_BALANCE[1]:
+        lo, hi = (KTO_BALANCE[0] * n_u / n_d, KTO_BALANCE[1] * n_u / n_d)
+        log.warning("kto: %d desirable and %d undesirable examples with weights %g and %g give "
+                    "λ_D·n_D / (λ_U·n_U) = %.2f, outside the recommended [1, 1.33]; with "
+                    "kto_undesirable_weight %g, set kto_desirable_weight between %.2f and %.2f",
+                    n_d, n_u, w_desirable, w_undesirable, ratio, w_undesirable, lo * w_undesirable,
+                    hi * w_undesirable)
+
+
 STAGES: dict[str, Stage] = {
     "sft": LanguageModelling("chat", blocks=False),
     "pt": LanguageModelling("text", blocks=True),
-    "dpo": Preference(),
+    "dpo": Preference("dpo"),
+    "kto": Unpaired(),
+    "orpo": Preference("orpo"),
+    "simpo": Preference("simpo"),
 }
