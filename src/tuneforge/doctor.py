@@ -56,6 +56,8 @@ class DoctorReport:
     stage: str = "sft"
     placeholders: dict[str, int] = field(default_factory=dict)
     """`{{name}}` placeholders left in the data -> samples holding them."""
+    reply_truncated: int = 0
+    """Of `truncated`, samples whose final reply was cut (`cutoff_policy: truncate_reply`)."""
 
     @property
     def ok(self) -> bool:
@@ -103,7 +105,7 @@ def run_doctor(cfg: Config) -> DoctorReport:
         length_percentiles=_percentiles(lengths), histogram=_histogram(lengths),
         over_cutoff=0 if pt else int((lengths > tcfg.cutoff_len).sum()), trained_fraction=stats.trained_fraction,
         stop_trained=stats.stop_trained, pad_token=tokenizer.pad_token, eos_token=tokenizer.eos_token,
-        stage=cfg.train.stage, placeholders=placeholder_counts(samples),
+        stage=cfg.train.stage, placeholders=placeholder_counts(samples), reply_truncated=stats.reply_truncated,
     )
     report.findings = (_template_findings(report, stats) + _diagnose(report, stats, tokenizer, ds)
                        + _pretraining_findings(report, cfg, ds) + _placeholder_findings(report)
@@ -249,14 +251,19 @@ def _diagnose(r: DoctorReport, stats, tokenizer, ds) -> list[Finding]:
 
     too_long = r.dropped.get("too_long", 0)
     if too_long:
+        from tuneforge.formatting.encode import cutoff_drop_warning
+
         share = too_long / r.samples
         level = "error" if share > 0.5 else "warning"
-        add(level, "cutoff_drops", f"{too_long} of {r.samples} samples ({share:.0%}) are dropped: their reply "
-            f"does not fit in cutoff_len={r.cutoff_len} (p95 length is {r.length_percentiles.get('p95')}). "
-            f"Raise template.cutoff_len.")
+        ways = (cutoff_drop_warning(too_long, r.samples, r.cutoff_len, r.cutoff_policy)
+                or f"{too_long} of {r.samples} samples ({share:.0%}) are dropped: raise template.cutoff_len")
+        add(level, "cutoff_drops", f"{ways}. Their reply does not fit in cutoff_len={r.cutoff_len} (p95 length is "
+            f"{r.length_percentiles.get('p95')}).")
     if r.truncated:
+        replies = (f"; {r.reply_truncated} of them lose the end of their final reply, trained without its EOS"
+                   if r.reply_truncated else "; replies kept whole")
         add("info", "truncated", f"{r.truncated} samples are truncated to fit the cutoff (earlier turns or the "
-            f"prompt's head removed; replies kept whole).")
+            f"prompt's head removed{replies}).")
 
     masked = r.dropped.get("no_trained_tokens", 0)
     if masked:

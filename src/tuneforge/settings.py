@@ -53,9 +53,12 @@ class TemplateConfig(Section):
     """Which tokens carry loss: every assistant turn, only the last one, or the whole sequence."""
     cutoff_len: int = Field(1024, gt=0)
     """Maximum tokens per sample."""
-    cutoff_policy: Literal["truncate", "drop"] = "truncate"
-    """`truncate` cuts the prompt and whole earlier turns, never an assistant reply silently: a sample
-    whose last reply does not fit is dropped and counted. `drop` drops every sample that is too long."""
+    cutoff_policy: Literal["truncate", "truncate_reply", "drop"] = "truncate"
+    """`truncate` cuts the prompt and whole earlier turns, never an assistant reply: a sample whose last
+    reply does not fit is dropped and counted. `truncate_reply` (LLaMA-Factory's behaviour) cuts the prompt
+    to no less than half the cutoff, then the reply at the cutoff: its head is trained, its EOS is not
+    (the reply did not end there); a preference pair cuts both replies alike. `drop` drops every sample
+    that is too long."""
     reasoning: Literal["keep", "drop", "drop_history"] = "keep"
     """Assistant reasoning traces: `keep` renders them and trains them with the reply, `drop` leaves them
     out, `drop_history` keeps only the final reply's (what thinking models see at inference). A template

@@ -25,9 +25,10 @@ from tuneforge.formatting.encode import Encoder
 from tuneforge.paths import cache_root
 from tuneforge.types import Sample
 
-FORMAT = 3
+FORMAT = 4
 """Bump when encoding or storage changes, so stale entries are never read (3: per-turn loss weights
-encoded, with an optional float32 `weights` column)."""
+encoded, with an optional float32 `weights` column; 4: an opening assistant turn is context, and the
+stats count reply-truncated samples)."""
 DEFAULT_LIMIT_MB = 4096
 
 

@@ -106,6 +106,8 @@ class TokenizeStats:
     kept: int = 0
     truncated: int = 0
     """Kept, but shortened to fit the cutoff (earlier turns, the prompt's head, or a document's end)."""
+    reply_truncated: int = 0
+    """Of `truncated`, those whose final reply was cut too (`cutoff_policy: truncate_reply`)."""
     dropped: dict[str, int] = field(default_factory=dict)
     """Reason -> count; reasons are `encode.REASONS`."""
     tokens: int = 0
@@ -185,6 +187,7 @@ def _assemble(encoder: Encoder, samples: Sequence[Sample], rows, rejects: list[R
                                              for e in encoded], dtype=np.float32)
     stats = TokenizeStats(samples=len(samples), kept=len(rows), rejects=rejects,
                           truncated=sum(e.truncated for e in encoded), template=encoder.template.name,
+                          reply_truncated=sum(e.reply_truncated for e in encoded),
                           template_note=encoder.note)
     for r in rejects:
         stats.dropped[r.reason] = stats.dropped.get(r.reason, 0) + 1

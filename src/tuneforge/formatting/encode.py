@@ -9,7 +9,15 @@ never trained on.
 Every rendering is checked to carry the whole conversation (`coverage.dropped`): a template that
 drops tool calls, tool definitions or content rejects the sample with a `template_drops_*` reason.
 A sample over the cutoff loses whole earlier exchanges first, then the head of its prompt messages'
-contents; a role header is never cut through.
+contents; a role header is never cut through. What happens when its final reply still does not fit
+is `template.cutoff_policy`: `truncate` (the default) drops the sample, `truncate_reply` cuts the prompt
+no shorter than half the cutoff and then cuts the reply at the cutoff, training its head; the reply's
+end-of-turn / EOS token is then not in the sequence, so it is never trained where the reply did not
+end. A preference pair cuts both replies to the same number of tokens (DPO compares their heads).
+`drop` drops every sample over the cutoff.
+
+An assistant turn before the first user turn (a greeting that opens an exported chat log) is rendered
+as context and not trained: it answers nothing. A `loss_weight` on it says otherwise.
 
 Per-turn `loss_weight`s (LLaMA-Factory v1) are honoured for chat samples: a weight that differs from
 its role's default (1 for assistant turns, 0 for the others) overrides `train_on` for that turn. Its
@@ -54,6 +62,8 @@ class EncodedLM:
     input_ids: list[int]
     labels: list[int]
     truncated: bool = False
+    reply_truncated: bool = False
+    """The final reply lost its end to the cutoff (`truncate_reply`); its EOS is not in `input_ids`."""
     weights: list[float] | None = None
     """Per-token loss weights beside `labels` (0 where unlabelled), only when some message's
     `loss_weight` is neither 0 nor 1; None means every labelled token counts once."""
@@ -69,6 +79,7 @@ class EncodedPair:
     rejected_ids: list[int]
     rejected_labels: list[int]
     truncated: bool = False
+    reply_truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,7 +131,11 @@ class Encoder:
                 return self._pair(sample)
             return self._chat(sample)
         except TemplateError as e:
-            raise SampleRejected("template_error", str(e)) from None
+            hint = ""
+            if _opens_with_assistant(sample.messages):
+                hint = ("; the conversation opens with an assistant turn, which this template may not render: "
+                        "choose a template that does (e.g. chatml, llama3) or remove the opening turn")
+            raise SampleRejected("template_error", f"{e}{hint}") from None
 
     # --- pieces ----------------------------------------------------------------------------------
 
@@ -209,32 +224,42 @@ class Encoder:
         return segments
 
     def _chat(self, sample: Sample) -> EncodedLM:
-        messages = self._with_system(sample.messages)
+        messages = _opening_as_context(self._with_system(sample.messages))
         ids, labels, weights = self._encode_messages(messages, sample.tools, checked=True)
         if all(label == IGNORE for label in labels):
             raise SampleRejected("no_trained_tokens", f"train_on={self.cfg.train_on} and the turns' loss_weight "
                                  "leave no token with a loss (no assistant turn?)")
-        if len(ids) <= self.cfg.cutoff_len:
+        cutoff = self.cfg.cutoff_len
+        if len(ids) <= cutoff:
             return EncodedLM(ids, labels, weights=weights)
         if self.cfg.cutoff_policy == "drop":
             raise self._too_long(len(ids))
-        while len(ids) > self.cfg.cutoff_len and (shorter := _without_first_exchange(messages)) is not None:
+        # The prompt (everything before the final reply) gives way first, down to `floor` tokens.
+        floor = cutoff // 2 if self.cfg.cutoff_policy == "truncate_reply" else 0
+        while (len(ids) > cutoff and _final_reply_start(labels) > floor
+               and (shorter := _without_first_exchange(messages)) is not None):
             messages = shorter
             ids, labels, weights = self._encode_messages(messages, sample.tools)
         ids, labels, weights = self._fit_tail(ids, labels, weights)
-        if len(ids) > self.cfg.cutoff_len:
+        if len(ids) > cutoff:
             last = max(i for i, m in enumerate(messages) if m.role == "assistant")
             # Replies and turns trained by their loss_weight keep their text.
             for i in (j for j in _cuttable(messages, last)
                       if messages[j].role != "assistant" and not explicit_weight(messages[j])):
-                while len(ids) > self.cfg.cutoff_len and messages[i].content:
-                    messages = _with_content(messages, i, self._cut_text_head(messages[i].content,
-                                                                              len(ids) - self.cfg.cutoff_len))
+                while len(ids) > cutoff and (spare := _final_reply_start(labels) - floor) > 0 and messages[i].content:
+                    cut = self._cut_text_head(messages[i].content, min(len(ids) - cutoff, spare))
+                    messages = _with_content(messages, i, cut)
                     ids, labels, weights = self._fit_tail(*self._encode_messages(messages, sample.tools))
-        if len(ids) > self.cfg.cutoff_len:
-            raise SampleRejected("too_long", f"the final exchange without its prompt's text is {len(ids)} tokens "
-                                 f"(the reply and the role headers); cutoff_len is {self.cfg.cutoff_len}")
-        return EncodedLM(ids, labels, truncated=True, weights=weights)
+        if len(ids) <= cutoff:
+            return EncodedLM(ids, labels, truncated=True, weights=weights)
+        if self.cfg.cutoff_policy == "truncate_reply" and _final_reply_start(labels) < cutoff:
+            # The reply's head is trained; its end, and the EOS that would close it, are cut off.
+            return EncodedLM(ids[:cutoff], labels[:cutoff], truncated=True, reply_truncated=True,
+                             weights=None if weights is None else weights[:cutoff])
+        raise SampleRejected("too_long", f"the final exchange without its prompt's text is {len(ids)} tokens "
+                             f"(the reply and the role headers); cutoff_len is {cutoff}"
+                             + ("" if self.cfg.cutoff_policy == "truncate_reply" else
+                                " (template.cutoff_policy: truncate_reply would train the reply's head)"))
 
     def _fit_tail(self, ids: list[int], labels: list[int], weights: list[float] | None) -> Tokens:
         """Over the cutoff, the tokens after the last trained one go first (a separator, or turns after
@@ -263,19 +288,28 @@ class Encoder:
         truncated = len(prompt_ids) + longest > self.cfg.cutoff_len
         if truncated and self.cfg.cutoff_policy == "drop":
             raise self._too_long(len(prompt_ids) + longest)
+        cutoff = self.cfg.cutoff_len
+        floor = cutoff // 2 if self.cfg.cutoff_policy == "truncate_reply" else 0
         # Cut the head of the prompt messages' contents (earliest first, the system prompt last),
-        # never through a role header.
+        # never through a role header, down to `floor` tokens.
         for i in _cuttable(prompt, len(prompt)):
-            while len(prompt_ids) + longest > self.cfg.cutoff_len and prompt[i].content:
-                excess = len(prompt_ids) + longest - self.cfg.cutoff_len
+            while len(prompt_ids) + longest > cutoff and len(prompt_ids) > floor and prompt[i].content:
+                excess = min(len(prompt_ids) + longest - cutoff, len(prompt_ids) - floor)
                 prompt = _with_content(prompt, i, self._cut_text_head(prompt[i].content, excess))
                 prompt_ids, conts = self._prompt_and_continuations(prompt, sample)
                 longest = max(len(ids) for ids, _ in conts)
-        if len(prompt_ids) + longest > self.cfg.cutoff_len:
+        reply_truncated = len(prompt_ids) + longest > cutoff
+        if reply_truncated and self.cfg.cutoff_policy == "truncate_reply" and len(prompt_ids) < cutoff:
+            # Both replies keep the same number of leading tokens, as LLaMA-Factory cuts pairs.
+            room = cutoff - len(prompt_ids)
+            conts = [(ids[:room], labels[:room]) for ids, labels in conts]
+            if any(all(label == IGNORE for label in labels) for _, labels in conts):
+                raise SampleRejected("no_trained_tokens", f"a reply cut to {room} tokens keeps no trained token")
+        elif reply_truncated:
             raise SampleRejected("too_long", f"a reply ({longest} tokens) with the prompt's role headers does not "
-                                 f"fit in cutoff_len {self.cfg.cutoff_len}")
+                                 f"fit in cutoff_len {cutoff}")
         (c_ids, c_labels), (r_ids, r_labels) = conts
-        return EncodedPair(prompt_ids, c_ids, c_labels, r_ids, r_labels, truncated)
+        return EncodedPair(prompt_ids, c_ids, c_labels, r_ids, r_labels, truncated, reply_truncated)
 
     def _prompt_and_continuations(self, prompt: list[Message], sample: Sample
                                   ) -> tuple[list[int], list[tuple[list[int], list[int]]]]:
@@ -384,6 +418,31 @@ def _find_content(text: str, content: str, start: int, limit: int) -> tuple[int,
     return None
 
 
+def _final_reply_start(labels: list[int]) -> int:
+    """Where the last run of labelled tokens (the final reply) starts: the prompt's length in tokens."""
+    end = max(i for i, label in enumerate(labels) if label != IGNORE)
+    start = end
+    while start > 0 and labels[start - 1] != IGNORE:
+        start -= 1
+    return start
+
+
+def _opens_with_assistant(messages: list[Message]) -> bool:
+    first = next((m for m in messages if m.role != "system"), None)
+    return first is not None and first.role == "assistant"
+
+
+def _opening_as_context(messages: list[Message]) -> list[Message]:
+    """Assistant turns before the first user turn get `loss_weight` 0 (unless they carry their own):
+    a greeting that opens a chat log answers nothing, so it is context, not a reply to learn. A
+    conversation with no user turn at all is left alone."""
+    first_user = next((i for i, m in enumerate(messages) if m.role == "user"), None)
+    if first_user is None or not any(m.role == "assistant" for m in messages[:first_user]):
+        return messages
+    return [replace(m, loss_weight=0.0) if i < first_user and m.role == "assistant" and m.loss_weight is None else m
+            for i, m in enumerate(messages)]
+
+
 def _cuttable(messages: list[Message], before: int) -> list[int]:
     """Indices of the messages before `before` whose content may lose its head to fit a cutoff:
     user and tool turns (and given assistant turns of a preference prompt) first, earliest first,
@@ -435,3 +494,18 @@ def with_reasoning(sample: Sample, mode: str, written_as: str | None) -> Sample:
     return replace(sample, messages=rendered(sample.messages, not pair),
                    chosen=None if sample.chosen is None else rendered(sample.chosen, True),
                    rejected=None if sample.rejected is None else rendered(sample.rejected, True))
+
+
+DROP_WARNING_SHARE = 0.05
+
+
+def cutoff_drop_warning(too_long: int, samples: int, cutoff_len: int, policy: str) -> str | None:
+    """When more than 5% of the samples are dropped for their length: the share and the ways out."""
+    if not samples or too_long <= DROP_WARNING_SHARE * samples:
+        return None
+    ways = f"raise template.cutoff_len (now {cutoff_len})"
+    if policy != "truncate_reply":
+        ways += (", or set template.cutoff_policy: truncate_reply to train the head of a reply that does not fit "
+                 "(its EOS untrained)")
+    return (f"{too_long} of {samples} samples ({too_long / samples:.0%}) are dropped as too long for the cutoff: "
+            f"{ways}")

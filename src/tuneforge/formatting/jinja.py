@@ -91,6 +91,19 @@ class JinjaTemplate:
             raise TemplateError(f"template '{self.name}' ignores add_generation_prompt, so the assistant "
                                 "header cannot be told apart from the reply it should learn")
 
+    def _head(self, messages: Sequence[Message], i: int, tools: list[dict[str, Any]] | None) -> str:
+        """The text before assistant message i's reply. With nothing before it (a greeting that opens
+        the conversation) there is no prefix to render with a generation prompt, since templates refuse
+        an empty conversation: the head is what precedes a marker reply in its place."""
+        if i > 0:
+            return self._text(messages[:i], tools, True)
+        marker = "\x00reply\x00"
+        text = self._text([Message("assistant", marker)], tools, False)
+        if marker not in text:
+            raise TemplateError(f"template '{self.name}' does not render an assistant turn that opens the "
+                                "conversation as written")
+        return text[:text.index(marker)]
+
     def render(self, messages: Sequence[Message], tools: list[dict[str, Any]] | None = None, *,
                add_generation_prompt: bool = False) -> list[Segment]:
         full = self._text(messages, tools, add_generation_prompt)
@@ -99,7 +112,7 @@ class JinjaTemplate:
         for i, m in enumerate(messages):
             if m.role != "assistant":
                 continue
-            head = self._text(messages[:i], tools, True)
+            head = self._head(messages, i, tools)
             through = self._text(messages[: i + 1], tools, False)
             if not (len(head) >= pos and through.startswith(head) and full.startswith(through)):
                 hint = ""

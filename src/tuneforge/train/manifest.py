@@ -62,8 +62,13 @@ def write_manifest(run_dir: Path, cfg, summary, *, tokenizer, read_report, tok_s
         "tokenizer": {"name": tokenizer.name_or_path, "vocab_size": len(tokenizer),
                       "eos": tokenizer.eos_token, "pad": tokenizer.pad_token},
         "seed": cfg.train.seed, "data": data_hashes(cfg.data.datasets),
+        # tokenised = kept_whole + prompt_truncated + reply_truncated (a document cut at its end counts as
+        # prompt_truncated)
         "samples": {"read": read_report.kept, "read_rejected": read_report.n_rejected,
                     "tokenised": tok_stats.kept, "dropped": tok_stats.dropped, "truncated": tok_stats.truncated,
+                    "kept_whole": tok_stats.kept - tok_stats.truncated,
+                    "prompt_truncated": tok_stats.truncated - tok_stats.reply_truncated,
+                    "reply_truncated": tok_stats.reply_truncated, "cutoff_policy": cfg.template.cutoff_policy,
                     "train": n_train, "val": n_val},
         "parameters": {"trainable": summary.trainable, "total": summary.total},
         "result": {"steps": state.step, "final_loss": summary.final_loss,

@@ -24,6 +24,7 @@ import yaml
 from tuneforge.config import Config, DataConfig
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.formatting import TokenizeStats, tool_templates
+from tuneforge.formatting.encode import cutoff_drop_warning
 from tuneforge.io import ReadReport, iter_samples, read_samples
 from tuneforge.native import speed_up
 from tuneforge.train import mixing
@@ -88,8 +89,9 @@ def tokenised_summary(stats: TokenizeStats) -> str:
     """`tokenised 10 samples: 4 kept (1 truncated), 6 dropped (too_long 6)`."""
     dropped = sum(stats.dropped.values())
     reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats.dropped.items()))
+    replies = f", {stats.reply_truncated} of them in the reply" if stats.reply_truncated else ""
     return (f"tokenised {stats.samples} samples with template {stats.template}: {stats.kept} kept "
-            f"({stats.truncated} truncated), {dropped} dropped" + (f" ({reasons})" if reasons else ""))
+            f"({stats.truncated} truncated{replies}), {dropped} dropped" + (f" ({reasons})" if reasons else ""))
 
 
 MAX_DROP_SHARE = 0.5
@@ -208,6 +210,9 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
     if main:
         for line in filter(None, [tok_stats.template_note, tokenised_summary(tok_stats)]):
             print(line, flush=True)
+        if warning := cutoff_drop_warning(tok_stats.dropped.get("too_long", 0), tok_stats.samples,
+                                          tcfg.cutoff_len, tcfg.cutoff_policy):
+            print(f"warning: {warning}", flush=True)
     check_drops(tok_stats, cfg)
     if tok_stats.template_note and main:
         # Serving, evaluation and export read the template from config.yaml: the one that trained.
