@@ -31,6 +31,7 @@ EXAMPLES = {
     "semantic_dedup": {},
     # nothing listens on the loopback's port 9: the request fails at once and the record is kept
     "llm_judge": {"url": "http://127.0.0.1:9/v1", "model": "m", "retries": 0, "on_error": "keep"},
+    "llm_score": {"url": "http://127.0.0.1:9/v1", "model": "m", "retries": 0, "on_error": "keep"},
 }
 
 

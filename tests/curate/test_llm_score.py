@@ -1,0 +1,147 @@
+"""`llm_score`: rubric scores read leniently from a stub judge on 127.0.0.1 that counts requests (a stub
+only to inject replies and faults), and once against `tuneforge serve` on the default model."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from curate_samples import chat
+
+from tuneforge.curate import Drop, RunOptions, parse_op, run
+from tuneforge.curate.llm_score import parse_scores
+from tuneforge.errors import ConfigError
+from tuneforge.types import Message, Sample
+
+ALL = ["helpfulness", "correctness", "format"]
+
+# what the stub judge answers, by a word in the reply it is asked to score
+REPLIES = {
+    "excellent": '{"helpfulness": {"score": 5, "reason": "direct"}, "correctness": {"score": 5, "reason": "true"}, '
+                 '"format": {"score": 4, "reason": "tidy"}}',
+    "decent": 'Here is my grading:\n```json\n[{"criterion": "Helpfulness", "score": 3, "reason": "brief"},\n'
+              '{"criterion": "correctness", "score": "4", "reason": "ok"}, {"criterion": "format", "score": 3}]\n```',
+    "wrong": "Helpfulness: 2/5 - misses the point\n**Correctness**: 1/5 (Paris is the capital)\nFormat = 4",
+    "vague": "It is a fine answer overall.",
+    "partial": '{"helpfulness": 4, "correctness": 9}',
+}
+
+
+class Judge(BaseHTTPRequestHandler):
+    seen: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        Judge.seen.append(body)
+        text = body["messages"][-1]["content"].split("[reply to score]")[-1]
+        if "crash" in text:
+            self.send_response(500)
+            self.end_headers()
+            return
+        reply = next((r for word, r in REPLIES.items() if word in text), "")
+        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def stub_url():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Judge)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def server(stub_url):
+    Judge.seen.clear()
+    return stub_url
+
+
+def scorer(url, **cfg):
+    return parse_op({"op": "llm_score", "url": url, "model": "grader", "retries": 0, **cfg}, "ops[0]").build()
+
+
+def test_parses_nested_json_lists_in_fences_and_plain_lines():
+    assert parse_scores(REPLIES["excellent"], ALL) == {
+        "helpfulness": (5, "direct"), "correctness": (5, "true"), "format": (4, "tidy")}
+    assert parse_scores(REPLIES["decent"], ALL) == {
+        "helpfulness": (3, "brief"), "correctness": (4, "ok"), "format": (3, "")}
+    assert parse_scores(REPLIES["wrong"], ALL) == {
+        "helpfulness": (2, "misses the point"), "correctness": (1, "(Paris is the capital)"), "format": (4, "")}
+    assert parse_scores(REPLIES["vague"], ALL) == {}
+    assert parse_scores(REPLIES["partial"], ALL) == {"helpfulness": (4, "")}  # 9 is out of range
+
+
+def test_keeps_by_threshold_with_scores_in_meta(server):
+    op = scorer(server, threshold=3.5)
+    kept = op(chat("Capital of France?", "An excellent answer: Paris."))
+    assert isinstance(kept, Sample)
+    assert kept.meta["llm_score"] == {"scores": {"helpfulness": 5, "correctness": 5, "format": 4},
+                                      "reasons": {"helpfulness": "direct", "correctness": "true", "format": "tidy"},
+                                      "mean": 4.667, "model": "grader"}
+    low = op(chat("Capital of France?", "A decent answer: Paris, I think."))
+    assert low == Drop("llm_score_low", "mean 3.33 < 3.5; helpfulness 3: brief")
+    assert op(chat("Capital of France?", "wrong: Lyon.")).reason == "llm_score_low"
+    request = Judge.seen[0]
+    assert (request["model"], request["temperature"]) == ("grader", 0)
+    system, user = request["messages"]
+    assert all(f"- {c}:" in system["content"] for c in ALL)
+    assert user["content"] == "[user]\nCapital of France?\n\n[reply to score]\nAn excellent answer: Paris."
+
+
+def test_min_aggregate_and_custom_criteria(server):
+    op = scorer(server, aggregate="min", threshold=3,
+                criteria=["helpfulness", {"name": "format", "description": "Answers in one line."}])
+    assert op(chat("q", "decent")).meta["llm_score"]["min"] == 3
+    assert op(chat("q", "wrong")) == Drop("llm_score_low", "min 2.00 < 3; helpfulness 2: misses the point")
+    assert "- format: Answers in one line." in Judge.seen[0]["messages"][0]["content"]
+    assert "correctness" not in Judge.seen[0]["messages"][0]["content"]
+
+
+def test_preference_and_text_records_and_records_without_a_reply(server):
+    op = scorer(server)
+    pair = Sample(messages=[Message("user", "q")], chosen=[Message("assistant", "excellent")],
+                  rejected=[Message("assistant", "wrong")])
+    assert op(pair).meta["llm_score"]["mean"] == pytest.approx(4.667)
+    assert Judge.seen[-1]["messages"][1]["content"].endswith("[reply to score]\nexcellent")
+    assert isinstance(op(Sample(text="An excellent essay.")), Sample)
+    assert op(Sample(messages=[Message("user", "only a question")])).reason == "no_reply"
+
+
+def test_unparsable_replies_and_errors_are_counted_or_kept_and_marked(server):
+    op = scorer(server)
+    assert op(chat("q", "vague")).reason == "score_unparsable"
+    assert op(chat("q", "partial")).detail.startswith("no score for correctness, format")
+    assert op(chat("q", "crash")) == Drop("score_error", "HTTP 500")
+    lenient = scorer(server, on_error="keep", on_unparsable="keep")
+    assert lenient(chat("q", "crash")).meta["llm_score"] == {"error": "error", "detail": "HTTP 500"}
+    assert lenient(chat("q", "vague")).meta["llm_score"]["error"] == "unparsable"
+
+
+def test_a_run_counts_every_outcome(server, tmp_path):
+    answers = ["excellent", "decent", "wrong", "vague", "crash", "excellent too"]
+    data = [chat(f"question {i}", a, source="d", line=i + 1) for i, a in enumerate(answers)]
+    stats = run(data, [parse_op({"op": "llm_score", "url": server, "model": "m", "retries": 0}, "0")],
+                tmp_path, RunOptions(workers=1))
+    assert stats["records_out"] == 3
+    assert stats["removed"] == {"llm_score/llm_score_low": 1, "llm_score/score_unparsable": 1,
+                                "llm_score/score_error": 1}
+    assert stats["records_in"] == stats["records_out"] + sum(stats["removed"].values())
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match=r"ops\[0\].criteria.*unknown criterion 'kindness'"):
+        parse_op({"op": "llm_score", "url": "u", "model": "m", "criteria": ["kindness"]}, "ops[0]")
+    with pytest.raises(ConfigError, match=r"ops\[0\].threshold"):
+        parse_op({"op": "llm_score", "url": "u", "model": "m", "threshold": 7}, "ops[0]")
