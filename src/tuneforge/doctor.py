@@ -6,7 +6,8 @@ pad == eos (any trainer that masks labels by pad id never trains EOS), chat temp
 turn-by-turn tokenisation differs from the whole conversation's (a shifted loss mask), and a default
 system prompt that names another assistant than the data's replies do (an identity that fights itself),
 a template that drops tool calls, tool definitions or contents, and `{{placeholders}}` left unfilled.
-It follows the stage: continued pre-training (`pt`) packs documents into blocks, so nothing is cut.
+It follows the stage: continued pre-training (`pt`) packs documents into blocks, so nothing is cut;
+preference stages need preference pairs; `kto` needs a label on every sample and both classes.
 """
 
 from __future__ import annotations
@@ -109,8 +110,38 @@ def run_doctor(cfg: Config) -> DoctorReport:
     )
     report.findings = (_template_findings(report, stats) + _diagnose(report, stats, tokenizer, ds)
                        + _pretraining_findings(report, cfg, ds) + _placeholder_findings(report)
-                       + _identity_findings(samples, tokenizer, tcfg) + _speed_findings(cfg) + _busy_machine_findings())
+                       + _identity_findings(samples, tokenizer, tcfg) + _speed_findings(cfg) + _busy_machine_findings()
+                       + _stage_findings(cfg, samples))
     return report
+
+
+def _stage_findings(cfg: Config, samples: list[Sample]) -> list[Finding]:
+    """What the stage needs of the data: its kind of sample; for kto a label on every sample, both
+    classes, and weights that balance them."""
+    from tuneforge.io.kto import balance_advice, missing_label, sample_label
+    from tuneforge.train.stages import STAGES
+
+    tc, stage = cfg.train, STAGES.get(cfg.train.stage)
+    kinds = sorted({s.kind for s in samples})
+    if stage is not None and samples and kinds != [stage.sample_kind]:
+        return [Finding("error", "stage_data_kind", f"train.stage={tc.stage} needs {stage.sample_kind} samples, "
+                                                    f"the data holds {', '.join(kinds)}")]
+    if tc.stage != "kto" or not samples:
+        return []
+    unlabelled = [(s, why) for s in samples if (why := missing_label(s)) is not None]
+    if unlabelled:
+        first, why = unlabelled[0]
+        return [Finding("error", "kto_unlabelled", f"{len(unlabelled)} of {len(samples)} samples have no KTO label "
+                                                   f"(first: {first.where}: {why}); give each a `label` column, "
+                                                   f"true (desirable) or false")]
+    n_d = sum(1 for s in samples if sample_label(s))
+    n_u = len(samples) - n_d
+    if not n_d or not n_u:
+        return [Finding("error", "kto_one_class", f"all {len(samples)} samples are "
+                                                  f"{'desirable' if n_d else 'undesirable'}: KTO needs both classes")]
+    if (advice := balance_advice(n_d, n_u, tc.kto_desirable_weight, tc.kto_undesirable_weight)) is not None:
+        return [Finding("warning", "kto_unbalanced", advice)]
+    return [Finding("info", "kto_classes", f"{n_d} desirable and {n_u} undesirable examples")]
 
 
 def placeholder_counts(samples: list[Sample]) -> dict[str, int]:

@@ -50,3 +50,31 @@ def sample_label(sample: Sample) -> bool | None:
     """The label `record_label` read for this sample, or None."""
     label = sample.meta.get(LABEL)
     return label if isinstance(label, bool) else None
+
+
+def missing_label(sample: Sample) -> str | None:
+    """Why `sample` has no KTO label (`no label`, or what its label column holds instead); None when it has one."""
+    if sample_label(sample) is not None:
+        return None
+    held = (sample.meta.get("extra") or {}).get(LABEL)
+    return "no label" if held is None else f"label {held!r}, not true or false"
+
+
+BALANCE = (1.0, 4 / 3)
+"""The range of λ_D·n_D / (λ_U·n_U) the KTO paper recommends (n: the examples of each class)."""
+
+
+def balance_advice(n_desirable: int, n_undesirable: int, desirable_weight: float,
+                   undesirable_weight: float) -> str | None:
+    """What to set when the weighted classes are out of balance; None when they are in it (or a class
+    is missing, which is an error of its own)."""
+    if not n_desirable or not n_undesirable:
+        return None
+    ratio = desirable_weight * n_desirable / (undesirable_weight * n_undesirable)
+    if BALANCE[0] <= ratio <= BALANCE[1]:
+        return None
+    lo, hi = (b * undesirable_weight * n_undesirable / n_desirable for b in BALANCE)
+    return (f"{n_desirable} desirable and {n_undesirable} undesirable examples with weights {desirable_weight:g} "
+            f"and {undesirable_weight:g} give λ_D·n_D / (λ_U·n_U) = {ratio:.2f}, outside the recommended "
+            f"[1, 1.33]: with train.kto_undesirable_weight {undesirable_weight:g}, set train.kto_desirable_weight "
+            f"between {lo:.2f} and {hi:.2f}")

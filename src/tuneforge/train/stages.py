@@ -14,7 +14,7 @@ from torch import nn
 
 from tuneforge.config import Config
 from tuneforge.errors import ConfigError, TuneforgeError
-from tuneforge.io.kto import LABEL, sample_label
+from tuneforge.io.kto import balance_advice, missing_label, sample_label
 from tuneforge.train import data as stage_data
 from tuneforge.train.batching import epoch_batches
 from tuneforge.train.step import CausalLMLoss, DPOLoss, KTOLoss, ReferenceFreeLoss
@@ -146,10 +146,6 @@ class Preference:
         return StageSetup(train_items, val_items, loss_fn, batches_of, evals)
 
 
-KTO_BALANCE = (1.0, 4 / 3)
-"""The range of λ_D·n_D / (λ_U·n_U) the KTO paper recommends (TRL warns outside it too)."""
-
-
 class Unpaired:
     """`kto`: chat samples labelled desirable or undesirable (`io.kto`), each alone, against a
     reference as for `dpo`; the loss is on each sample's last reply."""
@@ -186,16 +182,11 @@ class Unpaired:
 
 def _labels(samples: Sequence[Any]) -> list[bool]:
     """Every sample's KTO label; the first sample without one stops the run, named by file and line."""
-    labels = []
     for s in samples:
-        label = sample_label(s)
-        if label is None:
-            held = (s.meta.get("extra") or {}).get(LABEL)
-            what = "no label" if held is None else f"label {held!r}, not true or false"
+        if (why := missing_label(s)) is not None:
             raise TuneforgeError(f"{s.where}: stage kto needs every sample labelled desirable or not (a `label` "
-                                 f"column, true or false; LLaMA-Factory's kto_tag), this one has {what}")
-        labels.append(label)
-    return labels
+                                 f"column, true or false; LLaMA-Factory's kto_tag), this one has {why}")
+    return [bool(sample_label(s)) for s in samples]
 
 
 def _check_classes(items: Sequence[stage_data.Unpaired], w_desirable: float, w_undesirable: float) -> None:
@@ -207,14 +198,8 @@ def _check_classes(items: Sequence[stage_data.Unpaired], w_desirable: float, w_u
         only, missing = ("desirable", "undesirable (label false)") if n_d else ("undesirable", "desirable (label true)")
         raise TuneforgeError(f"stage kto needs both desirable and undesirable examples: all {len(items)} training "
                              f"examples are {only}; add {missing} ones")
-    ratio = w_desirable * n_d / (w_undesirable * n_u)
-    if not KTO_BALANCE[0] <= ratio <= KTO_BALANCE[1]:
-        lo, hi = (KTO_BALANCE[0] * n_u / n_d, KTO_BALANCE[1] * n_u / n_d)
-        log.warning("kto: %d desirable and %d undesirable examples with weights %g and %g give "
-                    "λ_D·n_D / (λ_U·n_U) = %.2f, outside the recommended [1, 1.33]; with "
-                    "kto_undesirable_weight %g, set kto_desirable_weight between %.2f and %.2f",
-                    n_d, n_u, w_desirable, w_undesirable, ratio, w_undesirable, lo * w_undesirable,
-                    hi * w_undesirable)
+    if (advice := balance_advice(n_d, n_u, w_desirable, w_undesirable)) is not None:
+        log.warning("kto: %s", advice)
 
 
 STAGES: dict[str, Stage] = {
