@@ -113,7 +113,11 @@ class Recorder:
                 self._conn.executescript(_SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
         except (OSError, sqlite3.Error) as e:
             raise TuneforgeError(f"--record {directory}: cannot record there: {e}") from None
-        _check_version(self._conn, self.path)
+        try:
+            _check_version(self._conn, self.path)
+        except TuneforgeError:
+            self._conn.close()
+            raise
         self._lock = threading.Lock()
 
     def record(self, exchange: Exchange) -> None:
