@@ -204,3 +204,34 @@ def test_exporting_needs_a_recording_and_kto_writes_json_lines(tmp_path):
     Recorder(tmp_path).close()
     with pytest.raises(TuneforgeError, match=r"\.jsonl"):
         export_feedback(tmp_path, "kto", tmp_path / "x.parquet")
+
+
+def test_a_reply_that_made_tool_calls_is_exported_with_its_calls(tmp_path):
+    from tuneforge.serve.record import Exchange
+
+    recorder = Recorder(tmp_path)
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": '{"city": "Oslo"}'}}
+    tools = [{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}]
+    recorder.record(Exchange("chatcmpl-t", "tiny", [{"role": "user", "content": "Time in Oslo?"}], tools, {},
+                             [{"content": None, "tool_calls": [call], "finish_reason": "tool_calls"}], stream=True))
+    recorder.add_feedback("chatcmpl-t", "down", correction="I cannot tell the time.")
+    recorder.close()
+    report = export_feedback(tmp_path, "dpo", tmp_path / "pairs.jsonl")
+    pair = json.loads((tmp_path / "pairs.jsonl").read_text())
+    assert report.written == 1 and pair["tools"] == tools
+    assert pair["rejected"] == [{"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": {"city": "Oslo"}}}]}]
+
+
+def test_a_completion_that_cannot_be_stored_is_still_answered_and_logged(make_engine, tmp_path, caplog):
+    recorder = Recorder(tmp_path)
+
+    def full_disk(exchange):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    recorder.record = full_disk  # type: ignore[method-assign]
+    with running_server(make_engine(), recorder=recorder) as (url, _):
+        c = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
+        reply = c.chat.completions.create(model="tiny", **{**ASK, "max_tokens": 3})
+    assert reply.choices[0].message.content
+    assert f"could not record the chat completion {reply.id}" in caplog.text
