@@ -67,6 +67,7 @@ def _register() -> None:
         curate,
         data,
         data_feedback,
+        data_generate,
         data_show,
         doctor,
         evaluate,
@@ -83,6 +84,7 @@ def _register() -> None:
 
     data.app.command()(data_show.show)
     data.app.command()(curate.curate)
+    data.app.command(name="generate")(data_generate.generate)
     data.app.command()(curate.report)
     data.app.command(name="from-feedback")(data_feedback.from_feedback)
     app.add_typer(data.app, name="data")

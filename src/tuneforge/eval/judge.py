@@ -65,7 +65,7 @@ def load_prompt(custom: str | None, builtin: str) -> str:
         raise ConfigError(f"judge prompt {path}: {e}") from None
 
 
-def _fill(template: str, **values: str) -> str:
+def fill_prompt(template: str, **values: str) -> str:
     # str.format would trip over the JSON braces in the prompt; placeholders are replaced one by one
     for key, value in values.items():
         template = template.replace("{" + key + "}", value)
@@ -89,7 +89,7 @@ class RubricResult:
 
 def rubric_scores(complete: Complete, questions: list[str], answers: list[str], references: list[str | None],
                   prompt: str) -> RubricResult:
-    chats = [[{"role": "user", "content": _fill(prompt, question=q, answer=a, reference=r or "(none)")}]
+    chats = [[{"role": "user", "content": fill_prompt(prompt, question=q, answer=a, reference=r or "(none)")}]
              for q, a, r in zip(questions, answers, references)]
     replies = complete(chats)
     return RubricResult([None if r is None else parse_score(r) for r in replies], replies)
@@ -123,8 +123,8 @@ def combine_orders(first: str | None, swapped: str | None) -> tuple[str, bool]:
 def pairwise(complete: Complete, questions: list[str], answers_a: list[str], answers_b: list[str],
              references: list[str | None], prompt: str) -> PairwiseResult:
     def chat(q, r, first, second):
-        return [{"role": "user", "content": _fill(prompt, question=q, reference=r or "(none)", answer_a=first,
-                                                   answer_b=second)}]
+        return [{"role": "user", "content": fill_prompt(prompt, question=q, reference=r or "(none)",
+                                                        answer_a=first, answer_b=second)}]
 
     n = len(questions)
     chats = [chat(q, r, a, b) for q, r, a, b in zip(questions, references, answers_a, answers_b)]

@@ -1,0 +1,94 @@
+"""Distillation: the teacher answers the user's prompts, n samples each (one request with n). With
+`select: reward` or `select: judge` only the best sample of each prompt is kept (rejection sampling /
+best-of-n); the others are removed as `not_best`, so every sample generated is accounted for.
+
+Rewards are evaluation metrics (`tuneforge.eval.metrics`): json_schema, regex, exact_match, rouge_l, ...
+Reference-based ones compare with the prompt's own reply when its record has one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuneforge.datagen.common import Judge, OnProgress, make_client, prompt_of, provenance, read_records, sampling
+from tuneforge.datagen.output import Output
+from tuneforge.datagen.recipe import Distill, Recipe
+from tuneforge.llm_client import LLMError, ResponseCache
+from tuneforge.types import Message, Sample
+
+
+def _reward(cfg: Distill):
+    from tuneforge.config import MetricConfig
+    from tuneforge.eval.metrics import build_metrics
+
+    assert cfg.reward is not None
+    return build_metrics([MetricConfig(**cfg.reward.model_dump(exclude={"min_score"}))])[0]
+
+
+def run_distill(recipe: Recipe, out: Output, cache: ResponseCache, on_progress: OnProgress) -> dict:
+    cfg = recipe.distill
+    assert cfg is not None
+    records = read_records(cfg.prompts, "prompts")
+    prompts = []
+    for i, sample in enumerate(records):
+        messages, reference = prompt_of(sample)
+        if cfg.system and messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": cfg.system}, *messages]
+        prompts.append((sample.id or f"p{i}", messages, reference))
+    teacher = make_client(recipe.teacher, cache)
+    metric = _reward(cfg) if cfg.select == "reward" else None
+    judge = Judge.build(cfg.judge or recipe.teacher, cache) if cfg.select == "judge" else None
+    requests = [(messages, sampling(recipe.teacher, i, n=cfg.samples)) for i, (_, messages, _) in enumerate(prompts)]
+    done = 0
+    for i, reply in teacher.map(requests):
+        pid, messages, reference = prompts[i]
+        base = {"prompt": messages}
+        if isinstance(reply, LLMError):
+            for k in range(cfg.samples):
+                out.fail(f"{pid}-s{k}", str(reply), base)
+        else:
+            scores = _scores(cfg, metric, judge, messages, reply.texts, reference)
+            _select(recipe, cfg, out, pid, messages, reply.texts, reply.finish_reasons, scores)
+        done += 1
+        on_progress(done, len(prompts), teacher.usage.as_dict())
+    usage = teacher.usage.as_dict()
+    if judge is not None:
+        usage = {k: v + judge.client.usage.as_dict()[k] for k, v in usage.items()}
+    return {"prompts": len(prompts), "samples_per_prompt": cfg.samples, "select": cfg.select, "usage": usage}
+
+
+def _scores(cfg: Distill, metric, judge: Judge | None, messages, texts: list[str],
+            reference: str | None) -> list[float | None]:
+    if metric is not None:
+        return [metric.score(t, reference) for t in texts]
+    if judge is not None:
+        question = str(messages[-1]["content"])
+        out: list[float | None] = [None] * len(texts)
+        for k, score in judge.scores((question, t, reference) for t in texts):
+            out[k] = None if isinstance(score, LLMError) or score is None else float(score)
+        return out
+    return [None] * len(texts)
+
+
+def _select(recipe: Recipe, cfg: Distill, out: Output, pid: str, messages: list[dict[str, Any]], texts: list[str],
+            finish: list[str | None], scores: list[float | None]) -> None:
+    prompt = [Message(m["role"], m["content"]) for m in messages]
+    scored = [s for s in scores if s is not None]
+    best = max(range(len(texts)), key=lambda k: (scores[k] is not None, scores[k] or 0.0, -k)) if texts else None
+    for k, text in enumerate(texts):
+        record_id = f"{pid}-s{k}"
+        reject = {"prompt": messages, "reply": text, "score": scores[k]}
+        if not text.strip():
+            out.remove(record_id, "empty_reply", reject)
+        elif cfg.select != "all" and not scored:
+            out.remove(record_id, "judge_unparsable" if cfg.select == "judge" else "no_score", reject)
+        elif cfg.reward is not None and cfg.reward.min_score is not None and (scores[k] or 0.0) < cfg.reward.min_score:
+            out.remove(record_id, "below_min_score", reject)
+        elif cfg.select != "all" and k != best:
+            out.remove(record_id, "not_best", reject)
+        else:
+            meta = provenance(recipe, recipe.teacher, prompt_id=pid, sample=k, samples=len(texts),
+                              finish_reason=finish[k] if k < len(finish) else None,
+                              scores={(cfg.reward.name if cfg.reward else "judge"): scores[k]}
+                              if cfg.select != "all" else {}, all_scores=scores if cfg.select != "all" else None)
+            out.keep(Sample([*prompt, Message("assistant", text.strip())], id=record_id, meta=meta))
