@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from tuneforge.errors import TuneforgeError
@@ -69,10 +71,7 @@ class Feedback(BaseModel):
     reviewer: str = Field("playground", min_length=1, max_length=100)
 
 
-def router(bench: Workbench):
-    from fastapi import APIRouter, Request
-    from fastapi.responses import StreamingResponse
-
+def router(bench: Workbench) -> APIRouter:
     from tuneforge.ui import configs, datasets, playground, runs
 
     api = APIRouter(prefix="/api")
@@ -245,7 +244,7 @@ def router(bench: Workbench):
     return api
 
 
-async def _limited_body(request, limit: int) -> bytes:
+async def _limited_body(request: Request, limit: int) -> bytes:
     """The request body, refused (413) past `limit` bytes whether or not Content-Length says so."""
     from starlette.exceptions import HTTPException
 

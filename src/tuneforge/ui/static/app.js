@@ -3,6 +3,8 @@
 
 const TOKEN = document.querySelector('meta[name="tuneforge-token"]').content;
 const PAGES = {};
+let STATE = {};  // the workbench's root, folders and default model
+let stateLoaded = null;
 let pageTimers = [];
 
 async function api(path, options = {}) {
@@ -33,9 +35,16 @@ function el(spec, attrs = {}, ...children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (k === "on") Object.entries(v).forEach(([ev, fn]) => node.addEventListener(ev, fn));
     else if (k === "text") node.textContent = v;
+    else if (k === "class") { if (v) node.classList.add(...v.split(" ")); }
     else if (v !== false && v !== null && v !== undefined) node.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) node.append(c);
+  for (const c of children.flat(Infinity)) if (c !== null && c !== undefined && c !== false) node.append(c);
+  return node;
+}
+
+// replaceChildren, with arrays flattened and absent children (null, false) left out
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat(Infinity).filter(c => c !== null && c !== undefined && c !== false));
   return node;
 }
 
@@ -43,6 +52,7 @@ function toast(message, kind = "error") {
   const box = document.getElementById("toast");
   box.textContent = message;
   box.className = kind;
+  if (kind === "error") console.error(message);  // so that a browser test sees what the user saw
   box.hidden = false;
   clearTimeout(box.timer);
   box.timer = setTimeout(() => { box.hidden = true; }, 6000);
@@ -73,6 +83,7 @@ function table(headers, rows) {
 }
 
 async function route() {
+  await stateLoaded;
   pageTimers.forEach(clearInterval);
   pageTimers = [];
   const [name, arg] = (location.hash.slice(1) || "data").split("/");
@@ -86,9 +97,10 @@ async function route() {
 }
 
 window.addEventListener("hashchange", route);
-window.addEventListener("DOMContentLoaded", async () => {
-  const state = await guarded(() => api("/api/state"));
-  if (state) document.getElementById("root").textContent = state.root;
-  window.STATE = state || {};
+window.addEventListener("DOMContentLoaded", () => {
+  stateLoaded = guarded(async () => {
+    STATE = await api("/api/state");
+    document.getElementById("root").textContent = STATE.root;
+  });
   route();
 });

@@ -25,11 +25,11 @@ PAGES.data = async (main, path) => {
   async function browse(dir) {
     const listing = await api(`/api/files?${query({ dir })}`);
     state.dir = listing.dir;
-    const up = listing.dir === "." ? null : el("li", {}, el("a", { href: "javascript:void 0", text: "..", on: { click: () => guarded(() => browse(listing.dir + "/..")) } }));
-    browser.replaceChildren(el("div.muted", { text: listing.dir }), el("ul.files", {}, up, listing.entries.map(e => {
+    const up = listing.dir === "." ? null : el("li", {}, el("a", { href: "#", text: "..", on: { click: e => { e.preventDefault(); guarded(() => browse(listing.dir + "/..")); } } }));
+    fill(browser, el("div.muted", { text: listing.dir }), el("ul.files", {}, up, listing.entries.map(e => {
       const rel = listing.dir === "." ? e.name : `${listing.dir}/${e.name}`;
-      const open = () => guarded(() => (e.dir && !e.curated ? browse(rel) : openData(rel)));
-      return el("li", {}, el("a", { href: "javascript:void 0", class: e.dir ? "dir" : "file", "data-path": rel, text: e.name + (e.dir ? "/" : ""), on: { click: open } }),
+      const open = ev => { ev.preventDefault(); guarded(() => (e.dir && !e.curated ? browse(rel) : openData(rel))); };
+      return el("li", {}, el("a", { href: "#", class: e.dir ? "dir" : "file", "data-path": rel, text: e.name + (e.dir ? "/" : ""), on: { click: open } }),
         e.curated ? el("span.badge", { text: "curated" }) : null);
     })));
   }
@@ -45,7 +45,7 @@ PAGES.data = async (main, path) => {
     if (!state.path) return;
     title.textContent = state.path;
     tabs.querySelectorAll("button").forEach(b => b.classList.toggle("active", b.dataset.tab === state.tab));
-    body.replaceChildren(el("p.muted", { text: "loading…" }));
+    fill(body, el("p.muted", { text: "loading…" }));
     const params = Object.fromEntries(new FormData(controls));
     if (state.tab === "report") return showReport(params);
     if (state.tab === "rejects") return showRejects();
@@ -53,7 +53,7 @@ PAGES.data = async (main, path) => {
     fillSelect(controls.task, page.tasks, params.task);
     fillSelect(controls.reason, page.reasons, params.reason);
     const rejected = Object.entries(page.read_rejected).map(([r, n]) => `${n} ${r}`).join(", ");
-    body.replaceChildren(
+    fill(body, 
       el("p.summary", { text: `${page.matched} of ${page.total} samples match · template ${page.template}` +
         ` · ${page.read} records read${rejected ? ` · rejected while reading: ${rejected}` : ""}` }),
       page.note ? el("p.note", { text: page.note }) : null,
@@ -70,13 +70,13 @@ PAGES.data = async (main, path) => {
 
   async function showReport(params) {
     const r = await api(`/api/data/report?${query({ path: state.path, model: params.model })}`);
-    body.replaceChildren(el("iframe.report", { sandbox: "", srcdoc: r.html, title: "data report" }));
+    fill(body, el("iframe.report", { sandbox: "", srcdoc: r.html, title: "data report" }));
   }
 
   async function showRejects() {
     const r = await api(`/api/data/rejects?${query({ path: state.path })}`);
-    if (!r.total) return body.replaceChildren(el("p.muted", { text: "No curation rejects here (open a curated folder or a rejects.jsonl)." }));
-    body.replaceChildren(el("p.summary", { text: `${r.total} records removed by curation` }),
+    if (!r.total) return fill(body, el("p.muted", { text: "No curation rejects here (open a curated folder or a rejects.jsonl)." }));
+    fill(body, el("p.summary", { text: `${r.total} records removed by curation` }),
       r.reasons.map(g => el("details.reject", { open: true }, el("summary", { text: `${g.reason} · ${g.count}` }),
         g.examples.map(x => el("div.example", {}, el("div.muted", { text: `${x.where} · ${x.operator}${x.detail ? " · " + x.detail : ""}` }), el("pre", { text: x.text }))))));
   }
@@ -90,7 +90,7 @@ function field(name, label, input) {
 }
 
 function fillSelect(select, values, current) {
-  select.replaceChildren(el("option", { value: "", text: "any" }), values.map(v => el("option", { value: v, text: v, selected: v === current })));
+  fill(select, el("option", { value: "", text: "any" }), values.map(v => el("option", { value: v, text: v, selected: v === current })));
 }
 
 function sampleCard(s) {
@@ -144,7 +144,7 @@ PAGES.train = async (main, jobId) => {
   main.append(el("div.split", {}, el("section.content", {}, el("h2", { text: "Launch a run" }),
     el("div.row", {}, picker, el("span.muted", { text: "or upload" }), upload), editor, verdict, launch),
   el("section.content", {}, el("h2", { text: "Jobs" }), jobs)));
-  const refresh = async () => jobs.replaceChildren(jobTable((await api("/api/jobs")).jobs.filter(j => j.kind === "train")));
+  const refresh = async () => fill(jobs, jobTable((await api("/api/jobs")).jobs.filter(j => j.kind === "train")));
   await refresh();
   every(2000, () => guarded(refresh));
 };
@@ -260,7 +260,7 @@ PAGES.playground = async (main) => {
       pool: f.pool || null, index: f.index || null, k: Number(f.k),
       sampling: { max_tokens: Number(f.max_tokens), temperature: Number(f.temperature), top_p: Number(f.top_p) } };
     const names = ["base", ...Object.keys(adapters)];
-    columns.replaceChildren(...names.map(n => replyColumn(n, n === "base" ? STATE.model : adapters[n], body)));
+    fill(columns, ...names.map(n => replyColumn(n, n === "base" ? STATE.model : adapters[n], body)));
     await Promise.all(names.map(n => streamInto(columns.querySelector(`[data-model="${n}"]`), { ...body, model: n })));
   }));
 };
@@ -335,7 +335,7 @@ PAGES.compare = async (main, jobId) => {
   const jobs = el("div");
   main.append(el("div.split", {}, el("section.content", {}, el("h2", { text: "Compare zero-shot, few-shot, RAG and fine-tuned" }), picker, editor, verdict, launch),
     el("section.content", {}, el("h2", { text: "Comparisons" }), jobs)));
-  const refresh = async () => jobs.replaceChildren(jobTable((await api("/api/jobs")).jobs.filter(j => j.kind === "compare")));
+  const refresh = async () => fill(jobs, jobTable((await api("/api/jobs")).jobs.filter(j => j.kind === "compare")));
   await refresh();
   every(3000, () => guarded(refresh));
 };
@@ -347,9 +347,9 @@ async function compareView(main, id) {
   async function poll() {
     const job = await api(`/api/jobs/${id}`);
     head.textContent = `Comparison ${id} · ${job.name} · ${job.status}`;
-    if (job.status === "running") return body.replaceChildren(el("pre.log", { text: job.log.split("\n").slice(-30).join("\n") }));
+    if (job.status === "running") return fill(body, el("pre.log", { text: job.log.split("\n").slice(-30).join("\n") }));
     const r = await api(`/api/compare/results?${query({ path: job.run })}`);
-    body.replaceChildren(r.report ? el("iframe.report.tall", { src: `/files/${job.run}/report.html`, title: "compare report" }) : el("pre.log", { text: job.log }));
+    fill(body, r.report ? el("iframe.report.tall", { src: `/files/${job.run}/report.html`, title: "compare report" }) : el("pre.log", { text: job.log }));
     pageTimers.forEach(clearInterval);
   }
   await poll();
@@ -394,8 +394,8 @@ PAGES.review = async (main) => {
     progress.textContent = `${done} of ${st.items} items done · ${st.status.open || 0} open · exportable: ` +
       Object.entries(st.exportable).map(([k, n]) => `${n} ${k}`).join(", ");
     item = r.item;
-    if (!item) return view.replaceChildren(el("p", { text: "Nothing left to review." }));
-    view.replaceChildren(el("div.review-item", { "data-item": item.id },
+    if (!item) return fill(view, el("p", { text: "Nothing left to review." }));
+    fill(view, el("div.review-item", { "data-item": item.id },
       el("h3", { text: `Item ${item.id}` }),
       el("div.prompt", {}, item.prompt.map(m => el("div", {}, el("b", { text: `${m.role}: ` }), el("span", { text: m.content })))),
       el("div.candidates", {}, item.candidates.map(c => candidate(c))),
