@@ -200,6 +200,7 @@ class LLMClient:
         self.cache = ResponseCache(cache) if isinstance(cache, (str, Path)) else cache
         self.usage = Usage()
         self._fatal: LLMError | None = None
+        self.sleep: Callable[[float], None] = time.sleep  # replaceable, to see the waits without waiting
 
     def __repr__(self) -> str:  # never the key
         return f"LLMClient({self.url!r}, {self.model!r})"
@@ -223,13 +224,14 @@ class LLMClient:
             except _Retry as e:
                 if attempt >= self.retries:
                     self.usage.add(failed=1)
-                    if e.unreachable:
-                        self._fatal = LLMError(str(e), fatal=True)
-                    raise LLMError(str(e), status=e.status) from None
+                    error = LLMError(str(e), status=e.status, fatal=e.unreachable)
+                    if error.fatal:
+                        self._fatal = error
+                    raise error from None
                 delay = e.after if e.after is not None else self._backoff(attempt)
                 attempt += 1
                 self.usage.add(retries=1)
-                time.sleep(min(delay, self.max_backoff))
+                self.sleep(min(delay, self.max_backoff))
             except LLMError as e:
                 self.usage.add(failed=1)
                 if e.fatal:
