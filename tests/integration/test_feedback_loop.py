@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
@@ -62,17 +63,20 @@ def cli(*args: str) -> str:
 def test_rated_and_corrected_chats_become_kto_and_dpo_data_that_trains(tmp_path, default_model):
     httpx = pytest.importorskip("httpx", reason="the serve extra is needed: pip install 'tuneforge[serve]'")
     record = tmp_path / "traffic"
-    replies: dict[int, tuple[str, str]] = {}  # question -> (completion id, reply text as received)
     with recording_server(record) as client:
-        for i, question in enumerate(QUESTIONS):
-            ask = {"model": BASE, "messages": [{"role": "user", "content": question}], "max_tokens": 12,
+
+        def chat(i: int) -> tuple[str, str]:
+            """(completion id, the reply's text as received)"""
+            ask = {"model": BASE, "messages": [{"role": "user", "content": QUESTIONS[i]}], "max_tokens": 10,
                    "temperature": 0}
             if i % 2:
                 chunks = list(client.chat.completions.create(**ask, stream=True))
-                replies[i] = (chunks[0].id, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices))
-            else:
-                reply = client.chat.completions.create(**ask)
-                replies[i] = (reply.id, reply.choices[0].message.content or "")
+                return chunks[0].id, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            reply = client.chat.completions.create(**ask)
+            return reply.id, reply.choices[0].message.content or ""
+
+        with ThreadPoolExecutor(len(QUESTIONS)) as pool:  # together, as users do: the engine batches them
+            replies = dict(enumerate(pool.map(chat, range(len(QUESTIONS)))))
         assert len({rid for rid, _ in replies.values()}) == 10 and all(text for _, text in replies.values())
 
         url, auth = f"{client.base_url}feedback", {"Authorization": f"Bearer {KEY}"}
@@ -109,7 +113,7 @@ def test_rated_and_corrected_chats_become_kto_and_dpo_data_that_trains(tmp_path,
         pytest.skip("the kto training stage has not landed yet: the KTO file is built and checked, not trained on")
     config = tmp_path / "kto.yaml"
     config.write_text(json.dumps({  # JSON is YAML
-        "model": {"name_or_path": BASE}, "data": str(kto), "template": {"cutoff_len": 128},
+        "model": {"name_or_path": BASE}, "data": str(kto), "template": {"cutoff_len": 96},
         "method": {"name": "lora", "r": 8, "dropout": 0.0},
         "train": {"stage": "kto", "output_dir": str(tmp_path / "run"), "max_steps": 2, "batch_size": 4,
                   "warmup_ratio": 0}}))
