@@ -16,6 +16,18 @@ from tuneforge.datagen.recipe import Distill, Recipe
 from tuneforge.llm_client import LLMError, ResponseCache
 from tuneforge.types import Message, Sample
 
+JSON_REWARDS = ("json_schema", "json_valid")
+
+
+def _is_json(text: str) -> bool:
+    from tuneforge.eval.metrics import parse_json_answer
+
+    try:
+        parse_json_answer(text)
+    except ValueError:
+        return False
+    return True
+
 
 def _reward(cfg: Distill):
     from tuneforge.config import MetricConfig
@@ -80,6 +92,8 @@ def _select(recipe: Recipe, cfg: Distill, out: Output, pid: str, messages: list[
         reject = {"prompt": messages, "reply": text, "score": scores[k]}
         if not text.strip():
             out.remove(record_id, "empty_reply", reject)
+        elif cfg.reward is not None and cfg.reward.name in JSON_REWARDS and not _is_json(text):
+            out.remove(record_id, "reply_not_json", reject, f"{cfg.reward.name} needs JSON; the reply: {text[:120]}")
         elif cfg.select != "all" and not scored:
             out.remove(record_id, "judge_unparsable" if cfg.select == "judge" else "no_score", reject)
         elif cfg.reward is not None and cfg.reward.min_score is not None and (scores[k] or 0.0) < cfg.reward.min_score:
