@@ -1,0 +1,132 @@
+"""Stages kto, orpo and simpo end to end on a tiny random model: LoRA and full fine-tuning, the
+rewards they log, KTO on LLaMA-Factory's kto format, and the data they refuse."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from tuneforge.config import build_config
+from tuneforge.errors import TuneforgeError
+from tuneforge.train.run import run_training
+
+# A tiny model's steps run faster on one thread than on two busy cores, and do not vary between runs.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+KTO_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train" / "kto" / "dataset_info.json"
+WORDS = ["yes", "hi", "ok", "go", "up", "on", "in", "at"]
+
+
+def _pairs(path: Path, n: int = 4) -> str:
+    path.write_text("".join(json.dumps({"prompt": f"Say {w}.", "chosen": f"{w}!",
+                                        "rejected": f"No, I won't say {w}."}) + "\n" for w in WORDS[:n]))
+    return str(path)
+
+
+def _labelled(path: Path, n: int = 4, labels: list[bool] | None = None) -> str:
+    labels = labels if labels is not None else [i % 2 == 0 for i in range(n)]
+    rows = [{"messages": [{"role": "user", "content": f"Say {w}."},
+                          {"role": "assistant", "content": f"{w}!" if good else f"No, I won't say {w}."}],
+             "label": good} for w, good in zip(WORDS, labels)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def _config(tiny_model_dir, tmp_path, stage: str, data, method: str = "lora", **train):
+    return build_config({
+        "model": {"name_or_path": str(tiny_model_dir)}, "data": data,
+        "method": {"name": method, **({"r": 4} if method == "lora" else {})},
+        "train": {"stage": stage, "output_dir": str(tmp_path / "run"), "batch_size": 4, "learning_rate": 2e-3,
+                  **train},
+    })
+
+
+def _check_rewards(history: list[dict], stage: str) -> None:
+    sides = ("desirable", "undesirable") if stage == "kto" else ("chosen", "rejected")
+    for record in history:
+        assert {f"reward_{sides[0]}", f"reward_{sides[1]}", "reward_margin", "reward_accuracy"} <= set(record)
+        assert record["reward_margin"] == pytest.approx(record[f"reward_{sides[0]}"] - record[f"reward_{sides[1]}"],
+                                                        rel=1e-4, abs=1e-6)
+
+
+# LoRA with kto runs in the LLaMA-Factory format test below.
+@pytest.mark.parametrize("stage, method", [("kto", "full"), ("orpo", "lora"), ("orpo", "full"), ("simpo", "lora"),
+                                           ("simpo", "full")])
+def test_stage_learns_its_preference_and_logs_rewards(stage, method, tiny_model_dir, tmp_path):
+    """Three steps on one batch of four: the loss falls and the reward margin rises, for an adapter
+    and for full fine-tuning (KTO's reference then is a frozen copy of the base)."""
+    data = (_labelled if stage == "kto" else _pairs)(tmp_path / "data.jsonl")
+    history = run_training(_config(tiny_model_dir, tmp_path, stage, data, method, max_steps=3)).result.history
+    _check_rewards(history, stage)
+    if stage == "kto":
+        # The policy starts as its reference: every log-ratio and the reference point are 0, so each
+        # example's loss is 1 - σ(0) = 0.5 and the margin is 0.
+        assert history[0]["loss"] == pytest.approx(0.5, abs=1e-5)
+        assert history[0]["reward_margin"] == pytest.approx(0.0, abs=1e-5)
+        assert "kl" in history[0]
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["reward_margin"] > history[0]["reward_margin"]
+    assert history[-1]["reward_accuracy"] >= history[0]["reward_accuracy"]
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["reward_margin"] for m in metrics] == [r["reward_margin"] for r in history]
+
+
+def test_kto_on_llama_factory_kto_format_raises_the_reward_margin(tiny_model_dir, tmp_path):
+    """LLaMA-Factory's kto_en_demo layout (sharegpt messages, kto_tag: label, via dataset_info.json) as
+    it is: 32 examples, both classes, six steps."""
+    cfg = _config(tiny_model_dir, tmp_path, "kto", f"{KTO_EXAMPLE}#kto_demo", max_steps=6, learning_rate=3e-3,
+                  kto_beta=0.5)
+    history = run_training(cfg).result.history
+    # A step whose four examples are of one class has no margin: it is the difference of the classes' means.
+    _check_rewards([r for r in history if "reward_margin" in r], "kto")
+    first, *_, last = [r["reward_margin"] for r in history if "reward_margin" in r]
+    assert first == pytest.approx(0.0, abs=1e-5) and last > 0.05
+    assert history[0]["loss"] == pytest.approx(0.5, abs=1e-5)  # the policy starts as its reference (adapters off)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["stage"] == "kto"
+
+
+def test_kto_refuses_a_set_of_one_class(tiny_model_dir, tmp_path):
+    data = _labelled(tmp_path / "good.jsonl", labels=[True] * 4)
+    with pytest.raises(TuneforgeError, match="both desirable and undesirable.*all 4 training examples are desirable"):
+        run_training(_config(tiny_model_dir, tmp_path, "kto", data, max_steps=1))
+
+
+def test_kto_names_the_first_unlabelled_sample(tiny_model_dir, tmp_path):
+    path = tmp_path / "chat.jsonl"
+    _labelled(path)
+    lines = path.read_text().splitlines()
+    lines[2] = json.dumps({**json.loads(lines[2]), "label": None})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TuneforgeError, match=r"chat.jsonl:3: stage kto needs every sample labelled.*no label"):
+        run_training(_config(tiny_model_dir, tmp_path, "kto", str(path), max_steps=1))
+
+
+def test_kto_needs_two_examples_per_micro_batch(tiny_model_dir, tmp_path):
+    data = _labelled(tmp_path / "data.jsonl")
+    with pytest.raises(TuneforgeError, match="batch_size must be at least 2"):
+        run_training(_config(tiny_model_dir, tmp_path, "kto", data, max_steps=1, batch_size=1))
+
+
+def test_kto_warns_when_the_weighted_classes_are_unbalanced(tiny_model_dir, tmp_path, caplog):
+    data = _labelled(tmp_path / "data.jsonl", 8, labels=[True] * 6 + [False] * 2)
+    with caplog.at_level(logging.WARNING, logger="tuneforge.train"):
+        run_training(_config(tiny_model_dir, tmp_path, "kto", data, max_steps=1))
+    assert "λ_D·n_D / (λ_U·n_U) = 3.00" in caplog.text and "between 0.33 and 0.44" in caplog.text
+
+
+def test_doctor_knows_the_new_stages(tiny_model_dir, tmp_path):
+    from tuneforge.doctor import run_doctor
+
+    def codes(stage, data, **train):
+        return {f.code: f for f in run_doctor(_config(tiny_model_dir, tmp_path, stage, data, **train)).findings}
+
+    pairs, chat = _pairs(tmp_path / "pairs.jsonl"), _labelled(tmp_path / "chat.jsonl", 8, [True] * 6 + [False] * 2)
+    assert codes("orpo", chat)["stage_data_kind"].level == "error"
+    assert "stage_data_kind" not in codes("simpo", pairs)
+    assert "kto_unbalanced" in codes("kto", chat)
+    assert "kto_classes" in codes("kto", chat, kto_desirable_weight=0.4)
+    assert codes("kto", _labelled(tmp_path / "bad.jsonl", labels=[False] * 4))["kto_one_class"].level == "error"
