@@ -194,10 +194,9 @@ def export_feedback(directory: str | Path, kind: ExportKind, output: str | Path)
             report.feedback += 1
             latest[(exchange_id, choice)] = (rating, correction)
         report.superseded = report.feedback - len(latest)
-        records = []
+        records: list[Sample | dict[str, Any]] = []
         for row in conn.execute("SELECT id, model, messages, tools, replies FROM exchanges ORDER BY created, id"):
-            for record in _records(kind, row, latest, report):
-                records.append(record)
+            records.extend(_records(kind, row, latest, report))
     finally:
         conn.close()
     report.written = _write(kind, records, Path(output))
@@ -209,6 +208,7 @@ def _records(kind: ExportKind, row: tuple, latest: dict[tuple[str, int], tuple[s
     """The records one exchange yields, counting each of its replies as written or skipped."""
     exchange_id, model, messages, tools, replies = row
     prompt = [Message.from_dict(m) for m in json.loads(messages)]
+    tool_defs = json.loads(tools) if tools else None
     out: list[Sample | dict[str, Any]] = []
     for k, reply in enumerate(json.loads(replies)):
         report.replies += 1
@@ -219,7 +219,6 @@ def _records(kind: ExportKind, row: tuple, latest: dict[tuple[str, int], tuple[s
         original = Message.from_dict({"role": "assistant", "content": reply.get("content"),
                                       "tool_calls": reply.get("tool_calls")})
         meta = {"completion_id": exchange_id, "choice": k, "model": model, "rating": rating}
-        tool_defs = json.loads(tools) if tools else None
         if kind == "kto":
             sample = Sample(messages=[*prompt, original], tools=tool_defs, id=f"{exchange_id}-{k}", meta=meta)
             report.labels["desirable" if rating == "up" else "undesirable"] += 1
