@@ -1,0 +1,36 @@
+"""The ROUGE-L index finds exactly what comparing against every instruction finds, with far fewer
+exact comparisons."""
+
+from __future__ import annotations
+
+import random
+
+from tuneforge.datagen.near_dup import RougeIndex
+from tuneforge.datagen.self_instruct import parse_tasks
+from tuneforge.eval.overlap import rouge_l
+
+WORDS = "write explain list give the a of to poem story summary three tips about sea city cat code test".split()
+
+
+def test_the_index_agrees_with_brute_force():
+    rng = random.Random(0)
+    texts = [" ".join(rng.choices(WORDS, k=rng.randint(3, 9))) for _ in range(300)]
+    index, kept = RougeIndex(0.7), []
+    for text in texts:
+        best, near = index.nearest(text)
+        brute = max((rouge_l(text, k) for k in kept), default=0.0)
+        assert (near is not None) == (brute >= 0.7), text
+        if near is not None:
+            assert best == brute and rouge_l(text, kept[near]) == brute
+        else:
+            index.add(text)
+            kept.append(text)
+    pairs = sum(range(len(kept)))  # what comparing each new text with all the kept ones costs
+    assert 20 < len(kept) < 300 and index.compared < pairs / 2
+
+
+def test_parse_tasks_reads_numbered_and_bulleted_lists_only():
+    reply = ("Here are five new tasks:\n\n4. Write a poem.\n5) **Task 5**: Plan a trip\n- \"Name a river.\"\n"
+             "6. 6. Count to ten.\nThat is all.\n7. Task 7: Sort these numbers.")
+    assert parse_tasks(reply) == ["Write a poem.", "Plan a trip", "Name a river.", "Count to ten.",
+                                  "Sort these numbers."]
