@@ -85,6 +85,8 @@ def test_kto_on_llama_factory_kto_format_raises_the_reward_margin(tiny_model_dir
     first, *_, last = [r["reward_margin"] for r in history if "reward_margin" in r]
     assert first == pytest.approx(0.0, abs=1e-5) and last > 0.05
     assert history[0]["loss"] == pytest.approx(0.5, abs=1e-5)  # the policy starts as its reference (adapters off)
+    # Units are examples; trained tokens are their replies' tokens (each reply here is over 8 tokens).
+    assert all(r["examples"] == 4 and r["trained_tokens"] > 4 * 8 for r in history)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["stage"] == "kto"
 

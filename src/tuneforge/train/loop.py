@@ -170,11 +170,11 @@ def train_loop(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            # The units of a preference step are pairs: its trained tokens are those of both replies,
-            # so that throughput and cost are tokens for every stage.
-            pairs = _is_pairs(mine)
+            # The units of a preference step are pairs (KTO: examples): its trained tokens are those of
+            # the replies, so that throughput and cost are tokens for every stage.
+            pairs, examples = _is_pairs(mine), _is_examples(mine)
             n_trained = (accelerator.reduce(torch.tensor(sum(pair_tokens(b) for b in mine), device=device),
-                                            "sum").item() if pairs else n_step)
+                                            "sum").item() if pairs or examples else n_step)
             state.step += 1
             state.trained_tokens += n_trained
             state.last_loss = step_loss
@@ -189,6 +189,8 @@ def train_loop(
                       "total_steps": total_steps}
             if pairs:
                 record["pairs"] = n_step
+            elif examples:
+                record["examples"] = n_step
             if eval_batches and cfg.eval_every and (state.step % cfg.eval_every == 0 or state.step == total_steps):
                 record.update(_run_eval(loss_fn, eval_batches, device, state, on_best))
                 if cfg.early_stopping_patience and state.evals_without_improvement >= cfg.early_stopping_patience:
@@ -216,10 +218,17 @@ def _is_pairs(batches: Sequence[Batch]) -> bool:
     return bool(batches) and "chosen_labels" in batches[0].tensors
 
 
+def _is_examples(batches: Sequence[Batch]) -> bool:
+    """KTO's batches: labelled examples, each a unit of the loss."""
+    return bool(batches) and "desirable" in batches[0].tensors
+
+
 def pair_tokens(batch: Batch) -> int:
     """The trained tokens of a batch of preference pairs: the labelled positions (after the shift) of
-    the chosen and the rejected continuations."""
-    return sum(int((batch.tensors[f"{side}_labels"][:, 1:] != IGNORE).sum()) for side in ("chosen", "rejected"))
+    the chosen and the rejected continuations; of KTO examples, those of their own completions (the
+    mismatched ones only estimate the reference point)."""
+    keys = ("chosen_labels", "rejected_labels") if "chosen_labels" in batch.tensors else ("labels",)
+    return sum(int((batch.tensors[key][:, 1:] != IGNORE).sum()) for key in keys)
 
 
 def _run_eval(loss_fn, eval_batches, device, state: TrainState, on_best) -> dict:
