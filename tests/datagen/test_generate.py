@@ -65,7 +65,8 @@ def test_distill_keeps_the_best_of_n_by_a_json_schema_reward(stub, tmp_path):
               "required": ["name", "age"]}
     stats = run({"mode": "distill", "teacher": teacher(stub.url), "output_dir": "out",
                  "distill": {"prompts": str(prompts), "samples": 4, "select": "reward",
-                             "reward": {"name": "json_schema", "json_schema": schema, "min_score": 1.0}}}, tmp_path)
+                             "reward": {"name": "json_schema", "json_schema": schema}, "min_reward": 1.0}},
+               tmp_path)
     # samples 1 and 3 are JSON (both pass: the first is kept), 0 and 2 are prose
     assert stats["removed"] == {"reply_not_json": 6, "not_best": 3} and (stats["in"], stats["kept"]) == (12, 3)
     identity(stats)
@@ -73,7 +74,7 @@ def test_distill_keeps_the_best_of_n_by_a_json_schema_reward(stub, tmp_path):
     assert sorted(r["id"] for r in records) == ["p0-s1", "p1-s1", "p2-s1"]
     for r in records:
         assert json.loads(r["messages"][-1]["content"])["age"] == 1
-        assert r["meta"]["scores"] == {"json_schema": 1.0} and r["meta"]["all_scores"] == [0.0, 1.0, 0.0, 1.0]
+        assert r["meta"]["scores"] == {"reward": 1.0} and r["meta"]["all_scores"] == [0.0, 1.0, 0.0, 1.0]
     assert len(stub.received) == 3  # one request per prompt, n = 4
     not_json = [r for r in read_jsonl(tmp_path / "out" / "rejects.jsonl") if r["reason"] == "reply_not_json"]
     assert "json_schema needs JSON; the reply: name " in not_json[0]["detail"]
@@ -158,3 +159,4 @@ def test_every_example_recipe_loads(name):
     assert source.is_absolute() and recipe.output_dir.is_absolute()
     if name == "distill":
         assert source.exists() and recipe.distill and recipe.distill.reward and recipe.distill.samples == 4
+        assert recipe.distill.reward[0].name == "json_schema" and recipe.distill.min_reward == 1.0

@@ -2,8 +2,9 @@
 `select: reward` or `select: judge` only the best sample of each prompt is kept (rejection sampling /
 best-of-n); the others are removed as `not_best`, so every sample generated is accounted for.
 
-Rewards are evaluation metrics (`tuneforge.eval.metrics`): json_schema, regex, exact_match, rouge_l, ...
-Reference-based ones compare with the prompt's own reply when its record has one.
+Rewards are `tuneforge.eval.rewards`, as GRPO takes them: any evaluation metric (json_schema, regex,
+exact_match, rouge_l ...; reference-based ones compare with the prompt's own reply when its record has one),
+length and format checks, a judge, your own function, summed by weight.
 """
 
 from __future__ import annotations
@@ -29,12 +30,11 @@ def _is_json(text: str) -> bool:
     return True
 
 
-def _reward(cfg: Distill):
-    from tuneforge.config import MetricConfig
-    from tuneforge.eval.metrics import build_metrics
+def _rewards(cfg: Distill):
+    from tuneforge.eval.rewards import build_rewards
 
     assert cfg.reward is not None
-    return build_metrics([MetricConfig(**cfg.reward.model_dump(exclude={"min_score"}))])[0]
+    return build_rewards(cfg.reward)
 
 
 def run_distill(recipe: Recipe, out: Output, cache: ResponseCache, on_progress: OnProgress) -> dict:
@@ -48,7 +48,7 @@ def run_distill(recipe: Recipe, out: Output, cache: ResponseCache, on_progress: 
             messages = [{"role": "system", "content": cfg.system}, *messages]
         prompts.append((sample.id or f"p{i}", messages, reference))
     teacher = make_client(recipe.teacher, cache)
-    metric = _reward(cfg) if cfg.select == "reward" else None
+    rewards = _rewards(cfg) if cfg.select == "reward" else None
     judge = Judge.build(cfg.judge or recipe.teacher, cache) if cfg.select == "judge" else None
     requests = [(messages, sampling(recipe.teacher, i, n=cfg.samples)) for i, (_, messages, _) in enumerate(prompts)]
     done = 0
@@ -59,7 +59,7 @@ def run_distill(recipe: Recipe, out: Output, cache: ResponseCache, on_progress: 
             for k in range(cfg.samples):
                 out.fail(f"{pid}-s{k}", str(reply), base)
         else:
-            scores = _scores(cfg, metric, judge, messages, reply.texts, reference)
+            scores = _scores(rewards, judge, messages, reply.texts, reference)
             _select(recipe, cfg, out, pid, messages, reply.texts, reply.finish_reasons, scores)
         done += 1
         on_progress(done, len(prompts), teacher.usage.as_dict())
@@ -69,12 +69,12 @@ def run_distill(recipe: Recipe, out: Output, cache: ResponseCache, on_progress: 
     return {"prompts": len(prompts), "samples_per_prompt": cfg.samples, "select": cfg.select, "usage": usage}
 
 
-def _scores(cfg: Distill, metric, judge: Judge | None, messages, texts: list[str],
+def _scores(rewards, judge: Judge | None, messages, texts: list[str],
             reference: str | None) -> list[float | None]:
-    if metric is not None:
-        return [metric.score(t, reference) for t in texts]
+    question = str(messages[-1]["content"])
+    if rewards is not None:
+        return list(rewards(texts, [reference] * len(texts), [question] * len(texts)).total)
     if judge is not None:
-        question = str(messages[-1]["content"])
         out: list[float | None] = [None] * len(texts)
         for k, score in judge.scores((question, t, reference) for t in texts):
             out[k] = None if isinstance(score, LLMError) or score is None else float(score)
@@ -86,23 +86,24 @@ def _select(recipe: Recipe, cfg: Distill, out: Output, pid: str, messages: list[
             finish: list[str | None], scores: list[float | None]) -> None:
     prompt = [Message(m["role"], m["content"]) for m in messages]
     scored = [s for s in scores if s is not None]
+    json_needed = next((r.name for r in cfg.reward or [] if r.name in JSON_REWARDS), None)
     best = max(range(len(texts)), key=lambda k: (scores[k] is not None, scores[k] or 0.0, -k)) if texts else None
     for k, text in enumerate(texts):
         record_id = f"{pid}-s{k}"
         reject = {"prompt": messages, "reply": text, "score": scores[k]}
         if not text.strip():
             out.remove(record_id, "empty_reply", reject)
-        elif cfg.reward is not None and cfg.reward.name in JSON_REWARDS and not _is_json(text):
-            out.remove(record_id, "reply_not_json", reject, f"{cfg.reward.name} needs JSON; the reply: {text[:120]}")
+        elif json_needed and not _is_json(text):
+            out.remove(record_id, "reply_not_json", reject, f"{json_needed} needs JSON; the reply: {text[:120]}")
         elif cfg.select != "all" and not scored:
             out.remove(record_id, "judge_unparsable" if cfg.select == "judge" else "no_score", reject)
-        elif cfg.reward is not None and cfg.reward.min_score is not None and (scores[k] or 0.0) < cfg.reward.min_score:
-            out.remove(record_id, "below_min_score", reject)
+        elif cfg.min_reward is not None and (scores[k] or 0.0) < cfg.min_reward:
+            out.remove(record_id, "below_min_reward", reject, f"reward {scores[k]} < {cfg.min_reward}")
         elif cfg.select != "all" and k != best:
             out.remove(record_id, "not_best", reject)
         else:
             meta = provenance(recipe, recipe.teacher, prompt_id=pid, sample=k, samples=len(texts),
                               finish_reason=finish[k] if k < len(finish) else None,
-                              scores={(cfg.reward.name if cfg.reward else "judge"): scores[k]}
+                              scores={("reward" if cfg.select == "reward" else "judge"): scores[k]}
                               if cfg.select != "all" else {}, all_scores=scores if cfg.select != "all" else None)
             out.keep(Sample([*prompt, Message("assistant", text.strip())], id=record_id, meta=meta))

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tuneforge.config import MetricConfig
+from tuneforge.config import RewardConfig
 from tuneforge.errors import ConfigError
 from tuneforge.settings import did_you_mean, read_yaml
 
@@ -89,14 +89,6 @@ class Evolve(_Strict):
     filters: Filters = Filters()
 
 
-class Reward(MetricConfig):
-    """Any evaluation metric as a reward for best-of-n: json_schema, regex, exact_match, rouge_l ...;
-    reference-based metrics compare with the prompt's own reply when it has one."""
-
-    min_score: float | None = None
-    """Samples below this score are not kept; a prompt with none left is removed (reason below_min_score)."""
-
-
 class Distill(_Strict):
     prompts: Path
     """The prompts: any dataset format tuneforge reads (its conversation up to the last user turn), or a
@@ -105,16 +97,28 @@ class Distill(_Strict):
     """Replies per prompt (one request with n = samples)."""
     select: Literal["all", "reward", "judge"] = "all"
     """all: keep every sample; reward: keep the best by `reward`; judge: keep the best by the judge's 1-10 score."""
-    reward: Reward | None = None
+    reward: list[RewardConfig] | None = None
+    """Rewards (`tuneforge.eval.rewards`, as GRPO takes them), summed by weight: any evaluation metric
+    (json_schema, regex, exact_match, rouge_l ...; reference-based ones compare with the prompt's own reply),
+    length, format, judge or your own function. One reward alone may be given without the list."""
+    min_reward: float | None = None
+    """Samples whose total reward is below this are removed (below_min_reward); unset: the best is kept."""
     judge: Endpoint | None = None
     """The judging endpoint (default: the teacher)."""
     system: str | None = None
     """A system message put before each prompt."""
 
+    @field_validator("reward", mode="before")
+    @classmethod
+    def _one_or_list(cls, raw: Any) -> Any:
+        return [raw] if isinstance(raw, (dict, str)) else raw
+
     @model_validator(mode="after")
     def _check(self) -> Distill:
         if self.select == "reward" and self.reward is None:
             raise ValueError("select: reward needs `reward:` (e.g. {name: json_schema, json_schema: {...}})")
+        if self.min_reward is not None and self.reward is None:
+            raise ValueError("min_reward needs `reward:`")
         return self
 
 
@@ -166,7 +170,8 @@ class Recipe(_Strict):
         return self.cache or self.output_dir / "cache.sqlite"
 
 
-_SECTIONS: list[type[BaseModel]] = [Recipe, Endpoint, Filters, SelfInstruct, Evolve, Reward, Distill, Preferences]
+_SECTIONS: list[type[BaseModel]] = [Recipe, Endpoint, Filters, SelfInstruct, Evolve, RewardConfig, Distill,
+                                    Preferences]
 _KEYS = sorted({k for cls in _SECTIONS for k in cls.model_fields})
 
 
@@ -199,4 +204,7 @@ def parse_recipe(raw: dict[str, Any], base: Path, where: str = "recipe") -> Reci
     for key in ("seeds", "prompts"):
         if isinstance(value := getattr(section, key, None), Path):
             setattr(section, key, base / value.expanduser())
+    for reward in getattr(section, "reward", None) or []:
+        if isinstance(reward.json_schema, str):  # a schema file, beside the recipe
+            reward.json_schema = str(base / Path(reward.json_schema).expanduser())
     return recipe
