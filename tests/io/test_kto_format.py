@@ -12,7 +12,7 @@ from tuneforge.config import DataConfig, DatasetConfig
 from tuneforge.errors import DataError
 from tuneforge.io import read_samples, write_samples
 from tuneforge.io.kto import balance_advice, missing_label, sample_label
-from tuneforge.types import Message
+from tuneforge.types import Message, Sample
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train" / "kto" / "dataset_info.json"
 TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}
@@ -61,6 +61,15 @@ def test_messages_with_a_label_column_as_the_feedback_export_writes_them(write, 
     # The canonical form keeps it too.
     write_samples(samples, tmp_path / "canon.jsonl")
     assert [sample_label(s) for s in read_samples(str(tmp_path / "canon.jsonl"))[0]] == [True, False]
+
+
+def test_canonical_records_with_a_label_as_review_export_writes_them(write):
+    """`review export --as kto` and `data from-feedback --as kto` write a sample's canonical form (meta
+    included) with `label` beside it."""
+    sample = Sample(messages=[Message("user", "Q"), Message("assistant", "A")], meta={"item": 3})
+    path = write("review.jsonl", [{**sample.to_dict(), "label": False}])
+    [s] = read_samples(str(path))[0]
+    assert sample_label(s) is False and s.meta["item"] == 3
 
 
 def test_a_declared_label_must_be_there_and_boolean(write):
