@@ -6,16 +6,11 @@ client received; and `tuneforge train` runs 2 KTO steps on the KTO file."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import pytest
-from tests.integration.test_tool_calling_default_model import BASE, free_port
+from tests.integration.serving import BASE, tuneforge_serve
 from typer.testing import CliRunner
 
 KEY = "feedback-loop-key"
@@ -27,29 +22,9 @@ CORRECTIONS = {7: "There are 7 days in a week.", 8: "The sky is blue.", 9: "A co
 UP, DOWN = range(0, 4), range(4, 10)
 
 
-@contextmanager
 def recording_server(record_dir):
-    """`tuneforge serve --record` on the default model; yields an openai client for it."""
-    openai = pytest.importorskip("openai", reason="the serve extra is needed: pip install 'tuneforge[serve]'")
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tuneforge", "serve", "--model", BASE, "--port", str(port),
-                               "--api-key", KEY, "--record", str(record_dir)],
-                              env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    try:
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0, timeout=120)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                client.models.list()
-                break
-            except openai.APIConnectionError:
-                assert server.poll() is None and time.monotonic() < deadline, "tuneforge serve did not start"
-                time.sleep(0.3)
-        yield client
-    finally:
-        server.terminate()
-        server.wait(30)
+    """`tuneforge serve --record` on the default model: a context manager yielding an openai client."""
+    return tuneforge_serve("--record", str(record_dir), key=KEY, start_timeout=120)
 
 
 def cli(*args: str) -> str:

@@ -6,14 +6,10 @@ with `tools`. On held-out prompts (cities and phrasings it never saw) the adapte
 from __future__ import annotations
 
 import json
-import os
 import random
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
+from tests.integration.serving import BASE, tuneforge_serve
 
 TOOLS = [
     {"type": "function", "function": {
@@ -33,7 +29,6 @@ WEATHER = ["What's the weather in {city} in {unit}?", "How warm is it in {city} 
 TIME = ["What time is it in {city}?", "Tell me the local time in {city}.", "Current time in {city}, please."]
 HELD_OUT_WEATHER = "Could you check the weather over in {city}? I want {unit}."
 HELD_OUT_TIME = "Do you know the time in {city} at the moment?"
-BASE = "smollm2-135m-instruct"
 
 
 def conversation(question: str, name: str, arguments: dict) -> dict:
@@ -62,12 +57,6 @@ def held_out() -> list[tuple[str, str, str]]:
         else:
             out.append((HELD_OUT_TIME.format(city=city), "get_time", city))
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call_rates(client, model: str) -> tuple[float, float, list]:
@@ -108,23 +97,8 @@ def trained_run(tmp_path_factory, default_model):
 
 
 def test_a_fine_tuned_adapter_calls_the_listed_functions_through_tuneforge_serve(trained_run):
-    openai = pytest.importorskip("openai", reason="the serve extra is needed: pip install 'tuneforge[serve]'")
-    port, key = free_port(), "test-key"
     # The base gets the same tool-capable template the run trained with, so both see the tools.
-    server = subprocess.Popen([sys.executable, "-m", "tuneforge", "serve", "--model", BASE, "--adapter",
-                               f"tools={trained_run}", "--template", "chatml", "--port", str(port),
-                               "--api-key", key], env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=120)
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                client.models.list()
-                break
-            except openai.APIConnectionError:
-                assert server.poll() is None and time.monotonic() < deadline, "tuneforge serve did not start"
-                time.sleep(0.5)
+    with tuneforge_serve("--adapter", f"tools={trained_run}", "--template", "chatml") as client:
         before, _, _ = call_rates(client, BASE)
         after, exact, replies = call_rates(client, "tools")
         print(f"\nheld-out prompts answered with a valid call: base {before:.0%} -> adapter {after:.0%} "
@@ -141,6 +115,3 @@ def test_a_fine_tuned_adapter_calls_the_listed_functions_through_tuneforge_serve
             finish = choice.finish_reason or finish
         assert finish == "tool_calls" and calls and calls[0].function.name == "get_weather"
         assert "Helsinki" in json.loads(calls[0].function.arguments)["city"]
-    finally:
-        server.terminate()
-        server.wait(30)
