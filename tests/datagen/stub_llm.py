@@ -39,6 +39,8 @@ def teacher_reply(body: dict, k: int) -> str:
         score = re.search(r"quality (\d+)", answer)
         return json.dumps({"score": int(score.group(1)) if score else 5, "reason": "stub"})
     if "JSON" in text:
+        if k == 3:
+            return f"Sure! Here it is:\n```json\n{json.dumps({'name': word, 'age': k})}\n```\nHope it helps."
         return json.dumps({"name": word, "age": k}) if k % 2 else f"name {word}, age {k}"
     if "sorry" in text:
         return "Sorry, I can't."

@@ -59,22 +59,27 @@ def _prompts(tmp_path: Path, lines: list[str]) -> Path:
     return path
 
 
-def test_distill_keeps_the_best_of_n_by_a_json_schema_reward(stub, tmp_path):
+@pytest.mark.parametrize("extract", ["none", "json"])
+def test_distill_keeps_the_best_of_n_by_a_json_schema_reward(stub, tmp_path, extract):
     prompts = _prompts(tmp_path, [f"Describe person {i} as JSON." for i in range(3)])
     schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
               "required": ["name", "age"]}
     stats = run({"mode": "distill", "teacher": teacher(stub.url), "output_dir": "out",
-                 "distill": {"prompts": str(prompts), "samples": 4, "select": "reward",
+                 "distill": {"prompts": str(prompts), "samples": 4, "select": "reward", "extract": extract,
                              "reward": {"name": "json_schema", "json_schema": schema}, "min_reward": 1.0}},
-               tmp_path)
-    # samples 1 and 3 are JSON (both pass: the first is kept), 0 and 2 are prose
-    assert stats["removed"] == {"reply_not_json": 6, "not_best": 3} and (stats["in"], stats["kept"]) == (12, 3)
+                tmp_path)
+    # sample 1 is bare JSON, sample 3 JSON inside prose and a code fence, samples 0 and 2 prose
+    if extract == "json":  # sample 3's JSON is taken out of its prose; samples 1 and 3 tie, the first is kept
+        assert stats["removed"] == {"reply_not_json": 6, "not_best": 3}
+    else:
+        assert stats["removed"] == {"reply_not_json": 9}
+    assert (stats["in"], stats["kept"]) == (12, 3)
     identity(stats)
     records = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert sorted(r["id"] for r in records) == ["p0-s1", "p1-s1", "p2-s1"]
     for r in records:
-        assert json.loads(r["messages"][-1]["content"])["age"] == 1
-        assert r["meta"]["scores"] == {"reward": 1.0} and r["meta"]["all_scores"] == [0.0, 1.0, 0.0, 1.0]
+        assert json.loads(r["messages"][-1]["content"])["age"] == 1 and r["meta"]["scores"] == {"reward": 1.0}
+    assert records[0]["meta"]["all_scores"] == ([0.0, 1.0, 0.0, 1.0] if extract == "json" else [0.0, 1.0, 0.0, 0.0])
     assert len(stub.received) == 3  # one request per prompt, n = 4
     not_json = [r for r in read_jsonl(tmp_path / "out" / "rejects.jsonl") if r["reason"] == "reply_not_json"]
     assert "json_schema needs JSON; the reply: name " in not_json[0]["detail"]

@@ -9,12 +9,13 @@ length and format checks, a judge, your own function, summed by weight.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tuneforge.datagen.common import Judge, OnProgress, make_client, prompt_of, provenance, read_records, sampling
 from tuneforge.datagen.output import Output
 from tuneforge.datagen.recipe import Distill, Recipe
-from tuneforge.llm_client import LLMError, ResponseCache
+from tuneforge.llm_client import LLMError, ResponseCache, json_objects
 from tuneforge.types import Message, Sample
 
 JSON_REWARDS = ("json_schema", "json_valid")
@@ -28,6 +29,12 @@ def _is_json(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _first_json(text: str) -> str:
+    """The first JSON object of a reply, written compactly, or the reply itself when it holds none."""
+    obj = next(json_objects(text), None)
+    return text if obj is None else json.dumps(obj, ensure_ascii=False)
 
 
 def _rewards(cfg: Distill):
@@ -59,8 +66,9 @@ def run_distill(recipe: Recipe, out: Output, cache: ResponseCache, on_progress: 
             for k in range(cfg.samples):
                 out.fail(f"{pid}-s{k}", str(reply), base)
         else:
-            scores = _scores(rewards, judge, messages, reply.texts, reference)
-            _select(recipe, cfg, out, pid, messages, reply.texts, reply.finish_reasons, scores)
+            texts = [_first_json(t) for t in reply.texts] if cfg.extract == "json" else reply.texts
+            scores = _scores(rewards, judge, messages, texts, reference)
+            _select(recipe, cfg, out, pid, messages, texts, reply.finish_reasons, scores)
         done += 1
         on_progress(done, len(prompts), teacher.usage.as_dict())
     usage = teacher.usage.as_dict()
@@ -86,7 +94,8 @@ def _select(recipe: Recipe, cfg: Distill, out: Output, pid: str, messages: list[
             finish: list[str | None], scores: list[float | None]) -> None:
     prompt = [Message(m["role"], m["content"]) for m in messages]
     scored = [s for s in scores if s is not None]
-    json_needed = next((r.name for r in cfg.reward or [] if r.name in JSON_REWARDS), None)
+    json_needed = next((r.name for r in cfg.reward or [] if r.name in JSON_REWARDS),
+                       "extract: json" if cfg.extract == "json" else None)
     best = max(range(len(texts)), key=lambda k: (scores[k] is not None, scores[k] or 0.0, -k)) if texts else None
     for k, text in enumerate(texts):
         record_id = f"{pid}-s{k}"

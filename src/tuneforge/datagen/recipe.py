@@ -107,6 +107,9 @@ class Distill(_Strict):
     """The judging endpoint (default: the teacher)."""
     system: str | None = None
     """A system message put before each prompt."""
+    extract: Literal["none", "json"] = "none"
+    """json: keep only the first JSON object of each reply (teachers wrap JSON in prose and code fences);
+    a reply holding none is removed as reply_not_json."""
 
     @field_validator("reward", mode="before")
     @classmethod
