@@ -481,12 +481,12 @@ def with_reasoning(sample: Sample, mode: str, written_as: str | None) -> Sample:
         last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
         out = []
         for i, m in enumerate(messages):
-            if m.reasoning is not None:
+            if (reasoning := m.reasoning) is not None:
                 kept = mode == "keep" or (mode == "drop_history" and final and i == last)
                 if not kept:
                     m = replace(m, reasoning=None)
                 elif written_as is not None:
-                    m = replace(m, content=written_as.replace("{reasoning}", m.reasoning) + m.content, reasoning=None)
+                    m = replace(m, content=written_as.replace("{reasoning}", reasoning) + m.content, reasoning=None)
             out.append(m)
         return out
 
