@@ -32,7 +32,20 @@ no credit) and over non-pad tokens (`MFU np`: every token runs forward and backw
 layer; it over-counts prompt tokens by the LM head, which runs only where there are labels).
 
     python benchmarks/train_throughput.py [--samples 64] [--repeats 2] [--runs tuneforge,trl-default,trl-best]
+    python benchmarks/train_throughput.py --data long [--cutoff 2048] [--breakdown]
     python benchmarks/train_throughput.py --model-shape llama-3.2-1b --dtype bf16 --device cuda
+
+`--data long`: long multi-turn dialogue, the prompt turns plus the chosen reply of each record of
+dpo_en_demo.json as SFT data (median about 540 tokens, p90 about 1,500), cut with
+`template.cutoff_policy: truncate_reply` (every side gets the same rows, none dropped), batch 4: TRL's
+defaults take 4 padded samples per step, the packed runs as many rows of `--cutoff` tokens as hold about
+4 samples of the data's mean length, one row per micro-batch. It prints MFU a third way, `MFU attn`: the
+non-pad figure with each sample's own causal attention FLOPs added (6 x layers x attention width x L^2
+per sample of L tokens: QK^T and AV forward over the causal half, twice that backward), so the cost
+of attention, which grows with L^2, is told apart from the 4N per token. `--breakdown` profiles a
+packed micro-batch of `--cutoff` tokens through tuneforge's training step (torch.profiler, self time
+per operator) and prints where it goes: attention forward and backward, matmuls, element-wise work,
+the optimizer, and the rest (Python, autograd bookkeeping, the native LoRA kernels).
 
 `--model-shape llama-3.2-1b` trains a random-initialised model of Llama-3.2-1B's shape (no download),
 written once to a temporary directory with the default model's tokenizer; it needs `--device cuda`.
@@ -52,6 +65,8 @@ from pathlib import Path
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 RUNS = ("tuneforge", "trl-default", "trl-best")
+DATA_FILES = {"alpaca": "alpaca_en_demo.json", "long": "dpo_en_demo.json"}
+LONG_BATCH = 4  # samples per optimizer step on long data
 LR, CUTOFF, HELD_OUT = 2e-4, 1024, 8
 LORA = {"name": "lora", "r": 16, "alpha": 16.0, "dropout": 0.05, "target_modules": "all-linear"}
 SAMPLES_PER_STEP = 8  # the same effective batch: 8 samples unpacked, or 2 packed rows of 1024 (~8 samples)
@@ -74,6 +89,12 @@ def model_config(args):
     return ModelConfig(name_or_path=args.model, dtype=dtype, device=args.device)
 
 
+def template_settings(args) -> dict:
+    """Long dialogues keep every sample: a reply that does not fit is cut (`truncate_reply`), as
+    LLaMA-Factory users expect; the short data fits whole."""
+    return {"cutoff_len": args.cutoff, **({"cutoff_policy": "truncate_reply"} if args.data == "long" else {})}
+
+
 def tokenised(args, records: list[dict]):
     """Rows (input_ids, labels) exactly as `run_training` tokenises them."""
     from tuneforge.config import build_config
@@ -83,7 +104,7 @@ def tokenised(args, records: list[dict]):
 
     path = Path(tempfile.mkstemp(suffix=".json", dir=args.workdir)[1])
     path.write_text(json.dumps(records), encoding="utf-8")
-    cfg = build_config({"data": str(path), "template": {"cutoff_len": CUTOFF}})
+    cfg = build_config({"data": str(path), "template": template_settings(args)})
     samples, _ = read_samples(cfg.data)
     ds, _ = tokenize_samples(samples, load_tokenizer(model_config(args)), cfg.template)
     return [([int(t) for t in ds["input_ids"][i]], [int(t) for t in ds["labels"][i]]) for i in range(len(ds))]
@@ -94,8 +115,31 @@ def trained_tokens(rows) -> int:
 
 
 def records(args) -> tuple[list[dict], list[dict]]:
-    data = json.loads((DATASETS / "alpaca_en_demo.json").read_text(encoding="utf-8"))
+    data = json.loads((DATASETS / DATA_FILES[args.data]).read_text(encoding="utf-8"))
+    if args.data == "long":  # sharegpt preference records -> the dialogue with its chosen reply
+        data = [{"conversations": [*r["conversations"], r["chosen"]]} for r in data]
     return data[:args.samples], data[args.samples:args.samples + HELD_OUT]
+
+
+def schedule(args, rows) -> dict:
+    """Micro-batch sizes and accumulation, the same effective batch on every side: padded samples per
+    step, and packed rows (one per micro-batch) per step."""
+    if args.data != "long":
+        return {"padded": SAMPLES_PER_STEP, "rows": ROWS, "row_accum": ROW_ACCUM}
+    mean = sum(len(ids) for ids, _ in rows) / len(rows)
+    return {"padded": LONG_BATCH, "rows": 1, "row_accum": max(1, round(LONG_BATCH * mean / args.cutoff))}
+
+
+def attention_sq(rows) -> int:
+    """Sum of squared sample lengths: each sample's causal attention costs 6 x layers x width x L^2 FLOPs."""
+    return sum(len(ids) ** 2 for ids, _ in rows)
+
+
+def attention_width(model) -> int:
+    """layers x (heads x head dim): the attention FLOPs per squared token of one sample, over 6."""
+    c = model.config
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    return c.num_hidden_layers * c.num_attention_heads * head_dim
 
 
 def heldout_loss(model, rows) -> float:
@@ -153,10 +197,13 @@ def run_tuneforge(args) -> dict:
     data = Path(args.workdir) / "train.json"
     data.write_text(json.dumps(train), encoding="utf-8")
     mc = model_config(args)
+    batch = schedule(args, tokenised(args, train))
     cfg = build_config({
-        "model": mc.model_dump(), "data": str(data), "template": {"cutoff_len": CUTOFF}, "method": lora_settings(args),
+        "model": mc.model_dump(), "data": str(data), "template": template_settings(args),
+        "method": lora_settings(args),
         "train": {"output_dir": str(Path(args.workdir) / "run"), "learning_rate": LR, "epochs": 1,
-                  "packing": True, "batch_size": ROWS, "grad_accum": ROW_ACCUM, "seed": 42, "log_every": 1},
+                  "packing": True, "batch_size": batch["rows"], "grad_accum": batch["row_accum"], "seed": 42,
+                  "log_every": 1},
     })
     clock: dict = {"logs": []}
 
@@ -176,7 +223,7 @@ def run_tuneforge(args) -> dict:
     model = get_method("lora").load(base, summary.final_dir)
     return {"seconds": clock["end"] - clock["start"], "steps": len(logs), "loss": logs[-1]["loss"],
             "heldout_loss": heldout_loss(model, tokenised(args, held)),
-            "params": summary.total, **memory}
+            "params": summary.total, "attn_width": attention_width(base), **memory}
 
 
 def run_trl(args, best: bool) -> dict:
@@ -192,17 +239,19 @@ def run_trl(args, best: bool) -> dict:
     dataset = Dataset.from_dict({"input_ids": [r[0] for r in rows], "labels": [r[1] for r in rows]})
     model, tokenizer = load_model(model_config(args))
     params = sum(p.numel() for p in model.parameters())
+    batch = schedule(args, rows)
     shared = dict(output_dir=str(Path(args.workdir) / "trl"), num_train_epochs=1, learning_rate=LR,
-                  lr_scheduler_type="cosine", warmup_steps=0.03, max_length=CUTOFF, logging_steps=1,
+                  lr_scheduler_type="cosine", warmup_steps=0.03, max_length=args.cutoff, logging_steps=1,
                   save_strategy="no", report_to="none", seed=42, bf16=args.dtype == "bf16",
                   use_cpu=args.device == "cpu", disable_tqdm=True)
     if best:
         # One packed row per micro-batch: padding-free flattens a batch into one sequence, so 2 rows
         # would attend over 2048 positions (block mask) instead of 2 x 1024.
-        settings = SFTConfig(**shared, per_device_train_batch_size=ROWS, gradient_accumulation_steps=ROW_ACCUM,
-                             packing=True, packing_strategy="bfd", gradient_checkpointing=False)
+        settings = SFTConfig(**shared, per_device_train_batch_size=batch["rows"],
+                             gradient_accumulation_steps=batch["row_accum"], packing=True, packing_strategy="bfd",
+                             gradient_checkpointing=False)
     else:
-        settings = SFTConfig(**shared, per_device_train_batch_size=SAMPLES_PER_STEP)
+        settings = SFTConfig(**shared, per_device_train_batch_size=batch["padded"])
 
     clock: dict = {"losses": []}
 
@@ -223,7 +272,101 @@ def run_trl(args, best: bool) -> dict:
     memory = peak_memory_mb(args.device)
     return {"seconds": clock["end"] - clock["start"], "steps": trainer.state.global_step,
             "loss": clock["losses"][-1], "heldout_loss": heldout_loss(trainer.model, tokenised(args, held)),
-            "params": params, **memory}
+            "params": params, "attn_width": attention_width(model), **memory}
+
+
+# ---- where a packed micro-batch's time goes ---------------------------------------------------------
+
+# Operator name patterns (self time) -> category; the first match wins, unmatched aten ops are element-wise.
+CATEGORIES = (
+    ("attention bwd", ("scaled_dot_product", "attention"), ("backward",)),
+    ("attention fwd", ("scaled_dot_product", "attention"), ()),
+    ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::linear", "aten::matmul"), ()),
+    ("LoRA kernels", ("Lora",), ()),  # tuneforge's native LoRA layers (autograd functions around C kernels)
+)
+PROFILED_STEPS = 3
+
+
+def _category(name: str) -> str:
+    for label, any_of, also in CATEGORIES:
+        if any(k in name for k in any_of) and all(k in name for k in also):
+            return label
+    return "element-wise" if name.startswith("aten::") else "other ops"
+
+
+def profile_packed_step(args, rows) -> dict:
+    """Self CPU time per operator category of forward + backward on the fullest packed row of several
+    samples within `--cutoff` tokens (tuneforge's LoRA model, kernels and loss, as `run_training` builds them), and the
+    optimizer step timed on its own; means over `PROFILED_STEPS` steps after one warm-up step."""
+    from types import SimpleNamespace
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from tuneforge.methods import get_method
+    from tuneforge.methods.lora import LoraSettings
+    from tuneforge.models import load_model
+    from tuneforge.native import speed_up
+    from tuneforge.train.batching import collate_packed, pack_rows
+    from tuneforge.train.step import CausalLMLoss
+
+    model, tokenizer = load_model(model_config(args))
+    model = get_method("lora").apply(model, LoraSettings(**lora_settings(args)))
+    speed_up(model)
+    model.train()
+    examples = [SimpleNamespace(input_ids=ids, labels=labels) for ids, labels in rows]
+    packed = pack_rows([len(e.input_ids) for e in examples], args.cutoff, seed=0)
+    # The fullest row that packs several samples (a row of one cut reply has no per-sample attention).
+    row = max(packed, key=lambda r: (len(r) > 1, sum(len(examples[i].input_ids) for i in r)))
+    batch = collate_packed(examples, [row], tokenizer.pad_token_id or 0)
+    loss_fn = CausalLMLoss(model, whole_forward=False)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR)
+
+    def forward_backward() -> None:
+        loss, n = loss_fn(**batch.tensors)
+        (loss / n).backward()
+
+    def optimizer_step() -> float:
+        t = time.perf_counter()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - t
+
+    forward_backward()
+    optimizer_step()
+    walls, opt = [], []
+    by_category: dict[str, float] = {}
+    ops: dict[str, float] = {}
+    for _ in range(PROFILED_STEPS):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:  # forward + backward only
+            t = time.perf_counter()
+            forward_backward()
+            walls.append(time.perf_counter() - t)
+        for e in prof.key_averages():
+            seconds = e.self_cpu_time_total / 1e6 / PROFILED_STEPS
+            by_category[_category(e.key)] = by_category.get(_category(e.key), 0.0) + seconds
+            ops[e.key] = ops.get(e.key, 0.0) + seconds
+        opt.append(optimizer_step())
+    return {"wall_s": sum(walls) / PROFILED_STEPS, "optimizer_s": sum(opt) / PROFILED_STEPS,
+            "categories": by_category, "top_ops": sorted(ops.items(), key=lambda kv: -kv[1])[:12],
+            "samples_in_row": [len(examples[i].input_ids) for i in row], "tokens": int(batch.n_tokens)}
+
+
+def print_breakdown(args, out: dict) -> None:
+    total = out["wall_s"] + out["optimizer_s"]
+    print(f"\none packed micro-batch of {out['tokens']} tokens ({len(out['samples_in_row'])} samples: "
+          f"{sorted(out['samples_in_row'], reverse=True)}), {args.data} data, {args.model_shape} {args.dtype} on "
+          f"{args.device}; mean of {PROFILED_STEPS} steps: forward+backward {out['wall_s'] * 1e3:.0f} ms, "
+          f"optimizer {out['optimizer_s'] * 1e3:.0f} ms")
+    print(f"{'where':<32} {'ms':>8} {'share':>7}")
+    shares = dict(out["categories"])
+    shares["optimizer"] = out["optimizer_s"]
+    shares["python, autograd, native kernels"] = max(total - sum(shares.values()), 0.0)
+    for name, seconds in sorted(shares.items(), key=lambda kv: -kv[1]):
+        print(f"{name:<32} {seconds * 1e3:>8.1f} {seconds / total:>7.1%}")
+    print("top operators (self ms): " + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in out["top_ops"]))
+    print(json.dumps({"benchmark": "train_throughput_breakdown", "data": args.data, "cutoff": args.cutoff,
+                      "tokens": out["tokens"], "ms": {k: round(v * 1e3, 1) for k, v in shares.items()}}))
 
 
 def child(args) -> None:
@@ -233,10 +376,13 @@ def child(args) -> None:
         sys.exit("--device cuda: no CUDA device is visible to torch")
     if args.child == "peak":
         out = {"gflops": matmul_peak_gflops(args.device, args.dtype)}
+    elif args.child == "breakdown":
+        out = profile_packed_step(args, tokenised(args, records(args)[0]))
     else:
         rows = tokenised(args, records(args)[0])
         out = run_tuneforge(args) if args.child == "tuneforge" else run_trl(args, best=args.child == "trl-best")
-        out.update(trained=trained_tokens(rows), tokens=sum(len(ids) for ids, _ in rows))
+        out.update(trained=trained_tokens(rows), tokens=sum(len(ids) for ids, _ in rows), sq=attention_sq(rows),
+                   batch=schedule(args, rows))
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -264,7 +410,7 @@ def spawn(args, name: str, workdir: Path) -> dict:
     run_dir.mkdir()
     cmd = [sys.executable, __file__, "--child", name, "--workdir", str(run_dir), "--samples", str(args.samples),
            "--model", args.model, "--dtype", args.dtype, "--device", args.device,
-           "--lora-dropout", str(args.lora_dropout)]
+           "--lora-dropout", str(args.lora_dropout), "--data", args.data, "--cutoff", str(args.cutoff)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -286,18 +432,23 @@ def report(args, results: dict[str, list[dict]], peaks: list[float]) -> None:
         }
         for key, rate in (("mfu", "trained_tok_s"), ("mfu_nonpad", "nonpad_tok_s")):
             rows[name][key] = 4 * best["params"] * rows[name][rate] / (peak * 1e9)
+        # The same non-pad work plus each sample's own causal attention, per second of the median run.
+        seconds = best["tokens"] / rows[name]["nonpad_tok_s"]
+        rows[name]["mfu_attn"] = (4 * best["params"] * best["tokens"] + 6 * best["attn_width"] * best["sq"]
+                                  ) / seconds / (peak * 1e9)
         if "peak_gpu_mb" in best:
             rows[name]["peak_gpu_mb"] = max(r["peak_gpu_mb"] for r in runs)
     first = next(iter(results.values()))[0]
-    print(f"\n{args.samples} samples, {first['trained']} trained tokens ({first['tokens']} non-pad), "
-          f"{args.model_shape} {args.dtype} on {args.device}, LoRA dropout {args.lora_dropout}; "
-          f"{len(peaks)} peak timings, best {peak:.1f} GFLOP/s; medians of {args.repeats} alternating runs")
+    print(f"\n{args.data} data, {args.samples} samples, cutoff {args.cutoff}, {first['trained']} trained tokens "
+          f"({first['tokens']} non-pad), {args.model_shape} {args.dtype} on {args.device}, LoRA dropout "
+          f"{args.lora_dropout}, batch {first['batch']}; {len(peaks)} peak timings, best {peak:.1f} GFLOP/s; "
+          f"medians of {args.repeats} alternating runs")
     print(f"{'run':<12} {'trained tok/s':>14} {'non-pad tok/s':>14} {'peak RSS MB':>12} {'final loss':>11} "
-          f"{'held-out loss':>14} {'steps':>6} {'MFU':>6} {'MFU np':>6}   runs (trained tok/s)")
+          f"{'held-out loss':>14} {'steps':>6} {'MFU':>6} {'MFU np':>6} {'MFU attn':>8}   runs (trained tok/s)")
     for name, r in rows.items():
         print(f"{name:<12} {r['trained_tok_s']:>14.1f} {r['nonpad_tok_s']:>14.1f} {r['peak_rss_mb']:>12.0f} "
               f"{r['final_loss']:>11.4f} {r['heldout_loss']:>14.4f} {r['steps']:>6} {r['mfu']:>6.1%} "
-              f"{r['mfu_nonpad']:>6.1%}   "
+              f"{r['mfu_nonpad']:>6.1%} {r['mfu_attn']:>8.1%}   "
               f"{r['trained_tok_s_runs']}")
     ratios = {}
     if "tuneforge" in rows:
@@ -306,7 +457,8 @@ def report(args, results: dict[str, list[dict]], peaks: list[float]) -> None:
                             "memory": rows["tuneforge"]["peak_rss_mb"] / rows[peer]["peak_rss_mb"]}
             print(f"tuneforge vs {peer}: {ratios[peer]['speed']:.2f}x trained tokens/s, "
                   f"{ratios[peer]['memory']:.2f}x peak RSS")
-    print(json.dumps({"benchmark": "train_throughput", "samples": args.samples, "model": args.model_shape,
+    print(json.dumps({"benchmark": "train_throughput", "data": args.data, "cutoff": args.cutoff,
+                      "samples": args.samples, "model": args.model_shape,
                       "dtype": args.dtype, "device": args.device, "peak_gflops": round(peak, 1),
                       "runs": {k: {m: (round(v, 4) if isinstance(v, float) else v) for m, v in r.items()}
                                for k, r in rows.items()},
@@ -324,7 +476,12 @@ def main() -> None:
     parser.add_argument("--lora-dropout", type=float, default=LORA["dropout"],
                         help="LoRA dropout on both sides (default %(default)s; peft's own default is 0, which skips "
                              "the mask work)")
-    parser.add_argument("--child", choices=RUNS + ("peak",), help=argparse.SUPPRESS)
+    parser.add_argument("--data", choices=tuple(DATA_FILES), default="alpaca",
+                        help="alpaca: short instructions; long: dpo_en_demo's dialogues with their chosen reply")
+    parser.add_argument("--cutoff", type=int, default=CUTOFF, help="template.cutoff_len and packed row length")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="profile one packed micro-batch of --cutoff tokens instead of the comparison")
+    parser.add_argument("--child", choices=RUNS + ("peak", "breakdown"), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="smollm2-135m-instruct", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -338,8 +495,8 @@ def main() -> None:
                  "python benchmarks/train_throughput.py")
     if args.model_shape == "llama-3.2-1b" and args.device != "cuda":
         sys.exit("--model-shape llama-3.2-1b is the GPU benchmark: add --device cuda --dtype bf16")
-    if not (DATASETS / "alpaca_en_demo.json").exists():
-        sys.exit(f"{DATASETS / 'alpaca_en_demo.json'} not found: the benchmark needs ../shared/datasets")
+    if not (DATASETS / DATA_FILES[args.data]).exists():
+        sys.exit(f"{DATASETS / DATA_FILES[args.data]} not found: the benchmark needs ../shared/datasets")
     names = [n for n in args.runs.split(",") if n]
     if unknown := set(names) - set(RUNS):
         sys.exit(f"--runs: unknown {sorted(unknown)}; choose from {', '.join(RUNS)}")
@@ -348,6 +505,8 @@ def main() -> None:
         workdir = Path(tmp)
         if args.model_shape == "llama-3.2-1b":
             args.model = random_model_dir(args, workdir)
+        if args.breakdown:
+            return print_breakdown(args, spawn(args, "breakdown", workdir))
         results: dict[str, list[dict]] = {n: [] for n in names}
         peaks = [spawn(args, "peak", workdir)["gflops"]]
         for rep in range(args.repeats):
