@@ -132,3 +132,18 @@ def test_doctor_knows_the_new_stages(tiny_model_dir, tmp_path):
     assert "kto_unbalanced" in codes("kto", chat)
     assert "kto_classes" in codes("kto", chat, kto_desirable_weight=0.4)
     assert codes("kto", _labelled(tmp_path / "bad.jsonl", labels=[False] * 4))["kto_one_class"].level == "error"
+
+
+def test_the_progress_line_takes_a_kto_step_of_one_class():
+    """A KTO step whose examples are all of one class has accuracy but no margin."""
+    import io
+
+    from rich.console import Console
+
+    from tuneforge.cli.progress import TrainingProgress
+
+    out = io.StringIO()
+    progress = TrainingProgress(Console(file=out, width=120, force_terminal=False), line_fraction=0.001)
+    progress.update({"step": 1, "total_steps": 2, "loss": 0.5, "lr": 1e-4, "trained_tokens": 40, "tokens_per_s": 80.0,
+                     "examples": 4, "reward_desirable": 0.01, "reward_accuracy": 1.0, "kl": 0.0})
+    assert "acc 1.00" in out.getvalue() and "margin" not in out.getvalue()

@@ -172,7 +172,9 @@ class TrainingProgress(_Display):
             stats += f" · {speed(self.pairs_per_second(r))} pairs/s"
         stats += "".join(f" · {k[5:]} {v:.4f}" for k, v in r.items() if k.startswith("eval_"))
         if "reward_accuracy" in r:
-            stats += f" · acc {r['reward_accuracy']:.2f} · margin {r['reward_margin']:.3f}"
+            stats += f" · acc {r['reward_accuracy']:.2f}"
+        if "reward_margin" in r:  # absent from a KTO step whose examples are all of one class
+            stats += f" · margin {r['reward_margin']:.3f}"
         step, total = r["step"], r["total_steps"]
         if self.live:
             if self.task is None:
