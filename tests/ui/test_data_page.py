@@ -10,7 +10,6 @@ import urllib.parse
 import urllib.request
 
 import pytest
-
 from tests.ui.conftest import running_ui
 
 CHATS = [("What is 2+2?", "4", "math"), ("Name a colour.", "Blue.", "chat"), ("你好吗？", "我很好。", "chat")]

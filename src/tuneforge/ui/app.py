@@ -122,13 +122,14 @@ def create_app(bench: Workbench):
 
     @app.get("/files/{rel:path}")
     def files(rel: str) -> Response:
-        """A run's report.html, its plots, a compare report: any file under the workbench's folders,
-        shown sandboxed (no scripts of its own, no access to the workbench's cookie-bearing origin)."""
+        """A run's report.html, its plots, a compare report: any file under the workbench's folders, with
+        no script of its own allowed to run (a file is data, never code on the workbench's origin)."""
         path = bench.folders.resolve(rel)
         if not path.is_file():
             return _error(404, f"{rel}: no such file", code="not_found")
+        policy = "default-src 'self' 'unsafe-inline' data:; script-src 'none'"
         return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "text/plain",
-                            headers={"Content-Security-Policy": "sandbox; default-src 'self' 'unsafe-inline' data:"})
+                            headers={"Content-Security-Policy": policy})
 
     app.include_router(routes.router(bench))
     return app

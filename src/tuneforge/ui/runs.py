@@ -16,7 +16,7 @@ def find_runs(root: Path) -> list[Path]:
     """Folders holding a manifest (finished) or a metrics file (still training), outermost only."""
     found = {p.parent for pattern in ("**/manifest.json", "**/metrics.jsonl") for p in root.glob(pattern)
              if not any(part.startswith(".") for part in p.relative_to(root).parts)}
-    return sorted(found)
+    return sorted(d for d in found if not any(d.is_relative_to(other) and d != other for other in found))
 
 
 def summary(run_dir: Path) -> dict[str, Any]:

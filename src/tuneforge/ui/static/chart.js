@@ -33,7 +33,7 @@ function drawChart(canvas, series, opts = {}) {
     const y = y0 + (y1 - y0) * i / 3;
     ctx.fillText(formatNumber(y), 4, Y(y) + 4);
     const x = x0 + (x1 - x0) * i / 3;
-    ctx.fillText(String(Math.round(x)), X(x) - 6, h - 8);
+    ctx.fillText(String(Number(x.toPrecision(3))), X(x) - 6, h - 8);
   }
   series.forEach((s, i) => {
     ctx.strokeStyle = ctx.fillStyle = s.color || PALETTE[i % PALETTE.length];
@@ -50,5 +50,5 @@ function drawChart(canvas, series, opts = {}) {
 function formatNumber(v) {
   const a = Math.abs(v);
   if (a !== 0 && (a < 1e-2 || a >= 1e5)) return v.toExponential(1);
-  return v.toFixed(a < 10 ? 3 : 0);
+  return a < 1000 ? String(Number(v.toPrecision(4))) : v.toFixed(0);
 }
