@@ -32,6 +32,7 @@ EXAMPLES = {
     # nothing listens on the loopback's port 9: the request fails at once and the record is kept
     "llm_judge": {"url": "http://127.0.0.1:9/v1", "model": "m", "retries": 0, "on_error": "keep"},
     "llm_score": {"url": "http://127.0.0.1:9/v1", "model": "m", "retries": 0, "on_error": "keep"},
+    "quality_model": {"path": str(Path(__file__).parent / "data" / "quality_model_zero")},  # scores all 0.5
 }
 
 

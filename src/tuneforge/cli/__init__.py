@@ -74,6 +74,7 @@ def _register() -> None:
         export,
         generate,
         models,
+        quality,
         quickstart,
         rag,
         review,
@@ -87,6 +88,7 @@ def _register() -> None:
     data.app.command(name="generate")(data_generate.generate)
     data.app.command()(curate.report)
     data.app.command(name="from-feedback")(data_feedback.from_feedback)
+    data.app.command(name="fit-quality")(quality.fit_quality)
     app.add_typer(data.app, name="data")
     app.command()(quickstart.quickstart)
     app.command()(train.train)

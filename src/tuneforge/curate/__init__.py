@@ -4,7 +4,7 @@
     stats = run(samples, [parse_op({"op": "length", "unit": "words", "min": 3}, "ops[0]")], "out/")
 """
 
-from tuneforge.curate import clean, dedup, filters, judge, llm_score, pii, reference, safety, semantic  # noqa: F401  (registers the operators)
+from tuneforge.curate import clean, dedup, filters, judge, llm_score, pii, quality_model, reference, safety, semantic  # noqa: F401  (registers the operators)
 from tuneforge.curate.base import REGISTRY, Drop, OpConfig, parse_op, register
 from tuneforge.curate.pipeline import OUTPUT, READ_REJECTS, REJECTS, STATS, RunOptions, run
 from tuneforge.curate.recipe import REPORT, Recipe, curate, load_recipe, parse_recipe, read_output

@@ -146,7 +146,7 @@ def scored_conversation(sample: Sample) -> str | None:
     there is no reply."""
     if sample.kind == "text":
         return f"Text to score:\n{sample.text}" if (sample.text or "").strip() else None
-    turns, reply = _split(sample)
+    turns, reply = split_reply(sample)
     if not reply:
         return None
     context = "\n\n".join(f"[{m.role}]\n{m.content}" for m in turns)
@@ -154,7 +154,9 @@ def scored_conversation(sample: Sample) -> str | None:
     return f"{context}\n\n[reply to score]\n{answer}"
 
 
-def _split(sample: Sample) -> tuple[list[Message], list[Message]]:
+def split_reply(sample: Sample) -> tuple[list[Message], list[Message]]:
+    """(the turns before the reply, the reply): a chat record's final assistant turns, a preference
+    record's `chosen`."""
     if sample.kind == "preference":
         return sample.messages, sample.chosen or []
     cut = len(sample.messages)
