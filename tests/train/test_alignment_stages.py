@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -55,13 +56,18 @@ def _check_rewards(history: list[dict], stage: str) -> None:
 # LoRA with kto runs in the LLaMA-Factory format test below.
 @pytest.mark.parametrize("stage, method", [("kto", "full"), ("orpo", "lora"), ("orpo", "full"), ("simpo", "lora"),
                                            ("simpo", "full")])
-def test_stage_learns_its_preference_and_logs_rewards(stage, method, tiny_model_dir, tmp_path):
+def test_stage_learns_its_preference_and_logs_rewards(stage, method, tiny_model_dir, tmp_path, caplog):
     """Three steps on one batch of four: the loss falls and the reward margin rises, for an adapter
     and for full fine-tuning (KTO's reference then is a frozen copy of the base)."""
-    data = (_labelled if stage == "kto" else _pairs)(tmp_path / "data.jsonl")
-    history = run_training(_config(tiny_model_dir, tmp_path, stage, data, method, max_steps=3)).result.history
+    if stage == "kto":  # three desirable examples to one: unbalanced at equal weights
+        data = _labelled(tmp_path / "data.jsonl", labels=[True, True, True, False])
+    else:
+        data = _pairs(tmp_path / "data.jsonl")
+    with caplog.at_level(logging.WARNING, logger="tuneforge.train"):
+        history = run_training(_config(tiny_model_dir, tmp_path, stage, data, method, max_steps=3)).result.history
     _check_rewards(history, stage)
     if stage == "kto":
+        assert "λ_D·n_D / (λ_U·n_U) = 3.00" in caplog.text and "between 0.33 and 0.44" in caplog.text
         # The policy starts as its reference: every log-ratio and the reference point are 0, so each
         # example's loss is 1 - σ(0) = 0.5 and the margin is 0.
         assert history[0]["loss"] == pytest.approx(0.5, abs=1e-5)
@@ -113,11 +119,22 @@ def test_kto_needs_two_examples_per_micro_batch(tiny_model_dir, tmp_path):
         run_training(_config(tiny_model_dir, tmp_path, "kto", data, max_steps=1, batch_size=1))
 
 
-def test_kto_warns_when_the_weighted_classes_are_unbalanced(tiny_model_dir, tmp_path, caplog):
-    data = _labelled(tmp_path / "data.jsonl", 8, labels=[True] * 6 + [False] * 2)
-    with caplog.at_level(logging.WARNING, logger="tuneforge.train"):
-        run_training(_config(tiny_model_dir, tmp_path, "kto", data, max_steps=1))
-    assert "λ_D·n_D / (λ_U·n_U) = 3.00" in caplog.text and "between 0.33 and 0.44" in caplog.text
+def test_a_resumed_kto_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_model_dir, tmp_path):
+    """Two epochs of two steps, resumed after the second step: the batches (and their mismatched
+    pairs) are a function of the epoch, so the resumed run trains on exactly the same ones."""
+    from safetensors.torch import load_file
+
+    data = _labelled(tmp_path / "data.jsonl", 8)
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    run_training(_config(tiny_model_dir, tmp_path, "kto", data, max_steps=4, save_every=2, output_dir=str(whole)))
+    shutil.copytree(whole, resumed)
+    shutil.rmtree(resumed / "final")
+    shutil.rmtree(max((resumed / "checkpoints").glob("step-*")))
+    run_training(_config(tiny_model_dir, tmp_path, "kto", data, max_steps=4, save_every=2, output_dir=str(resumed),
+                         resume="auto"))
+    weights = [load_file(str(d / "final" / "adapter_model.safetensors")) for d in (whole, resumed)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all((weights[0][k] == weights[1][k]).all() for k in weights[0])
 
 
 def test_doctor_knows_the_new_stages(tiny_model_dir, tmp_path):
