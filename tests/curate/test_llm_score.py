@@ -35,6 +35,13 @@ class Judge(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (http.server's name)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         Judge.seen.append(body)
+        if self.headers.get("Authorization") == "Bearer wrong-key":
+            data = json.dumps({"error": {"message": "invalid api key", "type": "invalid_request_error"}}).encode()
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         text = body["messages"][-1]["content"].split("[reply to score]")[-1]
         if "crash" in text:
             self.send_response(500)
@@ -145,3 +152,20 @@ def test_config_errors_name_the_key():
         parse_op({"op": "llm_score", "url": "u", "model": "m", "criteria": ["kindness"]}, "ops[0]")
     with pytest.raises(ConfigError, match=r"ops\[0\].threshold"):
         parse_op({"op": "llm_score", "url": "u", "model": "m", "threshold": 7}, "ops[0]")
+
+
+def test_cached_replies_are_not_asked_again(server, tmp_path):
+    records = [chat(f"question {i}", "excellent" if i % 2 else "decent") for i in range(6)]
+    first = [scorer(server, cache=str(tmp_path / "cache.db"))(r) for r in records]
+    assert len(Judge.seen) == 6
+    again = [scorer(server, cache=str(tmp_path / "cache.db"))(r) for r in records]  # a re-run
+    assert len(Judge.seen) == 6 and again == first
+
+
+def test_a_refused_key_is_named_and_not_sent_again(server, monkeypatch):
+    monkeypatch.setenv("GRADER_KEY", "wrong-key")
+    op = scorer(server, api_key_env="GRADER_KEY", retries=3)
+    results = [op(chat(f"q{i}", "excellent")) for i in range(5)]
+    assert len(Judge.seen) == 1  # no retries, no further records sent
+    assert {r.reason for r in results} == {"score_error"}
+    assert "GRADER_KEY" in results[0].detail and "wrong-key" not in results[0].detail

@@ -10,22 +10,23 @@ Model replies are free text, so they are read leniently: a JSON object keyed by 
 or `{score, reason}` each), a list of `{criterion, score, reason}` objects, or lines such as
 `Helpfulness: 4/5 - clear`. A reply missing a criterion, or a failed request, never stops the run: the
 record is removed as `score_unparsable` / `score_error` (counted, in the rejects file) or kept and
-marked, as configured.
+marked, as configured. With `cache:` set, replies are kept in SQLite by a hash of the request, so a
+re-run (or a run resumed after a crash) sends no request twice.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tuneforge.curate.base import Drop, OpConfig, register
-from tuneforge.llm_client import LLMError, chat_completion
+from tuneforge.llm_client import LLMClient, LLMError
 from tuneforge.types import Message, Sample
 
 BUILTIN_CRITERIA = {
@@ -69,11 +70,15 @@ class LLMScore(OpConfig):
     """Longer conversations are cut to this many characters (from the start) before they are sent."""
     timeout: float = 60.0
     retries: int = Field(1, ge=0)
-    """Extra attempts after a failed request (connection error, timeout, 5xx)."""
+    """Extra attempts after a failed request (connection error, timeout, 429, 5xx), with backoff."""
+    cache: Path | None = None
+    """An SQLite file caching the grader's replies: a re-run never pays for the same record twice."""
     on_unparsable: Literal["drop", "keep"] = "drop"
     on_error: Literal["drop", "keep"] = "drop"
-    """`drop`: removed as score_unparsable / score_error (counted, in the rejects file); `keep`: kept
-    with `meta["llm_score"]` = {"error": ...}."""
+    """`drop`: removed as score_unparsable / score_error (counted, in the rejects file, with the client's
+    message: a refused key names its environment variable); `keep`: kept with `meta["llm_score"]` =
+    {"error": ...}. After a refused key, an unknown model or an unreachable endpoint no further request
+    is sent: every remaining record fails at once with the same message."""
 
     @field_validator("criteria")
     @classmethod
@@ -102,6 +107,13 @@ class _LLMScore:
         self.cfg, self.name = cfg, cfg.label
         self.criteria = cfg.resolved()
         self.prompt = rubric_prompt(self.criteria)
+        self._client: LLMClient | None = None  # made on first use, in the worker that runs the op
+
+    def client(self) -> LLMClient:
+        if self._client is None:
+            self._client = LLMClient(self.cfg.url, self.cfg.model, api_key_env=self.cfg.api_key_env,
+                                     timeout=self.cfg.timeout, retries=self.cfg.retries, cache=self.cfg.cache)
+        return self._client
 
     def __call__(self, sample: Sample) -> Sample | Drop:
         conversation = scored_conversation(sample)
@@ -110,8 +122,7 @@ class _LLMScore:
         messages = [{"role": "system", "content": self.prompt},
                     {"role": "user", "content": conversation[-self.cfg.max_chars:]}]
         try:
-            reply = chat_completion(self.cfg.url, self.cfg.model, messages, os.environ.get(self.cfg.api_key_env),
-                                    self.cfg.timeout, self.cfg.retries)
+            reply = self.client().complete(messages).text
         except LLMError as e:
             return self._fallback(sample, "error", str(e))
         scores = parse_scores(reply, list(self.criteria))
