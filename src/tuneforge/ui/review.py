@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tuneforge.review import ReviewStore, export, import_samples, review_stats
+from tuneforge.review import ReviewError, ReviewStore, export, import_samples, review_stats
 from tuneforge.review.items import Item
 from tuneforge.types import Message
 
@@ -54,19 +54,24 @@ class Review:
     def export(self, kind: str, path: Path) -> dict[str, Any]:
         return self.run(lambda s: export(s, kind, path)).to_dict()  # type: ignore[arg-type]
 
-    def feedback(self, prompt: list[Message], reply: str, source: dict[str, Any], reviewer: str,
-                 thumbs: str | None, better: str | None) -> dict[str, Any]:
-        """A playground reply becomes a candidate of its prompt's item; 👍/👎 a thumb on it, a better answer
-        an edit of it (so export gives the edit as SFT and the pair edit-over-original as DPO)."""
+    def feedback(self, prompt: list[Message], replies: list[tuple[str, dict[str, Any]]], target: int,
+                 reviewer: str, thumbs: str | None, better: str | None) -> dict[str, Any]:
+        """The playground's side-by-side replies become the candidates of their prompt's item, all of
+        them before the first judgement fixes the item's candidates; then 👍/👎 is a thumb on the target
+        reply and a better answer an edit of it (exported as SFT, and as DPO over the original)."""
         def go(s: ReviewStore) -> dict[str, Any]:
-            outcome = s.add_candidate(prompt, None, [Message("assistant", reply)], source)
+            outcomes = [s.add_candidate(prompt, None, [Message("assistant", text)], source) for text, source in replies]
             item = _find(s, prompt)
-            index = next(c.index for c in item.candidates if c.text == reply)
+            text = replies[target][0]
+            index = next((c.index for c in item.candidates if c.text == text), None)
+            if index is None:
+                raise ReviewError(f"item {item.id} was reviewed before this reply was added "
+                                  f"({outcomes[target]}): judge it in the Review page")
             if thumbs is not None:
                 s.thumb(item.id, reviewer, index, thumbs == "up")
             if better is not None:
                 s.edit(item.id, reviewer, index, better)
-            return {"item": item.id, "candidate": index, "added": outcome}
+            return {"item": item.id, "candidate": index, "added": outcomes}
         return self.run(go)
 
 

@@ -61,11 +61,16 @@ class ReviewFile(BaseModel):
     kind: Literal["sft", "dpo", "kto"] = "dpo"
 
 
+class Reply(BaseModel):
+    model: str = Field(description="'base' or an adapter's name")
+    source: str = Field("", description="the base model or the adapter's run directory")
+    text: str
+
+
 class Feedback(BaseModel):
-    model: str
-    source: str = ""
     prompt: list[Turn] = Field(min_length=1)
-    reply: str
+    replies: list[Reply] = Field(min_length=1, max_length=4, description="every reply shown side by side")
+    target: int = Field(ge=0, description="the reply judged: an index into replies")
     thumbs: Literal["up", "down"] | None = None
     better: str | None = None
     reviewer: str = Field("playground", min_length=1, max_length=100)
@@ -216,10 +221,12 @@ def router(bench: Workbench) -> APIRouter:
     def feedback(body: Feedback) -> dict[str, Any]:
         from tuneforge.types import Message
 
-        kind = "model" if body.model == playground.BASE else "adapter"
-        return bench.review.feedback([Message(t.role, t.content) for t in body.prompt], body.reply,
-                                     {"kind": kind, "name": body.source or body.model}, body.reviewer,
-                                     body.thumbs, body.better)
+        if body.target >= len(body.replies):
+            raise TuneforgeError(f"target {body.target}: there are {len(body.replies)} replies")
+        replies = [(r.text, {"kind": "model" if r.model == playground.BASE else "adapter",
+                             "name": r.source or r.model}) for r in body.replies]
+        return bench.review.feedback([Message(t.role, t.content) for t in body.prompt], replies, body.target,
+                                     body.reviewer, body.thumbs, body.better)
 
     # --- Review ---------------------------------------------------------------------------------------
 

@@ -271,10 +271,14 @@ function replyColumn(name, source, request) {
   const saveBetter = el("button.save-better", { text: "Save better answer", hidden: true });
   const verdict = el("span.muted.feedback-state");
   const send = (body) => guarded(async () => {
-    await api("/api/playground/feedback", { method: "POST", body: { ...body, model: name, source, prompt: request.messages, reply: text.textContent } });
+    // every reply shown goes to the store with the judged one: they are the item's candidates
+    const columns = [...document.querySelectorAll("#columns .column")];
+    const replies = columns.map(c => ({ model: c.dataset.model, source: c.dataset.source, text: c.querySelector(".reply").textContent }));
+    await api("/api/playground/feedback", { method: "POST", body: { ...body, prompt: request.messages, replies, target: columns.findIndex(c => c.dataset.model === name) } });
     verdict.textContent = "saved to the review store";
   });
-  return el("div.column", { "data-model": name }, el("h3", { text: name }), el("div.muted", { text: source }), text,
+  saveBetter.addEventListener("click", () => send({ better: better.value }));
+  return el("div.column", { "data-model": name, "data-source": source }, el("h3", { text: name }), el("div.muted", { text: source }), text,
     el("div.row", {},
       el("button.thumb-up", { text: "👍", title: "good answer", on: { click: () => send({ thumbs: "up" }) } }),
       el("button.thumb-down", { text: "👎", title: "bad answer", on: { click: () => send({ thumbs: "down" }) } }),
