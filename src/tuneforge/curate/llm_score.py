@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tuneforge.curate.base import Drop, OpConfig, register
-from tuneforge.llm_client import LLMClient, LLMError
+from tuneforge.llm_client import LLMClient, LLMError, Sampling
 from tuneforge.types import Message, Sample
 
 BUILTIN_CRITERIA = {
@@ -66,6 +66,8 @@ class LLMScore(OpConfig):
     """Records whose `aggregate` score is below this are removed (reason llm_score_low)."""
     aggregate: Literal["mean", "min"] = "mean"
     """How the criteria's scores combine before the threshold: their mean, or the lowest one."""
+    max_tokens: int = Field(256, ge=16)
+    """Most tokens the grader may write (its JSON with a reason per criterion)."""
     max_chars: int = 8000
     """Longer conversations are cut to this many characters (from the start) before they are sent."""
     timeout: float = 60.0
@@ -122,7 +124,7 @@ class _LLMScore:
         messages = [{"role": "system", "content": self.prompt},
                     {"role": "user", "content": conversation[-self.cfg.max_chars:]}]
         try:
-            reply = self.client().complete(messages).text
+            reply = self.client().complete(messages, Sampling(max_tokens=self.cfg.max_tokens)).text
         except LLMError as e:
             return self._fallback(sample, "error", str(e))
         scores = parse_scores(reply, list(self.criteria))
