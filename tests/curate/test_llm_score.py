@@ -197,3 +197,13 @@ def test_scores_through_tuneforge_serve_on_the_default_model(tmp_path, monkeypat
         scores = json.loads(line)["meta"]["llm_score"]["scores"]
         assert set(scores) == set(ALL) and all(1 <= v <= 5 for v in scores.values())
     assert (again["records_out"], again["removed"]) == (stats["records_out"], stats["removed"])
+
+
+def test_the_example_recipe_loads():
+    from pathlib import Path
+
+    from tuneforge.curate import load_recipe
+
+    recipe = load_recipe(Path(__file__).parents[2] / "examples" / "curate" / "llm-score.yaml")
+    score = recipe.operators[-1]
+    assert score.op == "llm_score" and list(score.resolved()) == [*ALL, "concision"]

@@ -112,3 +112,12 @@ def test_fit_quality_from_the_cli(fitted, tmp_path):
     assert r.exit_code == 0, r.output
     assert "24 records: 12 good, 12 bad, 0 unlabelled" in r.output and "AUC" in r.output
     assert QualityModel.load(tmp_path / "qm").metrics["test"] == 12
+
+
+def test_the_example_recipe_loads():
+    from pathlib import Path
+
+    from tuneforge.curate import load_recipe
+
+    recipe = load_recipe(Path(__file__).parents[2] / "examples" / "curate" / "quality-model.yaml")
+    assert recipe.operators[-1].op == "quality_model" and recipe.operators[-1].threshold == 0.5
