@@ -153,6 +153,13 @@ class TrainConfig(Section):
     grpo: GRPOConfig | None = None
     """Settings of stage `grpo` (online RL with rewards on the model's own samples): `rewards` at least."""
 
+    @model_validator(mode="after")
+    def _grpo_has_rewards(self) -> TrainConfig:
+        if self.stage == "grpo" and self.grpo is None:
+            raise ValueError("stage grpo needs train.grpo with at least `rewards:`, e.g. "
+                             "{rewards: [{name: json_schema, json_schema: schema.json}]}")
+        return self
+
 
 class MetricConfig(Section):
     name: str

@@ -39,6 +39,7 @@ from tuneforge.serve.sampling import SamplingParams, make_generator, next_tokens
 from tuneforge.types import Message
 
 if TYPE_CHECKING:
+    from tuneforge.config import TemplateConfig
     from tuneforge.formatting import ChatTemplate
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     error: str | None = None
+    token_ids: tuple[int, ...] = ()
+    """The generated tokens, EOS or a stop string's included (training on samples needs them)."""
 
 
 Event = Delta | Completion
@@ -123,7 +126,7 @@ def cache_keyword(model) -> str:
 
 class Engine:
     def __init__(self, model, tokenizer, *, model_id: str = "base", adapters: dict[str, str] | None = None,
-                 template: str = "auto", max_batch_size: int = 32, batch_window_s: float = 0.01,
+                 template: str | TemplateConfig = "auto", max_batch_size: int = 32, batch_window_s: float = 0.01,
                  max_waiting: int = 256):
         from tuneforge.formatting import load_template
 
@@ -249,10 +252,12 @@ class Engine:
         *_, done = self.stream(prompt, params, model=model)
         return done
 
-    def complete_all(self, prompts: list[list[int]], params: SamplingParams, *, model: str | None = None,
-                     on_done: Callable[[int, Completion], None] | None = None) -> list[Completion]:
+    def complete_all(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams], *,
+                     model: str | None = None, on_done: Callable[[int, Completion], None] | None = None
+                     ) -> list[Completion]:
         """Blocking: completions of many prompts, fed to the engine a bounded number at a time;
-        `on_done(index, completion)` is called as each finishes (in any order)."""
+        `params` for all, or one per prompt (e.g. each with its own seed); `on_done(index, completion)`
+        is called as each finishes (in any order)."""
         results: list[Completion | None] = [None] * len(prompts)
         finished: queue.Queue[tuple[int, Completion]] = queue.Queue()
         in_flight = 2 * self.max_batch_size
@@ -260,8 +265,8 @@ class Engine:
         while received < len(prompts):
             while sent < len(prompts) and sent - received < in_flight:
                 i = sent
-                self.submit(prompts[i], params, lambda e, i=i: isinstance(e, Completion) and finished.put((i, e)),
-                            model=model)
+                self.submit(prompts[i], params[i] if isinstance(params, list) else params,
+                            lambda e, i=i: isinstance(e, Completion) and finished.put((i, e)), model=model)
                 sent += 1
             i, done = finished.get()
             results[i] = done
@@ -436,7 +441,8 @@ class Engine:
             tail = row.text.finish()
             if tail:
                 self._emit(row, Delta(tail))
-        self._emit(row, Completion(row.text.text, reason, len(row.prompt), len(row.generated), error))
+        self._emit(row, Completion(row.text.text, reason, len(row.prompt), len(row.generated), error,
+                                   tuple(row.generated)))
 
     def _emit(self, row: _Row, event: Event) -> None:
         try:

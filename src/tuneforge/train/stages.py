@@ -17,6 +17,7 @@ from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.io.kto import balance_advice, missing_label, sample_label
 from tuneforge.train import data as stage_data
 from tuneforge.train.batching import epoch_batches
+from tuneforge.train.grpo import GRPO
 from tuneforge.train.step import CausalLMLoss, DPOLoss, KTOLoss, ReferenceFreeLoss
 
 log = logging.getLogger("tuneforge.train")
@@ -209,4 +210,5 @@ STAGES: dict[str, Stage] = {
     "kto": Unpaired(),
     "orpo": Preference("orpo"),
     "simpo": Preference("simpo"),
+    "grpo": GRPO(),
 }
