@@ -164,3 +164,25 @@ def test_the_progress_line_takes_a_kto_step_of_one_class():
     progress.update({"step": 1, "total_steps": 2, "loss": 0.5, "lr": 1e-4, "trained_tokens": 40, "tokens_per_s": 80.0,
                      "examples": 4, "reward_desirable": 0.01, "reward_accuracy": 1.0, "kl": 0.0})
     assert "acc 1.00" in out.getvalue() and "margin" not in out.getvalue()
+
+
+@pytest.mark.parametrize("method", ["prompt", "lora"])
+def test_reply_logprobs_skip_the_virtual_tokens_of_prompt_methods(method):
+    """Prompt tuning puts virtual tokens in front of the inputs: the replies' log-probs come from the
+    positions after them, as the SFT loss reads them (its summed cross-entropy is their negative)."""
+    import torch
+
+    from tuneforge.methods import get_method
+    from tuneforge.models import tiny_llama
+    from tuneforge.train.step import CausalLMLoss, stacked_logprobs
+
+    torch.manual_seed(0)
+    model = get_method(method).apply(tiny_llama(vocab_size=64, hidden_size=32, layers=2),
+                                     build_config({"method": {"name": method}}).method)
+    ids = torch.randint(0, 64, (2, 9))
+    labels = ids.clone()
+    labels[:, :4] = -100
+    mask = torch.ones_like(ids)
+    chosen, _ = stacked_logprobs(model, (ids, labels, mask), (ids, labels, mask))
+    ce, n = CausalLMLoss(model, whole_forward=True)(labels=labels, input_ids=ids, attention_mask=mask)
+    assert n == 10 and chosen.sum().item() == pytest.approx(-ce.item(), rel=1e-5)

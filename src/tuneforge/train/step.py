@@ -132,6 +132,15 @@ class StepStats:
         return out
 
 
+def sequence_logprobs_of(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
+                         average: bool = False) -> torch.Tensor:
+    """Sequence log-probs (B,) of the labelled tokens of (B, T) inputs under `model`."""
+    with peft_quiet():
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits  # (B, V_tokens + T, V)
+    # Prompt methods (prompt, p-tuning) put their virtual tokens in front: the last T positions are the inputs'.
+    return sequence_logprobs(logits[:, -labels.shape[1]:], labels, average=average)
+
+
 def stacked_logprobs(model: nn.Module, first: tuple[torch.Tensor, ...], second: tuple[torch.Tensor, ...],
                      average: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Sequence log-probs (B,) of two batches of (ids, labels, mask), each (B, T), from one forward pass
@@ -139,9 +148,7 @@ def stacked_logprobs(model: nn.Module, first: tuple[torch.Tensor, ...], second: 
     width = max(first[0].shape[1], second[0].shape[1])
     pad = lambda t, v: nn.functional.pad(t, (0, width - t.shape[1]), value=v)  # noqa: E731
     ids, labels, mask = (torch.cat([pad(a, v), pad(b, v)]) for a, b, v in zip(first, second, (0, IGNORE, 0)))
-    with peft_quiet():
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits  # (2B, T, V)
-    logps = sequence_logprobs(logits, labels, average=average)  # (2B,)
+    logps = sequence_logprobs_of(model, ids, labels, mask, average=average)  # (2B,)
     return logps[:first[0].shape[0]], logps[first[0].shape[0]:]
 
 
@@ -250,9 +257,9 @@ class KTOLoss(nn.Module):
     def forward(self, desirable: torch.Tensor, **batch: torch.Tensor) -> tuple[torch.Tensor, int]:
         own, mismatched = (tuple(batch[f"{prefix}{k}"] for k in ("ids", "labels", "mask"))
                            for prefix in ("", "mismatched_"))
-        policy = self._policy(own)
+        policy = sequence_logprobs_of(self.model, *own)
         with torch.no_grad():
-            policy_mismatched = self._policy(mismatched)
+            policy_mismatched = sequence_logprobs_of(self.model, *mismatched)
         ref, ref_mismatched = self.reference.logprobs(own, mismatched)
         kl = kto_reference_point(policy_mismatched, ref_mismatched)
         losses, rewards = kto_loss(policy, ref, desirable, kl, beta=self.beta, desirable_weight=self.weights[0],
@@ -261,12 +268,6 @@ class KTOLoss(nn.Module):
             self.stats.add(reward_desirable=rewards[desirable], reward_undesirable=rewards[~desirable],
                            reward_accuracy=((rewards > 0) == desirable).float(), kl=kl.reshape(1))
         return losses.sum(), int(losses.shape[0])
-
-    def _policy(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        ids, labels, mask = batch
-        with peft_quiet():
-            logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits  # (B, T, V)
-        return sequence_logprobs(logits, labels)  # (B,)
 
     def pop_stats(self) -> dict[str, float]:
         """Mean rewards of each class, their margin (as TRL logs it: the difference of the means), the
