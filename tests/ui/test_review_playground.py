@@ -64,7 +64,7 @@ def test_review_four_items_and_export_dpo(page, ui):
     # 3: thumbs up on the first reply
     page.page.locator("#review-item h3", has_text="Item 3").wait_for()
     page.page.click("[data-candidate='0'] button.up")
-    page.page.locator("[data-candidate='0'] span", has_text="👍").wait_for()
+    page.page.locator("[data-candidate='0'] span.thumb", has_text="good").wait_for()
     page.page.click("#done")
     # 4: skip
     page.page.locator("#review-item h3", has_text="Item 4").wait_for()

@@ -82,10 +82,11 @@ function table(headers, rows) {
     el("tbody", {}, rows.map(r => el("tr", {}, r.map(c => el("td", {}, c instanceof Node ? c : fmt(c)))))));
 }
 
-async function route() {
+async function render() {
   await stateLoaded;
   pageTimers.forEach(clearInterval);
   pageTimers = [];
+  document.onkeydown = null;  // a page's keyboard shortcuts end with it
   const [name, arg] = (location.hash.slice(1) || "data").split("/");
   document.querySelectorAll("#nav a").forEach(a => a.classList.toggle("active", a.dataset.page === name));
   const main = document.getElementById("page");
@@ -94,6 +95,13 @@ async function route() {
   const render = PAGES[name] || PAGES.data;
   await guarded(() => render(main, arg ? decodeURIComponent(arg) : undefined));
   main.dataset.ready = "1";
+}
+
+// One page render at a time: a hash change during a render waits for it, then replaces it.
+let rendering = Promise.resolve();
+function route() {
+  rendering = rendering.then(render);
+  return rendering;
 }
 
 window.addEventListener("hashchange", route);

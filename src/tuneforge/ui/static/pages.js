@@ -280,8 +280,8 @@ function replyColumn(name, source, request) {
   saveBetter.addEventListener("click", () => send({ better: better.value }));
   return el("div.column", { "data-model": name, "data-source": source }, el("h3", { text: name }), el("div.muted", { text: source }), text,
     el("div.row", {},
-      el("button.thumb-up", { text: "👍", title: "good answer", on: { click: () => send({ thumbs: "up" }) } }),
-      el("button.thumb-down", { text: "👎", title: "bad answer", on: { click: () => send({ thumbs: "down" }) } }),
+      el("button.thumb-up", { text: "✓ good", title: "thumbs up: a good answer", on: { click: () => send({ thumbs: "up" }) } }),
+      el("button.thumb-down", { text: "✗ bad", title: "thumbs down: a bad answer", on: { click: () => send({ thumbs: "down" }) } }),
       el("button.write-better", { text: "Write a better answer", on: { click: () => { better.hidden = saveBetter.hidden = false; better.value = text.textContent; better.focus(); } } }),
       verdict),
     better, saveBetter);
@@ -414,21 +414,20 @@ PAGES.review = async (main) => {
     text.value = c.text;
     return el("div.candidate", { class: item.choice === c.index ? "chosen" : "", "data-candidate": c.index },
       el("div.row", {}, el("b", { text: `#${c.index + 1}` }), el("span.muted", { text: `${c.source.kind} ${c.source.name || ""}` }),
-        c.edited ? el("span.badge", { text: "edited" }) : null, c.thumb === true ? el("span", { text: "👍" }) : c.thumb === false ? el("span", { text: "👎" }) : null),
+        c.edited ? el("span.badge", { text: "edited" }) : null, c.thumb === true ? el("span.thumb", { text: "✓ good" }) : c.thumb === false ? el("span.thumb", { text: "✗ bad" }) : null),
       text,
       el("div.row", {},
         el("button.choose", { text: "Choose", on: { click: () => act("choose", { candidate: c.index }) } }),
         el("button.save-edit", { text: "Save edit", on: { click: () => act("edit", { candidate: c.index, text: text.value }) } }),
-        el("button.up", { text: "👍", on: { click: () => act("thumb", { candidate: c.index, up: true }) } }),
-        el("button.down", { text: "👎", on: { click: () => act("thumb", { candidate: c.index, up: false }) } })));
+        el("button.up", { text: "✓ good", on: { click: () => act("thumb", { candidate: c.index, up: true }) } }),
+        el("button.down", { text: "✗ bad", on: { click: () => act("thumb", { candidate: c.index, up: false }) } })));
   }
   async function act(action, body) {
     const r = await api(`/api/review/${item.id}/${action}`, { method: "POST", body: { reviewer: who.value, ...body } });
     if (action !== "skip" && action !== "done") show(r);
   }
-  document.addEventListener("keydown", onKey);
+  document.onkeydown = onKey;
   function onKey(e) {
-    if (location.hash.slice(1).split("/")[0] !== "review") return document.removeEventListener("keydown", onKey);
     if (!item || ["INPUT", "TEXTAREA", "SELECT"].includes(e.target.tagName)) return;
     const n = Number(e.key);
     if (n >= 1 && n <= item.candidates.length) { focus = n - 1; guarded(() => act("choose", { candidate: focus })); }
