@@ -32,8 +32,10 @@ function drawChart(canvas, series, opts = {}) {
   for (let i = 0; i <= 3; i++) {
     const y = y0 + (y1 - y0) * i / 3;
     ctx.fillText(formatNumber(y), 4, Y(y) + 4);
-    const x = x0 + (x1 - x0) * i / 3;
-    ctx.fillText(String(Number(x.toPrecision(3))), X(x) - 6, h - 8);
+  }
+  // x is a step count: whole-number ticks, each once
+  for (const x of new Set([0, 1, 2, 3].map(i => Math.round(x0 + (x1 - x0) * i / 3)))) {
+    ctx.fillText(String(x), X(x) - 6, h - 8);
   }
   series.forEach((s, i) => {
     ctx.strokeStyle = ctx.fillStyle = s.color || PALETTE[i % PALETTE.length];

@@ -81,7 +81,7 @@ PAGES.data = async (main, path) => {
         g.examples.map(x => el("div.example", {}, el("div.muted", { text: `${x.where} · ${x.operator}${x.detail ? " · " + x.detail : ""}` }), el("pre", { text: x.text }))))));
   }
 
-  await browse(".");
+  await browse(state.path.includes("/") ? state.path.slice(0, state.path.lastIndexOf("/")) : ".");
   if (state.path) await show();
 };
 
