@@ -23,6 +23,20 @@ train:
   packing: false
   learning_rate: 1.0e-3
 """
+COMPARE = """model:
+  name_or_path: {model}
+data: ../data/train.jsonl
+eval:
+  datasets:
+    - path: ../data/eval.jsonl
+  metrics: [exact_match]
+  perplexity: false
+  generation:
+    max_new_tokens: 4
+  compare:
+    strategies: [zero_shot]
+  output_dir: ../evals/cmp
+"""
 WORDS = "the quick brown fox jumps over a lazy dog while tuneforge trains small models".split()
 
 
@@ -37,8 +51,10 @@ def ui(tmp_path_factory, tiny_model_dir):
             text = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(40))
             f.write(json.dumps({"messages": [{"role": "user", "content": f"Repeat {i}: {text}"},
                                              {"role": "assistant", "content": text}]}) + "\n")
+    (root / "data" / "eval.jsonl").write_text("".join((root / "data" / "train.jsonl").read_text().splitlines(True)[:2]))
     (root / "configs").mkdir()
     (root / "configs" / "lora.yaml").write_text(CONFIG.format(model=tiny_model_dir))
+    (root / "configs" / "compare.yaml").write_text(COMPARE.format(model=tiny_model_dir))
     with running_ui(root, str(tiny_model_dir)) as ui:
         yield ui
 
@@ -110,6 +126,7 @@ def _time_pages(page, ui):
 
 
 def test_runs_and_compare_pages(page, ui):
+    """The finished run's curves, report and manifest; then a comparison launched and its report shown."""
     page.open("runs/runs%2Flora")
     assert page.page.locator("tbody tr", has_text="runs/lora").count() == 1
     page.wait("#runs-chart[data-points='3']")
@@ -119,6 +136,12 @@ def test_runs_and_compare_pages(page, ui):
     assert '"method": "lora"' in page.page.inner_text("#run-details pre")
     page.snap("runs")
     page.open("compare")
-    page.page.select_option("#compare-config", "configs/lora.yaml")
+    page.page.select_option("#compare-config", "configs/compare.yaml")
     page.page.locator("text=valid · results in").wait_for()
     page.snap("compare")
+    page.page.click("text=Run compare")
+    report = page.page.frame_locator("iframe.report")
+    report.locator("text=Recommendation: zero_shot").wait_for(timeout=90_000)
+    assert "exact_match" in report.locator("table").first.inner_text()
+    assert json.loads((ui.root / "evals" / "cmp" / "summary.json").read_text())
+    page.snap("compare-report")
