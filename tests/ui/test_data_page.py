@@ -112,3 +112,19 @@ def test_uploads_are_limited(ui):
     assert status == 413
     status, body = _get(ui, "/api/configs/upload?name=../../evil.yaml", headers, "POST", b"train: {}\n")
     assert status == 200 and json.loads(body)["path"] == ".tuneforge/uploads/evil.yaml"
+
+
+def test_a_network_bind_needs_a_token(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from tuneforge.cli import app
+    from tuneforge.ui.access import AccessError, check_bind
+
+    check_bind("127.0.0.1", None)  # loopback may go without one (the user's explicit --no-token)
+    check_bind("0.0.0.0", "a-token")
+    for host in ("0.0.0.0", "192.168.1.5", "::"):
+        with pytest.raises(AccessError, match="needs an access token"):
+            check_bind(host, None)
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("served on the network without a token"))
+    result = CliRunner().invoke(app, ["ui", "--host", "0.0.0.0", "--no-token", "--root", str(tmp_path)])
+    assert isinstance(result.exception, AccessError)
