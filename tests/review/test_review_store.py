@@ -55,9 +55,18 @@ def test_import_gathers_replies_per_prompt_and_counts_every_reply(store, tmp_pat
     assert [c.text for c in item.candidates] == ["Paris.", "It is Paris."]
     assert item.candidates[0].source["kind"] == "generate"  # provenance in meta says it was generated
     assert item.candidates[0].source["meta"] == {"mode": "distill", "teacher": "big"}
+    assert item.candidates[0].source["name"] == "big"  # the teacher that wrote it
     assert item.candidates[1].source == {"kind": "adapter", "name": "my-lora"}
     with pytest.raises(ReviewError, match="source kind"):
         import_samples(store, teacher, kind="teacher")
+
+
+def test_import_names_each_preference_reply_by_the_model_that_wrote_it(store):
+    pair = pref("q", "good", "bad")
+    pair.meta = {"mode": "preferences", "teacher": "big", "chosen_model": "big", "rejected_model": "small"}
+    import_samples(store, [pair])
+    sources = {c.source["label"]: (c.source["kind"], c.source["name"]) for c in store.item(1).candidates}
+    assert sources == {"chosen": ("generate", "big"), "rejected": ("generate", "small")}
 
 
 def test_import_caps_candidates_and_freezes_reviewed_items(store):

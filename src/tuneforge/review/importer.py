@@ -50,7 +50,8 @@ def import_samples(store: ReviewStore, samples: list[Sample], *, kind: str | Non
                    name: str | None = None) -> ImportReport:
     """Add every sample's replies to `store`. `kind` / `name` describe where the replies came from (one
     of SOURCE_KINDS, and a model, adapter, endpoint or file name); by default `generate` for records with
-    generation provenance (`meta["mode"]`), else `dataset`, named by the record's source file."""
+    generation provenance (`meta["mode"]`), named by the model that wrote the reply (`chosen_model` /
+    `rejected_model`, else `teacher`), else `dataset`, named by the record's source file."""
     if kind is not None and kind not in SOURCE_KINDS:
         raise ReviewError(f"source kind {kind!r} is not one of {', '.join(SOURCE_KINDS)}")
     report = ImportReport()
@@ -98,9 +99,10 @@ def replies_of(sample: Sample) -> tuple[list[Message], list[tuple[str | None, li
 def _source(sample: Sample, label: str | None, kind: str | None, name: str | None) -> dict[str, Any]:
     file = sample.meta.get("source")
     provenance = {k: v for k, v in sample.meta.items() if k not in ("source", "line")}
+    model = provenance.get(f"{label}_model") or provenance.get("teacher")  # what `data generate` records
     source: dict[str, Any] = {
         "kind": kind or ("generate" if "mode" in provenance else "dataset"),
-        "name": name or (Path(str(file)).name if file else "memory"),
+        "name": name or model or (Path(str(file)).name if file else "memory"),
     }
     if file is not None:
         source["file"], source["line"] = str(file), sample.meta.get("line")
