@@ -39,8 +39,8 @@ def import_(
         help="Source name shown to reviewers (a model, adapter or endpoint); default: the file name.")] = None,
 ) -> None:
     """Add the records' replies as review candidates. Replies to the same prompt from several imports
-    gather on one item (up to 4), so `import teacher.jsonl` then `import finetune.jsonl --kind adapter`
-    lets reviewers compare them."""
+    gather on one item (up to 4): import the teacher's answers, then your fine-tune's with `--kind
+    adapter`, and reviewers compare them."""
     from tuneforge.io import read_samples
     from tuneforge.review import import_samples
 
@@ -59,7 +59,9 @@ def next_(
     project: ProjectOption = Path("."),
     reviewer: Annotated[Optional[str], typer.Option(help="Your name in the log (default: your login).")] = None,
 ) -> None:
-    """Review items one by one: shows the prompt and the candidates; choose, edit, thumbs, note, skip."""
+    """Review items one by one in the terminal (over SSH too): the prompt and the numbered candidates,
+    then a key: 1-4 choose the best (done), e / e2 edit a candidate in $EDITOR, + / -2 thumbs up on
+    candidate 1 / down on 2, n note, s skip (others still get it), d done, q quit (the item goes back)."""
     who = reviewer or getpass.getuser()
     done = 0
     with ReviewStore.open(project) as store:
@@ -138,8 +140,9 @@ def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="jsonl file to write.", show_default=False)],
     project: ProjectOption = Path("."),
 ) -> None:
-    """sft: edited replies; dpo: chosen over each other candidate (an edit over its original when
-    nothing was chosen); kto: thumbed replies with a boolean `label`."""
+    """Write the reviewed work as training data. sft: the edited replies; dpo: the chosen reply over each
+    other candidate (an edit over its original when nothing was chosen); kto: thumbed replies with a
+    boolean `label`. Prints how many items gave records, and why the others did not."""
     from tuneforge.review import export as export_items
 
     with ReviewStore.open(project) as store:
