@@ -186,3 +186,15 @@ def test_reply_logprobs_skip_the_virtual_tokens_of_prompt_methods(method):
     chosen, _ = stacked_logprobs(model, (ids, labels, mask), (ids, labels, mask))
     ce, n = CausalLMLoss(model, whole_forward=True)(labels=labels, input_ids=ids, attention_mask=mask)
     assert n == 10 and chosen.sum().item() == pytest.approx(-ce.item(), rel=1e-5)
+
+
+def test_a_checkpoint_from_before_the_new_keys_resumes_while_they_hold_their_defaults(tmp_path):
+    from tuneforge.train.fingerprint import config_changes, fingerprint
+
+    new_keys = ["train.kto_beta", "train.kto_desirable_weight", "train.kto_undesirable_weight", "train.orpo_beta",
+                "train.simpo_beta", "train.simpo_gamma"]
+    cfg = build_config({"data": _pairs(tmp_path / "pairs.jsonl"), "train": {"stage": "dpo"}})
+    old = {k: v for k, v in fingerprint(cfg).items() if k not in new_keys}
+    assert set(new_keys) <= set(fingerprint(cfg)) and config_changes(old, fingerprint(cfg)) == {}
+    changed = cfg.model_copy(update={"train": cfg.train.model_copy(update={"simpo_gamma": 0.5})})
+    assert config_changes(old, fingerprint(changed)) == {"train.simpo_gamma": (None, 0.5)}
