@@ -139,12 +139,12 @@ def test_events_are_append_only(store):
 
 @pytest.fixture
 def reviewed(store):
-    """Four items, each reviewed differently; a fifth left alone and a sixth only skipped."""
+    """Items reviewed in different ways; the fifth left alone and the sixth only skipped."""
     import_samples(store, [chat("q1", "a1"), chat("q1", "b1"),      # 1: edit b, then choose b
                            chat("q2", "a2"), chat("q2", "b2"),      # 2: choose a, no edits
                            chat("q3", "a3"),                        # 3: edit only, thumbs down first
                            pref("q4", "good", "bad"),               # 4: thumbs on both
-                           chat("q5", "a5"), chat("q6", "a6")])
+                           chat("q5", "a5"), chat("q6", "a6"), chat("q7", "a7")])
     store.edit(1, "ann", 1, "b1 fixed")
     store.edit(1, "ann", 1, "b1 fixed twice")  # the latest edit wins
     store.choose(1, "ann", 1)
@@ -159,6 +159,8 @@ def reviewed(store):
     store.thumb(4, "ann", good, True)
     store.thumb(4, "ann", 1 - good, False)
     store.skip(6, "ann")
+    store.edit(7, "bob", 0, "a7 fixed")  # 7: one candidate, edited and chosen
+    store.choose(7, "bob", 0)
     return store
 
 
@@ -174,9 +176,10 @@ def test_export_sft_holds_the_edited_replies(reviewed, tmp_path):
     report = export(reviewed, "sft", tmp_path / "sft.jsonl")
     records = _read(tmp_path / "sft.jsonl")
     assert [_turns(r["messages"]) for r in records] == [
-        [("user", "q1"), ("assistant", "b1 fixed twice")], [("user", "q3"), ("assistant", "a3 fixed")]]
+        [("user", "q1"), ("assistant", "b1 fixed twice")], [("user", "q3"), ("assistant", "a3 fixed")],
+        [("user", "q7"), ("assistant", "a7 fixed")]]
     assert records[0]["meta"]["review"]["notes"] == ["b was close"]
-    assert (report.items, report.items_exported, report.records) == (6, 2, 2) and report.balanced
+    assert (report.items, report.items_exported, report.records) == (7, 3, 3) and report.balanced
     assert dict(report.not_exported) == {"no_edit": 2, "not_reviewed": 1, "skipped": 1}
     assert read_samples(str(tmp_path / "sft.jsonl"))[0][0].messages[1].content == "b1 fixed twice"
 
@@ -185,7 +188,8 @@ def test_export_dpo_holds_choices_and_edits_over_originals(reviewed, tmp_path):
     report = export(reviewed, "dpo", tmp_path / "dpo.jsonl")
     records = _read(tmp_path / "dpo.jsonl")
     pairs = [(r["messages"][0]["content"], r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in records]
-    assert pairs == [("q1", "b1 fixed twice", "a1"), ("q2", "a2", "b2"), ("q3", "a3 fixed", "a3")]
+    assert pairs == [("q1", "b1 fixed twice", "a1"), ("q2", "a2", "b2"), ("q3", "a3 fixed", "a3"),
+                     ("q7", "a7 fixed", "a7")]  # one candidate: its edit over the original
     assert records[1]["meta"]["review"]["reviewers"] == ["bob"]
     assert dict(report.not_exported) == {"no_choice": 1, "not_reviewed": 1, "skipped": 1} and report.balanced
     samples, _ = read_samples(str(tmp_path / "dpo.jsonl"))
@@ -200,12 +204,12 @@ def test_export_kto_holds_thumbs_with_a_boolean_label(reviewed, tmp_path):
     assert got == [("a3", False), ("bad", False), ("good", True)]
     assert all(isinstance(r["label"], bool) for r in records)
     assert (report.items_exported, report.records) == (2, 3) and report.balanced
-    assert dict(report.not_exported) == {"no_thumbs": 2, "not_reviewed": 1, "skipped": 1}
+    assert dict(report.not_exported) == {"no_thumbs": 3, "not_reviewed": 1, "skipped": 1}
 
 
 def test_stats_count_items_and_actions(reviewed):
     s = review_stats(reviewed)
-    assert (s.items, s.candidates) == (6, 9)
-    assert dict(s.status) == {"done": 1, "started": 4, "open": 1}
-    assert s.by_reviewer["bob"]["choose"] == 2 and s.by_reviewer["ann"]["edit"] == 2
-    assert dict(s.exportable) == {"sft": 2, "dpo": 3, "kto": 2}
+    assert (s.items, s.candidates) == (7, 10)
+    assert dict(s.status) == {"done": 1, "started": 5, "open": 1}
+    assert s.by_reviewer["bob"]["choose"] == 3 and s.by_reviewer["ann"]["edit"] == 2
+    assert dict(s.exportable) == {"sft": 3, "dpo": 4, "kto": 2}

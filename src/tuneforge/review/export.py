@@ -2,8 +2,9 @@
 
 - `sft`: each item with an edited reply gives one record, prompt + the edited reply (the chosen
   candidate's edit when the chosen one was edited, else the latest edit).
-- `dpo`: each item with a choice gives one pair per other candidate (chosen over it); an item with an
-  edit and no choice gives the edit chosen over the original reply. Edits are applied to both sides.
+- `dpo`: each item with a choice among several candidates gives one pair per other candidate (chosen
+  over it); an item with an edit and no such choice gives the edit chosen over the original reply. Edits
+  are applied to both sides.
 - `kto`: each thumbed candidate gives one record, prompt + the reply as it was judged (the edit in
   force when the thumb was given, else the original), with a boolean `label` (True: up). The records are messages plus
   `label`, LLaMA-Factory's kto format with `"kto_tag": "label"` in its dataset_info columns.
@@ -99,11 +100,11 @@ def _sft(item: Item) -> Iterator[dict[str, Any] | str]:
 
 def _dpo(item: Item) -> Iterator[dict[str, Any] | str]:
     state = item.state
-    if state.choice is not None:
+    if state.choice is not None and len(item.candidates) > 1:
         pairs = [(state.choice, other, item.reply(other)) for other in range(len(item.candidates))
                  if other != state.choice]
     elif state.edits:
-        index = _latest(item, "edit")
+        index = state.choice if state.choice in state.edits else _latest(item, "edit")
         pairs = [(index, index, item.candidates[index].reply)]  # the edit over the original
     else:
         yield _why_not(item, "no_choice")
