@@ -20,7 +20,8 @@ class ReviewStats:
     by_reviewer: dict[str, Counter[str]] = field(default_factory=dict)
     """Reviewer -> events by action."""
     exportable: Counter[str] = field(default_factory=Counter)
-    """Items each export kind would use: sft (an edit), dpo (a choice or an edit), kto (a thumb)."""
+    """Items each export kind would use: sft (an edit), dpo (a choice among several candidates, or an
+    edit), kto (a thumb)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"items": self.items, "candidates": self.candidates, "status": dict(self.status),
@@ -46,6 +47,6 @@ def review_stats(store: ReviewStore) -> ReviewStats:
             stats.actions[event.action] += 1
             stats.by_reviewer.setdefault(event.reviewer, Counter())[event.action] += 1
         stats.exportable["sft"] += bool(state.edits)
-        stats.exportable["dpo"] += state.choice is not None or bool(state.edits)
+        stats.exportable["dpo"] += (state.choice is not None and len(item.candidates) > 1) or bool(state.edits)
         stats.exportable["kto"] += bool(state.thumbs)
     return stats
