@@ -110,6 +110,17 @@ def test_leases_keep_two_reviewers_apart_and_expire(tmp_path):
     b.close()
 
 
+def test_acting_on_an_item_by_id_claims_it(store):
+    import_samples(store, [chat("q1", "r"), chat("q2", "r")])
+    store.edit(2, "bob", 0, "better")  # a page that opened item 2 directly
+    assert store.holder(2) == "bob"
+    with pytest.raises(ReviewConflict):
+        store.choose(2, "ann", 0)
+    assert store.next_item("ann").id == 1 and store.next_item("bob").id == 2
+    store.done(2, "bob")
+    assert store.holder(2) is None
+
+
 def test_skip_passes_an_item_to_the_others(store):
     import_samples(store, [chat("q1", "r"), chat("q2", "r")])
     first = store.next_item("ann")
@@ -210,6 +221,6 @@ def test_export_kto_holds_thumbs_with_a_boolean_label(reviewed, tmp_path):
 def test_stats_count_items_and_actions(reviewed):
     s = review_stats(reviewed)
     assert (s.items, s.candidates) == (7, 10)
-    assert dict(s.status) == {"done": 1, "started": 5, "open": 1}
+    assert dict(s.status) == {"done": 1, "in_review": 4, "started": 1, "open": 1}  # 6 was skipped: released
     assert s.by_reviewer["bob"]["choose"] == 3 and s.by_reviewer["ann"]["edit"] == 2
     assert dict(s.exportable) == {"sft": 3, "dpo": 4, "kto": 2}

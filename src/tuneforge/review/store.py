@@ -5,8 +5,8 @@ Tables: `items` (prompt), `candidates` (replies with their source), `events` (ev
 append-only: rows are inserted, never updated or deleted) and `leases` (which reviewer holds which item,
 until when). A reviewer gets work with `next_item`, which claims an item inside `BEGIN IMMEDIATE` (one
 writer at a time, so two reviewers can never claim the same item); the lease expires after `lease_s`, so
-an item whose reviewer walked away goes back to the pool. Actions on an item leased to someone else
-are refused (`ReviewConflict`), so no work is done twice.
+an item whose reviewer walked away goes back to the pool. Acting on an item claims it too, and actions
+on an item leased to someone else are refused (`ReviewConflict`), so no work is done twice.
 """
 
 from __future__ import annotations
@@ -224,7 +224,8 @@ class ReviewStore:
     def record(self, item_id: int, reviewer: str, action: str, candidate: int | None = None,
                value: Any = None) -> Event:
         """Append one event. Refused when another reviewer holds the item, or the item or candidate does
-        not exist. Any action renews the reviewer's lease; `skip` and `done` end it."""
+        not exist. Any other action claims the item for `reviewer` (or renews the claim); `skip` and
+        `done` end it."""
         _check_reviewer(reviewer)
         if action not in ACTIONS:
             raise ReviewError(f"unknown review action {action!r}; one of {', '.join(ACTIONS)}")
@@ -244,8 +245,9 @@ class ReviewStore:
                              "VALUES (?, ?, ?, ?, ?, ?)", (item_id, reviewer, action, candidate, _dumps(value), now))
             if action in ("skip", "done"):
                 db.execute("DELETE FROM leases WHERE item_id = ?", (item_id,))
-            elif lease is not None and lease[0] == reviewer:
-                db.execute("UPDATE leases SET expires_at = ? WHERE item_id = ?", (now + LEASE_S, item_id))
+            else:  # acting on an item claims it (a page that opens an item by id), or renews the claim
+                db.execute("INSERT OR REPLACE INTO leases (item_id, reviewer, expires_at) VALUES (?, ?, ?)",
+                           (item_id, reviewer, now + LEASE_S))
         return Event(int(cur.lastrowid or 0), item_id, reviewer, action, candidate, value, now)
 
     def _candidate_count(self, item_id: int) -> int:
