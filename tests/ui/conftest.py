@@ -76,7 +76,7 @@ class Page:
 
     def open(self, hash_: str) -> None:
         self.page.goto(f"{self.ui.url}/#{hash_}")
-        self.page.wait_for_selector("#page[data-ready='1']")
+        self.page.wait_for_selector(f"#page[data-page='{hash_.split('/')[0]}'][data-ready='1']")
 
     def wait(self, selector: str, timeout: float = 30_000):
         """wait_for_selector, failing with what the page's error line says."""

@@ -116,7 +116,7 @@ def _time_pages(page, ui):
     for name in ("runs", "data", "train", "compare", "review", "playground"):
         t0 = time.perf_counter()
         other.goto(f"{ui.url}/#{name}")
-        other.wait_for_selector("#page[data-ready='1']")
+        other.wait_for_selector(f"#page[data-page='{name}'][data-ready='1']")
         loads.append(f"{name} {time.perf_counter() - t0:.2f}s")
     assert ui.bench.jobs.all()[0].status == "running", "the pages were timed while the job trained"
     other.close()

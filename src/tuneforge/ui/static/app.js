@@ -91,6 +91,7 @@ async function render() {
   document.querySelectorAll("#nav a").forEach(a => a.classList.toggle("active", a.dataset.page === name));
   const main = document.getElementById("page");
   main.replaceChildren();
+  delete main.dataset.ready;  // set again once this page has rendered
   main.dataset.page = name;
   const render = PAGES[name] || PAGES.data;
   await guarded(() => render(main, arg ? decodeURIComponent(arg) : undefined));
