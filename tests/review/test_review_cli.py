@@ -73,3 +73,16 @@ def test_review_next_in_the_terminal_then_export(tmp_path, monkeypatch):
 def test_review_export_rejects_an_unknown_kind(tmp_path):
     r = runner.invoke(app, ["review", "export", "--as", "rlhf", "-o", str(tmp_path / "x.jsonl")])
     assert r.exit_code != 0 and "rlhf" in r.output
+
+
+def test_review_import_of_an_output_folder_reads_its_data_only(tmp_path):
+    out = tmp_path / "generated"
+    out.mkdir()
+    _write(out / "data.jsonl", [_chat("Say hi.", "Hello!", mode="distill", teacher="big")])
+    _write(out / "rejects.jsonl", [{"reason": "reply_not_json", "record": {"reply": "x"}}])
+    (out / "stats.json").write_text('{"kept": 1}')
+    r = runner.invoke(app, ["review", "import", str(out), "-p", str(tmp_path / "proj")])
+    assert r.exit_code == 0, r.output
+    assert "1 records, 1 of 1 replies added (1 new items)" in " ".join(r.output.split())  # unwrapped
+    with ReviewStore.open(tmp_path / "proj") as store:
+        assert store.item(1).candidates[0].source["name"] == "big"

@@ -29,8 +29,8 @@ KEYS = ("[bold]1-4[/] choose best & next · [bold]e[/]N edit in $EDITOR · [bold
 
 @app.command(name="import")
 def import_(
-    data: Annotated[list[str], typer.Argument(help="Datasets: `data generate` output, preference pairs, or any "
-                                                   "chat data tuneforge reads.", show_default=False)],
+    data: Annotated[list[str], typer.Argument(help="Datasets: a `data generate` output folder or file, preference "
+                                                   "pairs, or any chat data tuneforge reads.", show_default=False)],
     project: ProjectOption = Path("."),
     kind: Annotated[Optional[str], typer.Option(
         help=f"Where the replies come from: {', '.join(SOURCE_KINDS)} (default: generate for generated "
@@ -41,13 +41,11 @@ def import_(
     """Add the records' replies as review candidates. Replies to the same prompt from several imports
     gather on one item (up to 4): import the teacher's answers, then your fine-tune's with `--kind
     adapter`, and reviewers compare them."""
-    from tuneforge.io import read_samples
-    from tuneforge.review import import_samples
+    from tuneforge.review import import_file
 
     with ReviewStore.open(project) as store:
         for path in data:
-            samples, _ = read_samples(path)
-            report = import_samples(store, samples, kind=kind, name=name)
+            report = import_file(store, path, kind=kind, name=name)
             console.print(f"{path}: {report.samples} records, {report.added} of {report.offered} replies added "
                           f"({report.items_created} new items)")
             for reason, n in {**report.not_added, **report.unusable}.items():

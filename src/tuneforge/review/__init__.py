@@ -8,12 +8,12 @@ Every action is an append-only event; an item's state is derived from its events
 reviewer claims an item with `next_item` (atomic, a lease that expires), so no item is reviewed twice
 and nothing recorded is lost.
 
-    from tuneforge.review import ReviewStore, import_samples, export, review_stats
     from tuneforge.io import read_samples
+    from tuneforge.review import ReviewStore, export, import_file, import_samples, review_stats
 
     store = ReviewStore.open("my-project")                 # creates my-project/.tuneforge/review.db
-    samples, _ = read_samples("generated/data.jsonl")
-    import_samples(store, samples)                          # -> ImportReport (counts by reason)
+    import_file(store, "runs/generate/distill")             # -> ImportReport (counts by reason); its data.jsonl
+    import_samples(store, read_samples("answers.json")[0])  # or samples already read
     item = store.next_item("alice")                         # Item | None, leased to alice
     store.edit(item.id, "alice", candidate=0, text="A better reply")   # candidates are 0-based
     store.choose(item.id, "alice", candidate=1)             # the best; the others are rejected
@@ -30,11 +30,11 @@ Actions on an item another reviewer holds raise `ReviewConflict`; an unknown ite
 """
 
 from tuneforge.review.export import EXPORT_KINDS, ExportKind, ExportReport, export
-from tuneforge.review.importer import ImportReport, import_samples
+from tuneforge.review.importer import ImportReport, import_file, import_samples
 from tuneforge.review.items import ACTIONS, MAX_CANDIDATES, SOURCE_KINDS, Candidate, Event, Item, ItemState
 from tuneforge.review.stats import ReviewStats, review_stats
 from tuneforge.review.store import LEASE_S, ReviewConflict, ReviewError, ReviewStore, store_path
 
 __all__ = ["ACTIONS", "EXPORT_KINDS", "LEASE_S", "MAX_CANDIDATES", "SOURCE_KINDS", "Candidate", "Event",
            "ExportKind", "ExportReport", "ImportReport", "Item", "ItemState", "ReviewConflict", "ReviewError",
-           "ReviewStats", "ReviewStore", "export", "import_samples", "review_stats", "store_path"]
+           "ReviewStats", "ReviewStore", "export", "import_file", "import_samples", "review_stats", "store_path"]

@@ -46,6 +46,23 @@ class ImportReport:
                 "unusable": dict(self.unusable)}
 
 
+OUTPUT_DATA = "data.jsonl"
+"""What `data generate` and `data curate` write their kept records to, inside their output folder."""
+
+
+def import_file(store: ReviewStore, path: str | Path, *, kind: str | None = None,
+                name: str | None = None) -> ImportReport:
+    """`import_samples` of a dataset read by tuneforge's readers (malformed records stop the import
+    with `file:line`). The output folder of `data generate` or `data curate` means its `data.jsonl`,
+    not its rejects and stats."""
+    from tuneforge.io import read_samples
+
+    folder = Path(path)
+    if folder.is_dir() and (folder / OUTPUT_DATA).is_file():
+        path = folder / OUTPUT_DATA
+    return import_samples(store, read_samples(str(path))[0], kind=kind, name=name)
+
+
 def import_samples(store: ReviewStore, samples: list[Sample], *, kind: str | None = None,
                    name: str | None = None) -> ImportReport:
     """Add every sample's replies to `store`. `kind` / `name` describe where the replies came from (one
