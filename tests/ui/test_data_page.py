@@ -58,6 +58,12 @@ def test_dataset_shows_the_trained_tokens(page, ui):
     page.page.locator("p.summary", has_text="1 of 3 samples match").wait_for()
     assert page.page.locator("article.sample").count() == 1
 
+    page.page.select_option("select[name='task']", "")
+    page.page.fill("input[name='language']", "zh")
+    page.page.click("button[type='submit']")
+    page.page.locator("p.summary", has_text="1 of 3 samples match").wait_for()
+    assert "你好吗" in page.page.inner_text("article.sample")
+
     page.page.click("button[data-tab='report']")
     frame = page.page.frame_locator("iframe.report")
     assert "3" in frame.locator("body").inner_text()

@@ -118,3 +118,33 @@ def test_playground_base_and_adapter_side_by_side(page, ui):
     assert by_source["model"].text == replies["base"] and by_source["adapter"].text == replies["adapter1"]
     assert item.state.thumbs == {by_source["model"].index: True, by_source["adapter"].index: False}
     assert item.state.edits == {by_source["adapter"].index: "Hello! How can I help?"}
+
+
+def test_playground_few_shot_variant_and_bad_requests(ui):
+    """Over HTTP: the few-shot prompt streams like the plain one; a request the playground cannot serve
+    is a 400 with an OpenAI-style body, not a broken stream."""
+    import urllib.error
+    import urllib.request
+
+    def post(body):
+        request = urllib.request.Request(f"{ui.url}/api/playground/chat", json.dumps(body).encode(), method="POST",
+                                         headers={"Authorization": f"Bearer {ui.token}", "X-Tuneforge-Token": ui.token,
+                                                  "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    chat = {"model": "base", "messages": [{"role": "user", "content": "Hey"}], "sampling": {"max_tokens": 4}}
+    status, body = post({**chat, "variant": "few_shot", "pool": "data/chat.jsonl", "k": 1})
+    events = [json.loads(line) for line in body.splitlines()]
+    assert status == 200 and events[-1]["done"] in ("stop", "length") and events[-1]["tokens"] >= 1
+    status, body = post({**chat, "model": "nope"})
+    assert status == 400 and "choose one of" in json.loads(body)["error"]["message"]
+    status, body = post({**chat, "adapters": {f"a{i}": "runs/alpha" for i in range(4)}})
+    assert status == 400 and "at most 3 adapters" in json.loads(body)["error"]["message"]
+    status, body = post({**chat, "variant": "rag"})
+    assert status == 400 and "rag needs an index" in json.loads(body)["error"]["message"]
+    status, body = post({**chat, "adapters": {"x": "../../etc"}})
+    assert status == 403
