@@ -19,6 +19,11 @@ def _write(path, records):
     return path
 
 
+def said(result) -> str:
+    """The command's output with rich's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
 def _chat(prompt, reply, **meta):
     return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}],
             **({"meta": meta} if meta else {})}
@@ -31,10 +36,10 @@ def test_review_next_in_the_terminal_then_export(tmp_path, monkeypatch):
     project = tmp_path / "proj"
     r = runner.invoke(app, ["review", "import", str(teacher), "--project", str(project)])
     assert r.exit_code == 0, r.output
-    assert "3 of 3 replies added (3 new items)" in r.output
+    assert "3 of 3 replies added (3 new items)" in said(r)
     r = runner.invoke(app, ["review", "import", str(student), "-p", str(project), "--kind", "adapter",
                             "--name", "my-lora"])
-    assert "1 of 1 replies added (0 new items)" in r.output
+    assert "1 of 1 replies added (0 new items)" in said(r)
 
     editor = tmp_path / "editor.sh"
     editor.write_text('#!/bin/sh\nprintf "Hello there, how can I help?" > "$1"\n')
@@ -46,8 +51,8 @@ def test_review_next_in_the_terminal_then_export(tmp_path, monkeypatch):
     keys = "n\nshorter please\nx\n2\ne\n+\nq\n"
     r = runner.invoke(app, ["review", "next", "-p", str(project), "--reviewer", "ann"], input=keys)
     assert r.exit_code == 0, r.output
-    assert "A colour: red." in r.output and "adapter my-lora" in r.output  # candidates with their source
-    assert "2 items reviewed by ann." in r.output
+    assert "A colour: red." in said(r) and "adapter my-lora" in said(r)  # candidates with their source
+    assert "2 items reviewed by ann." in said(r)
     with ReviewStore.open(project) as store:
         one, two, three = store.items()
         assert one.state.choice == 1 and one.state.notes == [("ann", "shorter please")] and one.state.done
@@ -56,7 +61,7 @@ def test_review_next_in_the_terminal_then_export(tmp_path, monkeypatch):
 
     r = runner.invoke(app, ["review", "export", "--as", "dpo", "-o", str(tmp_path / "dpo.jsonl"), "-p", str(project)])
     assert r.exit_code == 0, r.output
-    assert "2 dpo records from 2 of 3 items" in r.output and "not_reviewed" in r.output
+    assert "2 dpo records from 2 of 3 items" in said(r) and "not_reviewed" in said(r)
     pairs = [json.loads(line) for line in (tmp_path / "dpo.jsonl").read_text().splitlines()]
     assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs] == [
         ("A colour: red.", "Blue."), ("Hello there, how can I help?", "Hello!")]
@@ -72,7 +77,7 @@ def test_review_next_in_the_terminal_then_export(tmp_path, monkeypatch):
 
 def test_review_export_rejects_an_unknown_kind(tmp_path):
     r = runner.invoke(app, ["review", "export", "--as", "rlhf", "-o", str(tmp_path / "x.jsonl")])
-    assert r.exit_code != 0 and "rlhf" in r.output
+    assert r.exit_code != 0 and "rlhf" in said(r)
 
 
 def test_review_import_of_an_output_folder_reads_its_data_only(tmp_path):
@@ -83,6 +88,6 @@ def test_review_import_of_an_output_folder_reads_its_data_only(tmp_path):
     (out / "stats.json").write_text('{"kept": 1}')
     r = runner.invoke(app, ["review", "import", str(out), "-p", str(tmp_path / "proj")])
     assert r.exit_code == 0, r.output
-    assert "1 records, 1 of 1 replies added (1 new items)" in " ".join(r.output.split())  # unwrapped
+    assert "1 records, 1 of 1 replies added (1 new items)" in said(r)
     with ReviewStore.open(tmp_path / "proj") as store:
         assert store.item(1).candidates[0].source["name"] == "big"
