@@ -97,7 +97,7 @@ def test_keeps_by_threshold_with_scores_in_meta(server):
     assert isinstance(kept, Sample)
     assert kept.meta["llm_score"] == {"scores": {"helpfulness": 5, "correctness": 5, "format": 4},
                                       "reasons": {"helpfulness": "direct", "correctness": "true", "format": "tidy"},
-                                      "mean": 4.667, "model": "grader"}
+                                      "mean": 4.667, "min": 4, "model": "grader"}
     low = op(chat("Capital of France?", "A decent answer: Paris, I think."))
     assert low == Drop("llm_score_low", "mean 3.33 < 3.5; helpfulness 3: brief")
     assert op(chat("Capital of France?", "wrong: Lyon.")).reason == "llm_score_low"

@@ -132,9 +132,10 @@ class _LLMScore:
         if missing:
             return self._fallback(sample, "unparsable", f"no score for {', '.join(missing)}: {reply[:200]}")
         values = [scores[c][0] for c in self.criteria]
-        combined = sum(values) / len(values) if self.cfg.aggregate == "mean" else min(values)
+        mean = sum(values) / len(values)
+        combined = mean if self.cfg.aggregate == "mean" else min(values)
         result = {"scores": {c: s for c, (s, _) in scores.items()}, "reasons": {c: r for c, (_, r) in scores.items()},
-                  self.cfg.aggregate: round(combined, 3), "model": self.cfg.model}
+                  "mean": round(mean, 3), "min": min(values), "model": self.cfg.model}
         if combined < self.cfg.threshold:
             low = min(self.criteria, key=lambda c: scores[c][0])
             return Drop("llm_score_low", f"{self.cfg.aggregate} {combined:.2f} < {self.cfg.threshold:g}; "
