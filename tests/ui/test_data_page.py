@@ -100,6 +100,8 @@ def test_access_needs_the_token(ui):
     cookie = {"Cookie": f"tuneforge_ui_token={ui.token}", "Content-Type": "application/json"}
     status, body = _get(ui, "/api/jobs/1/stop", cookie, "POST", b"{}")
     assert status == 403 and json.loads(body)["error"]["code"] == "csrf"
+    status, body = _get(ui, "/api/jobs/1/stop", {**cookie, "X-Tuneforge-Token": ui.token}, "POST", b"{}")
+    assert status == 404  # with the header, the request goes through (to a job that does not exist)
 
 
 def test_paths_outside_the_root_are_refused(ui):
@@ -110,6 +112,18 @@ def test_paths_outside_the_root_are_refused(ui):
         assert "outside the workbench's folders" in json.loads(body)["error"]["message"]
     assert _get(ui, "/files/..%2F..%2F..%2Fetc%2Fpasswd", auth)[0] == 403
     assert _get(ui, "/api/files?dir=..", auth)[0] == 403
+
+
+def test_bad_requests_get_error_bodies(ui):
+    auth = {"Authorization": f"Bearer {ui.token}"}
+    (ui.root / "data" / "blob.bin").write_bytes(bytes(range(256)))
+    for path, status, code in [("/api/configs/text?path=data/blob.bin", 400, "not_text"),
+                               ("/api/configs/text?path=data", 400, "is_a_folder"),
+                               ("/api/configs/text?path=data/missing.yaml", 404, "not_found"),
+                               ("/api/data/samples?path=data/chat.jsonl&offset=x", 422, None),
+                               ("/api/jobs/99", 404, "not_found")]:
+        got, body = _get(ui, path, auth)
+        assert (got, json.loads(body)["error"]["code"]) == (status, code), path
 
 
 def test_uploads_are_limited(ui):

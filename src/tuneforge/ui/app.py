@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from tuneforge.config import DEFAULT_MODEL
 from tuneforge.errors import TuneforgeError
 from tuneforge.ui.access import COOKIE, CSRF_HEADER, SAFE_METHODS, AccessError, Folders, token_matches
-from tuneforge.ui.jobs import JobError, Jobs
+from tuneforge.ui.jobs import JobError, Jobs, NoSuchJob
 from tuneforge.ui.playground import Playground
 from tuneforge.ui.review import Review
 
@@ -86,6 +86,10 @@ def create_app(bench: Workbench):
     async def access_error(request: Request, e: AccessError):
         return _error(403, str(e), "permission_error", "outside_root")
 
+    @app.exception_handler(NoSuchJob)
+    async def no_job(request: Request, e: NoSuchJob):
+        return _error(404, str(e), code="not_found")
+
     @app.exception_handler(JobError)
     async def job_error(request: Request, e: JobError):
         return _error(409, str(e), code="job_state")
@@ -97,6 +101,19 @@ def create_app(bench: Workbench):
     @app.exception_handler(FileNotFoundError)
     async def not_found(request: Request, e: FileNotFoundError):
         return _error(404, f"not found: {e.filename or e}", code="not_found")
+
+    @app.exception_handler(UnicodeDecodeError)
+    async def not_text(request: Request, e: UnicodeDecodeError):
+        return _error(400, f"not UTF-8 text: {e.reason} at byte {e.start}", code="not_text")
+
+    @app.exception_handler(IsADirectoryError)
+    async def a_folder(request: Request, e: IsADirectoryError):
+        return _error(400, f"{e.filename}: a folder, not a file", code="is_a_folder")
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, e: Exception):
+        """A bug, not the user's input: an OpenAI-style 500 body instead of a bare page."""
+        return _error(500, f"internal error: {type(e).__name__}: {e}", "server_error")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException):

@@ -42,7 +42,11 @@ CREATE TABLE IF NOT EXISTS jobs (
 
 
 class JobError(TuneforgeError):
-    """A job that does not exist, or an action its state does not allow."""
+    """An action the job's state does not allow (stop a finished job, resume a running one)."""
+
+
+class NoSuchJob(JobError):
+    pass
 
 
 @dataclass
@@ -104,7 +108,7 @@ class Jobs:
     def _row(self, job_id: int) -> Job:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
-            raise JobError(f"no job {job_id}")
+            raise NoSuchJob(f"no job {job_id}")
         values = dict(zip((f.name for f in fields(Job)), row))
         return Job(**{**values, "stop_requested": bool(values["stop_requested"])})
 
