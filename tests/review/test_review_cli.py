@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 
 from typer.testing import CliRunner
 
 from tuneforge.cli import app
-from tuneforge.review import ReviewStore
+from tuneforge.review import ReviewStore, store_path
 
 runner = CliRunner()
 
@@ -91,3 +92,23 @@ def test_review_import_of_an_output_folder_reads_its_data_only(tmp_path):
     assert "1 records, 1 of 1 replies added (1 new items)" in said(r)
     with ReviewStore.open(tmp_path / "proj") as store:
         assert store.item(1).candidates[0].source["name"] == "big"
+
+
+def test_review_next_moves_on_when_another_reviewer_took_the_item(tmp_path, monkeypatch):
+    project = tmp_path / "proj"
+    data = _write(tmp_path / "d.jsonl", [_chat("q1", "r1"), _chat("q2", "r2")])
+    runner.invoke(app, ["review", "import", str(data), "-p", str(project)])
+    # the editor stands in for time passing: ann's claim runs out while she edits, and bob takes the item
+    editor = tmp_path / "editor.py"
+    editor.write_text(f"#!{sys.executable}\nimport sqlite3, sys\nopen(sys.argv[1], 'w').write('late edit')\n"
+                      f"db = sqlite3.connect({str(store_path(project))!r})\n"
+                      "db.execute(\"UPDATE leases SET reviewer = 'bob' WHERE item_id = 1\")\ndb.commit()\n")
+    editor.chmod(editor.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("EDITOR", str(editor))
+    monkeypatch.setenv("VISUAL", str(editor))
+    r = runner.invoke(app, ["review", "next", "-p", str(project), "--reviewer", "ann"], input="e\n+\n")
+    assert r.exit_code == 0, r.output
+    assert "item 1 is being reviewed by bob" in said(r) and "1 items reviewed by ann." in said(r)
+    with ReviewStore.open(project) as store:
+        assert not store.item(1).events  # the late edit was refused, not recorded over bob's claim
+        assert store.item(2).state.thumbs == {0: True}

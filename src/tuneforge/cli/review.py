@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tuneforge.review import EXPORT_KINDS, SOURCE_KINDS, ExportKind, Item, ReviewStore
+from tuneforge.review import EXPORT_KINDS, SOURCE_KINDS, ExportKind, Item, ReviewConflict, ReviewStore
 
 app = typer.Typer(help="Review LLM-written data: edit, choose, thumbs; export SFT / DPO / KTO data.",
                   no_args_is_help=True)
@@ -64,7 +64,12 @@ def next_(
     done = 0
     with ReviewStore.open(project) as store:
         while (item := store.next_item(who)) is not None:
-            if not _review(store, item, who):
+            try:
+                finished = _review(store, item, who)
+            except ReviewConflict as e:  # idle past the lease, and someone else took the item
+                console.print(f"[yellow]{e}: your claim ran out; on to the next item[/]")
+                continue
+            if not finished:
                 store.release(item.id, who)
                 break
             done += 1
