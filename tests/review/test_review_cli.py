@@ -108,7 +108,7 @@ def test_review_next_moves_on_when_another_reviewer_took_the_item(tmp_path, monk
     monkeypatch.setenv("VISUAL", str(editor))
     r = runner.invoke(app, ["review", "next", "-p", str(project), "--reviewer", "ann"], input="e\n+\n")
     assert r.exit_code == 0, r.output
-    assert "item 1 is being reviewed by bob" in said(r) and "1 items reviewed by ann." in said(r)
+    assert "item 1 is being reviewed by bob" in said(r) and "1 item reviewed by ann." in said(r)
     with ReviewStore.open(project) as store:
         assert not store.item(1).events  # the late edit was refused, not recorded over bob's claim
         assert store.item(2).state.thumbs == {0: True}

@@ -75,7 +75,7 @@ def next_(
             done += 1
         else:
             console.print("[green]Nothing left to review.[/]")
-    console.print(f"{done} items reviewed by {who}.")
+    console.print(f"{done} item{'' if done == 1 else 's'} reviewed by {who}.")
 
 
 def _review(store: ReviewStore, item: Item, who: str) -> bool:
