@@ -172,7 +172,10 @@ class Jobs:
             if job.status != "running" or job.pid is None:
                 raise JobError(f"job {job_id} is {job.status}, not running")
             self._db.execute("UPDATE jobs SET stop_requested = 1 WHERE id = ?", (job_id,))
-            os.killpg(job.pid, signal.SIGINT)  # the job's own session: the command and any workers it made
+            try:
+                os.killpg(job.pid, signal.SIGINT)  # the job's own session: the command and any workers it made
+            except ProcessLookupError:  # it ended meanwhile
+                self._refresh(job_id)
             return self._row(job_id)
 
     def _spawn(self, job_id: int, args: list[str], log: Path) -> None:
