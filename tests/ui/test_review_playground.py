@@ -112,6 +112,7 @@ def test_playground_base_and_adapter_side_by_side(page, ui):
 
     store = ReviewStore.open(ui.root)
     item = next(i for i in store.items() if i.prompt[0].content == "Hi")
+    assert store.holder(item.id) is None, "the playground's judgement leaves the item free for reviewers"
     store.close()
     by_source = {c.source["kind"]: c for c in item.candidates}
     assert set(by_source) == {"model", "adapter"}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tuneforge.review import ReviewError, ReviewStore, export, import_samples, review_stats
+from tuneforge.review import ReviewError, ReviewStore, export, import_file, review_stats
 from tuneforge.review.items import Item
 from tuneforge.types import Message
 
@@ -45,11 +45,8 @@ class Review:
         return self.run(go)
 
     def import_file(self, path: Path) -> dict[str, Any]:
-        from tuneforge.io import read_samples
-
-        samples, read = read_samples(str(path))
-        report = self.run(lambda s: import_samples(s, samples))
-        return {**report.to_dict(), "read_rejected": dict(read.rejected)}
+        """A dataset, or a `data generate` / `data curate` output folder, into the queue."""
+        return self.run(lambda s: import_file(s, path)).to_dict()
 
     def export(self, kind: str, path: Path) -> dict[str, Any]:
         return self.run(lambda s: export(s, kind, path)).to_dict()  # type: ignore[arg-type]
@@ -71,6 +68,7 @@ class Review:
                 s.thumb(item.id, reviewer, index, thumbs == "up")
             if better is not None:
                 s.edit(item.id, reviewer, index, better)
+            s.release(item.id, reviewer)  # a judgement from the playground holds no claim on the item
             return {"item": item.id, "candidate": index, "added": outcomes}
         return self.run(go)
 
