@@ -36,9 +36,10 @@ def _labelled(path: Path, n: int = 4, labels: list[bool] | None = None) -> str:
     return str(path)
 
 
-def _config(tiny_model_dir, tmp_path, stage: str, data, method: str = "lora", **train):
+def _config(tiny_model_dir, tmp_path, stage: str, data, method: str = "lora", eval_data=None, **train):
     return build_config({
         "model": {"name_or_path": str(tiny_model_dir)}, "data": data,
+        **({"eval": {"datasets": [{"path": eval_data}]}} if eval_data else {}),
         "method": {"name": method, **({"r": 4} if method == "lora" else {})},
         "train": {"stage": stage, "output_dir": str(tmp_path / "run"), "batch_size": 4, "learning_rate": 2e-3,
                   **train},
@@ -64,8 +65,11 @@ def test_stage_learns_its_preference_and_logs_rewards(stage, method, tiny_model_
     else:
         data = _pairs(tmp_path / "data.jsonl")
     with caplog.at_level(logging.WARNING, logger="tuneforge.train"):
-        history = run_training(_config(tiny_model_dir, tmp_path, stage, data, method, max_steps=3)).result.history
+        # Evaluated on the same data at the end: the loss of every stage runs in evaluation too.
+        history = run_training(_config(tiny_model_dir, tmp_path, stage, data, method, eval_data=data, max_steps=3,
+                                       eval_every=3)).result.history
     _check_rewards(history, stage)
+    assert history[-1]["eval_val_loss"] == history[-1]["eval_val_loss"]  # finite
     if stage == "kto":
         assert "λ_D·n_D / (λ_U·n_U) = 3.00" in caplog.text and "between 0.33 and 0.44" in caplog.text
         # The policy starts as its reference: every log-ratio and the reference point are 0, so each
@@ -81,20 +85,22 @@ def test_stage_learns_its_preference_and_logs_rewards(stage, method, tiny_model_
 
 
 def test_kto_on_llama_factory_kto_format_raises_the_reward_margin(tiny_model_dir, tmp_path):
-    """LLaMA-Factory's kto_en_demo layout (sharegpt messages, kto_tag: label, via dataset_info.json) as
-    it is: 32 examples, both classes, six steps."""
-    cfg = _config(tiny_model_dir, tmp_path, "kto", f"{KTO_EXAMPLE}#kto_demo", max_steps=6, learning_rate=3e-3,
-                  kto_beta=0.5)
+    """LLaMA-Factory's kto_en_demo layout (sharegpt messages, kto_tag: label, via its dataset_info.json
+    entry as it is), eight examples of both classes in one batch: the policy starts as its reference
+    (adapters off), then each step widens the margin between the classes' rewards."""
+    records = json.loads((KTO_EXAMPLE.parent / "kto_demo.json").read_text())[:8]
+    (tmp_path / "kto_demo.json").write_text(json.dumps(records))
+    shutil.copy(KTO_EXAMPLE, tmp_path / "dataset_info.json")
+    cfg = _config(tiny_model_dir, tmp_path, "kto", f"{tmp_path / 'dataset_info.json'}#kto_demo", max_steps=4,
+                  batch_size=8, learning_rate=3e-3, kto_beta=0.5)
     history = run_training(cfg).result.history
-    # A step whose four examples are of one class has no margin: it is the difference of the classes' means.
-    _check_rewards([r for r in history if "reward_margin" in r], "kto")
-    first, *_, last = [r["reward_margin"] for r in history if "reward_margin" in r]
-    assert first == pytest.approx(0.0, abs=1e-5) and last > 0.05
-    assert history[0]["loss"] == pytest.approx(0.5, abs=1e-5)  # the policy starts as its reference (adapters off)
+    _check_rewards(history, "kto")
+    margins = [r["reward_margin"] for r in history]
+    assert margins[0] == pytest.approx(0.0, abs=1e-5) and history[0]["loss"] == pytest.approx(0.5, abs=1e-5)
+    assert all(b > a for a, b in zip(margins, margins[1:])) and margins[-1] > 0.3
+    assert all(b["loss"] < a["loss"] for a, b in zip(history, history[1:]))
     # Units are examples; trained tokens are their replies' tokens (each reply here is over 8 tokens).
-    assert all(r["examples"] == 4 and r["trained_tokens"] > 4 * 8 for r in history)
-    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["stage"] == "kto"
+    assert all(r["examples"] == 8 and r["trained_tokens"] > 8 * 8 for r in history)
 
 
 def test_kto_refuses_a_set_of_one_class(tiny_model_dir, tmp_path):

@@ -177,7 +177,7 @@ class Unpaired:
                                                seed=tc.seed, epoch=epoch)
 
         evals = {"val": stage_data.unpaired_batches(val_items, batch_size=tc.batch_size, pad_id=x.pad_id, seed=0,
-                                                    epoch=0)} if len(val_items) > 1 else {}
+                                                    epoch=0)} if val_items else {}
         return StageSetup(train_items, val_items, loss_fn, batches_of, evals)
 
 
