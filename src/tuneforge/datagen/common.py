@@ -65,6 +65,26 @@ def prompt_of(sample: Sample) -> tuple[Messages, str | None]:
     return messages[:last_user + 1], reference
 
 
+@dataclass
+class Prompt:
+    id: str
+    """`p{line}`: unique in the run whatever ids the file holds, so resuming can go by it."""
+    messages: Messages
+    reference: str | None
+    source_id: str | None
+
+
+def load_prompts(path: Path, system: str | None) -> list[Prompt]:
+    """The prompts of a dataset file, each with `system` put first when it has no system message."""
+    prompts = []
+    for i, sample in enumerate(read_records(path, "prompts")):
+        messages, reference = prompt_of(sample)
+        if system and messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": system}, *messages]
+        prompts.append(Prompt(f"p{i}", messages, reference, sample.id))
+    return prompts
+
+
 def instruction_of(sample: Sample) -> str:
     messages, _ = prompt_of(sample)
     return str(messages[-1]["content"]).strip()

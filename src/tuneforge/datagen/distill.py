@@ -10,9 +10,8 @@ length and format checks, a judge, your own function, summed by weight.
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from tuneforge.datagen.common import Judge, OnProgress, make_client, prompt_of, provenance, read_records, sampling
+from tuneforge.datagen.common import Judge, OnProgress, Prompt, load_prompts, make_client, provenance, sampling
 from tuneforge.datagen.output import Output
 from tuneforge.datagen.recipe import Distill, Recipe
 from tuneforge.llm_client import LLMError, ResponseCache, json_objects
@@ -47,20 +46,15 @@ def _rewards(cfg: Distill):
 def run_distill(recipe: Recipe, out: Output, cache: ResponseCache, on_progress: OnProgress) -> dict:
     cfg = recipe.distill
     assert cfg is not None
-    records = read_records(cfg.prompts, "prompts")
-    prompts = []
-    for i, sample in enumerate(records):
-        messages, reference = prompt_of(sample)
-        if cfg.system and messages[0]["role"] != "system":
-            messages = [{"role": "system", "content": cfg.system}, *messages]
-        prompts.append((sample.id or f"p{i}", messages, reference))
+    prompts = load_prompts(cfg.prompts, cfg.system)
     teacher = make_client(recipe.teacher, cache)
     rewards = _rewards(cfg) if cfg.select == "reward" else None
     judge = Judge.build(cfg.judge or recipe.teacher, cache) if cfg.select == "judge" else None
-    requests = [(messages, sampling(recipe.teacher, i, n=cfg.samples)) for i, (_, messages, _) in enumerate(prompts)]
+    requests = [(p.messages, sampling(recipe.teacher, i, n=cfg.samples)) for i, p in enumerate(prompts)]
     done = 0
     for i, reply in teacher.map(requests):
-        pid, messages, reference = prompts[i]
+        prompt = prompts[i]
+        pid, messages, reference = prompt.id, prompt.messages, prompt.reference
         base = {"prompt": messages}
         if isinstance(reply, LLMError):
             for k in range(cfg.samples):
@@ -68,7 +62,7 @@ def run_distill(recipe: Recipe, out: Output, cache: ResponseCache, on_progress: 
         else:
             texts = [_first_json(t) for t in reply.texts] if cfg.extract == "json" else reply.texts
             scores = _scores(rewards, judge, messages, texts, reference)
-            _select(recipe, cfg, out, pid, messages, texts, reply.finish_reasons, scores)
+            _select(recipe, cfg, out, prompt, texts, reply.finish_reasons, scores)
         done += 1
         on_progress(done, len(prompts), teacher.usage.as_dict())
     usage = teacher.usage.as_dict()
@@ -90,8 +84,9 @@ def _scores(rewards, judge: Judge | None, messages, texts: list[str],
     return [None] * len(texts)
 
 
-def _select(recipe: Recipe, cfg: Distill, out: Output, pid: str, messages: list[dict[str, Any]], texts: list[str],
-            finish: list[str | None], scores: list[float | None]) -> None:
+def _select(recipe: Recipe, cfg: Distill, out: Output, source: Prompt, texts: list[str], finish: list[str | None],
+            scores: list[float | None]) -> None:
+    pid, messages = source.id, source.messages
     prompt = [Message(m["role"], m["content"]) for m in messages]
     scored = [s for s in scores if s is not None]
     json_needed = next((r.name for r in cfg.reward or [] if r.name in JSON_REWARDS),
@@ -111,8 +106,8 @@ def _select(recipe: Recipe, cfg: Distill, out: Output, pid: str, messages: list[
         elif cfg.select != "all" and k != best:
             out.remove(record_id, "not_best", reject)
         else:
-            meta = provenance(recipe, recipe.teacher, prompt_id=pid, sample=k, samples=len(texts),
-                              finish_reason=finish[k] if k < len(finish) else None,
+            meta = provenance(recipe, recipe.teacher, prompt_id=pid, source_id=source.source_id, sample=k,
+                              samples=len(texts), finish_reason=finish[k] if k < len(finish) else None,
                               scores={("reward" if cfg.select == "reward" else "judge"): scores[k]}
                               if cfg.select != "all" else {}, all_scores=scores if cfg.select != "all" else None)
             out.keep(Sample([*prompt, Message("assistant", text.strip())], id=record_id, meta=meta))

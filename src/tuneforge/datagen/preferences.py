@@ -6,7 +6,7 @@ nothing."""
 
 from __future__ import annotations
 
-from tuneforge.datagen.common import Judge, OnProgress, make_client, prompt_of, provenance, read_records, sampling
+from tuneforge.datagen.common import Judge, OnProgress, load_prompts, make_client, provenance, sampling
 from tuneforge.datagen.output import Output
 from tuneforge.datagen.recipe import Recipe
 from tuneforge.llm_client import LLMError, ResponseCache
@@ -16,13 +16,7 @@ from tuneforge.types import Message, Sample
 def run_preferences(recipe: Recipe, out: Output, cache: ResponseCache, on_progress: OnProgress) -> dict:
     cfg = recipe.preferences
     assert cfg is not None
-    records = read_records(cfg.prompts, "prompts")
-    prompts = []
-    for i, sample in enumerate(records):
-        messages, _ = prompt_of(sample)
-        if cfg.system and messages[0]["role"] != "system":
-            messages = [{"role": "system", "content": cfg.system}, *messages]
-        prompts.append((sample.id or f"p{i}", messages))
+    prompts = [(p.id, p.messages) for p in load_prompts(cfg.prompts, cfg.system)]
     sources = [(recipe.teacher, make_client(recipe.teacher, cache))]
     if cfg.second is not None:
         sources.append((cfg.second, make_client(cfg.second, cache)))
