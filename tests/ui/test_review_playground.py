@@ -87,6 +87,46 @@ def test_review_four_items_and_export_dpo(page, ui):
     ]
 
 
+def test_review_adds_candidates_on_the_spot(page, ui, tiny_model_dir):
+    """A reply written now by a trained run, and one by an OpenAI-compatible endpoint (tuneforge serve on
+    the tiny model), join the item under review as candidates naming their source."""
+    from tests.serve.conftest import running_server
+
+    from tuneforge.serve.engine import load_engine
+
+    (ui.root / "data" / "ask.jsonl").write_text(json.dumps(
+        {"messages": [{"role": "user", "content": "Tell me a joke."}, {"role": "assistant", "content": "No."}]}) + "\n")
+    page.open("review")
+    page.page.fill("#reviewer", "bob")
+    page.page.fill("#import-path", "data/ask.jsonl")
+    page.page.click("#import")
+    page.page.locator("#review-result", has_text="imported 1 replies").wait_for()
+    while "Tell me a joke." not in page.page.inner_text("#review-item"):  # alice skipped one bob is offered
+        page.page.click("#skip")
+        page.page.wait_for_timeout(200)
+    page.page.select_option("#new-source", "adapter")
+    page.page.select_option("#new-run", "runs/alpha")
+    page.page.click("#generate")
+    page.page.locator("[data-candidate='1']", has_text="adapter runs/alpha").wait_for(timeout=60_000)
+
+    engine = load_engine(str(tiny_model_dir), model_id="tiny")
+    try:
+        with running_server(engine) as (url, _):
+            page.page.select_option("#new-source", "endpoint")
+            page.page.fill("#new-url", f"{url}/v1")
+            page.page.fill("#new-model", "tiny")
+            page.page.click("#generate")
+            page.page.locator("[data-candidate='2']", has_text="endpoint tiny @").wait_for(timeout=60_000)
+    finally:
+        engine.close(drain=False)
+    page.snap("review-add-candidates")
+    store = ReviewStore.open(ui.root)
+    item = next(i for i in store.items() if i.prompt[0].content == "Tell me a joke.")
+    store.close()
+    assert [c.source["kind"] for c in item.candidates] == ["dataset", "adapter", "endpoint"]
+    assert all(c.reply[0].role == "assistant" for c in item.candidates)
+
+
 def test_playground_base_and_adapter_side_by_side(page, ui):
     page.open("playground")
     page.page.check("input[data-run='runs/alpha']")

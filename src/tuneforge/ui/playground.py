@@ -80,6 +80,19 @@ def with_variant(messages: list[Message], variant: str, *, pool: Path | None = N
     raise PlaygroundError(f"unknown variant {variant!r}: plain, few_shot or rag")
 
 
+def endpoint_reply(url: str, model: str, messages: list[Message], *, max_tokens: int, temperature: float) -> str:
+    """One reply from an OpenAI-compatible endpoint through tuneforge's client. No API key is sent: a URL
+    typed into a page must not receive the key of the environment the workbench runs in."""
+    from tuneforge.llm_client import LLMClient, Sampling
+
+    client = LLMClient(url, model, api_key_env=None, retries=1)
+    try:
+        return client.complete([m.to_dict() for m in messages],
+                               Sampling(temperature=temperature, max_tokens=max_tokens)).text
+    finally:
+        client.close()
+
+
 def stream_reply(engine, messages: list[Message], model: str, params) -> Iterator[str]:
     """NDJSON lines: `{"delta": text}` as tokens come, then `{"done": finish_reason, "tokens": n}`."""
     from tuneforge.serve.engine import Completion

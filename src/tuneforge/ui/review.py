@@ -73,6 +73,21 @@ class Review:
         return self.run(go)
 
 
+    def add_reply(self, item_id: int, reply: str, source: dict[str, Any]) -> dict[str, Any]:
+        """A reply written on the spot (by a model, an adapter or an endpoint) as a new candidate."""
+        def go(s: ReviewStore) -> dict[str, Any]:
+            item = s.item(item_id)
+            outcome = s.add_candidate(item.prompt, item.tools, [Message("assistant", reply)], source, item.meta)
+            if outcome != "added":
+                raise ReviewError(f"item {item_id}: the reply was not added ({outcome})")
+            return {"item": item_json(s.item(item_id)), "stats": review_stats(s).to_dict()}
+        return self.run(go)
+
+    def prompt(self, item_id: int) -> tuple[list[Message], list[dict[str, Any]] | None]:
+        item = self.run(lambda s: s.item(item_id))
+        return item.prompt, item.tools
+
+
 def _find(store: ReviewStore, prompt: list[Message]) -> Item:
     turns = [(m.role, m.content) for m in prompt]
     return next(i for i in store.items() if [(m.role, m.content) for m in i.prompt] == turns)

@@ -56,6 +56,16 @@ class ReviewAction(BaseModel):
     up: bool | None = None
 
 
+class NewCandidate(BaseModel):
+    """Where a reply written on the spot comes from: the base model, a trained run, or an endpoint."""
+
+    source: Literal["model", "adapter", "endpoint"]
+    run: str | None = Field(None, description="adapter: its run directory under the root")
+    url: str | None = Field(None, description="endpoint: its base URL, e.g. http://127.0.0.1:8000/v1")
+    endpoint_model: str | None = Field(None, description="endpoint: the model id to ask")
+    sampling: Sampling = Field(default_factory=Sampling)
+
+
 class ReviewFile(BaseModel):
     path: str
     kind: Literal["sft", "dpo", "kto"] = "dpo"
@@ -233,6 +243,30 @@ def router(bench: Workbench) -> APIRouter:
     @api.get("/review/next")
     def review_next(reviewer: str) -> dict[str, Any]:
         return bench.review.next(reviewer)
+
+    @api.post("/review/{item_id}/candidates")  # before /{action}, which would take the word
+    def review_candidate(item_id: int, body: NewCandidate) -> dict[str, Any]:
+        from tuneforge.serve.sampling import SamplingParams
+
+        prompt, tools = bench.review.prompt(item_id)
+        sampling = body.sampling
+        if body.source == "endpoint":
+            if not body.url or not body.endpoint_model:
+                raise TuneforgeError("an endpoint candidate needs url and endpoint_model")
+            text = playground.endpoint_reply(body.url, body.endpoint_model, prompt, max_tokens=sampling.max_tokens,
+                                             temperature=sampling.temperature)
+            source = {"kind": "endpoint", "name": f"{body.endpoint_model} @ {body.url}"}
+        else:
+            if body.source == "adapter" and not body.run:
+                raise TuneforgeError("an adapter candidate needs run: a trained run directory under the root")
+            adapters = {"adapter": str(folders.resolve(body.run))} if body.source == "adapter" and body.run else {}
+            engine = play.engine(adapters)
+            model = "adapter" if adapters else playground.BASE
+            params = SamplingParams(max_tokens=sampling.max_tokens, temperature=sampling.temperature,
+                                    top_p=sampling.top_p, seed=sampling.seed)
+            text = engine.complete(engine.encode_chat(prompt, tools, model=model), params, model=model).text
+            source = {"kind": body.source, "name": body.run or play.model}
+        return bench.review.add_reply(item_id, text, source)
 
     @api.post("/review/{item_id}/{action}")
     def review_action(item_id: int, action: Literal["edit", "choose", "thumb", "note", "skip", "done"],

@@ -389,11 +389,11 @@ PAGES.review = async (main) => {
     progress, result, view));
   let item = null, focus = 0;
 
+  const trained = (await api("/api/runs")).runs.filter(r => r.final);
   async function load() {
-    const r = await api(`/api/review/next?${query({ reviewer: who.value })}`);
-    show(r);
+    display(await api(`/api/review/next?${query({ reviewer: who.value })}`));
   }
-  function show(r) {
+  function display(r) {
     const st = r.stats, done = st.status.done || 0;
     progress.textContent = `${done} of ${st.items} items done · ${st.status.open || 0} open · exportable: ` +
       Object.entries(st.exportable).map(([k, n]) => `${n} ${k}`).join(", ");
@@ -403,11 +403,32 @@ PAGES.review = async (main) => {
       el("h3", { text: `Item ${item.id}` }),
       el("div.prompt", {}, item.prompt.map(m => el("div", {}, el("b", { text: `${m.role}: ` }), el("span", { text: m.content })))),
       el("div.candidates", {}, item.candidates.map(c => candidate(c))),
+      item.candidates.length < 4 ? addCandidate() : null,
       el("div.row", {},
         el("input#note", { placeholder: "a note…", size: 40 }),
         el("button#add-note", { text: "Add note", on: { click: () => act("note", { text: document.getElementById("note").value }) } }),
         el("button#skip", { text: "Skip", on: { click: () => act("skip", {}).then(load) } }),
         el("button#done", { text: "Done → next", on: { click: () => act("done", {}).then(load) } }))));
+  }
+  // Another reply, written now by the base model, a trained run or an OpenAI-compatible endpoint.
+  function addCandidate() {
+    const source = el("select#new-source", {}, [["model", "base model"], ["adapter", "trained run"], ["endpoint", "endpoint"]].map(([v, t]) => el("option", { value: v, text: t })));
+    const run = el("select#new-run", {}, trained.map(r => el("option", { value: r.path, text: r.path })));
+    const url = el("input#new-url", { placeholder: "http://127.0.0.1:8000/v1", size: 26 });
+    const model = el("input#new-model", { placeholder: "model id", size: 14 });
+    const toggle = () => { run.hidden = source.value !== "adapter"; url.hidden = model.hidden = source.value !== "endpoint"; };
+    source.addEventListener("change", toggle);
+    toggle();
+    const go = el("button#generate", { text: "Write a candidate", on: { click: () => guarded(async () => {
+      go.disabled = true;
+      try {
+        const r = await api(`/api/review/${item.id}/candidates`, { method: "POST", body: {
+          source: source.value, run: run.value || null, url: url.value || null, endpoint_model: model.value || null,
+          sampling: { max_tokens: 128, temperature: 0.7 } } });
+        display(r);
+      } finally { go.disabled = false; }
+    }) } });
+    return el("div.row.add-candidate", {}, el("span.muted", { text: "Add a candidate from" }), source, run, url, model, go);
   }
   function candidate(c) {
     const text = el("textarea.candidate-text", { rows: 5 });
@@ -424,7 +445,7 @@ PAGES.review = async (main) => {
   }
   async function act(action, body) {
     const r = await api(`/api/review/${item.id}/${action}`, { method: "POST", body: { reviewer: who.value, ...body } });
-    if (action !== "skip" && action !== "done") show(r);
+    if (action !== "skip" && action !== "done") display(r);
   }
   document.onkeydown = onKey;
   function onKey(e) {
