@@ -214,7 +214,8 @@ class DPOLoss(nn.Module):
 class ReferenceFreeLoss(nn.Module):
     """`orpo` and `simpo` on chosen / rejected pairs: losses on the policy's length-normalised
     log-probs alone, so no reference model runs. forward -> (summed loss over pairs, number of pairs).
-    The logged rewards are β times the mean token log-probs, as both papers define them."""
+    The logged rewards are β times the mean token log-probs (SimPO's implicit reward; TRL logs ORPO's
+    the same way)."""
 
     def __init__(self, model: nn.Module, *, kind: str, beta: float, gamma: float = 0.0):
         super().__init__()
