@@ -26,11 +26,3 @@ def seeds(tmp_path) -> Path:
                                         "instances": [{"input": "", "output": "An answer."}],
                                         "is_classification": False}) + "\n" for i, text in enumerate(SEEDS)))
     return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
-
-
-def teacher(url: str, **extra) -> dict:
-    return {"url": url, "model": "teacher", "concurrency": 4, "retries": 1, "timeout": 10, **extra}

@@ -14,9 +14,9 @@ from collections import Counter
 
 import pytest
 import yaml
+from datagen_helpers import read_jsonl, teacher
 from stub_llm import StubLLM
 
-from conftest import read_jsonl, teacher
 from tuneforge.cli import main
 
 

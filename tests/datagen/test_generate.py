@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from datagen_helpers import read_jsonl, teacher
 
-from conftest import read_jsonl, teacher
 from tuneforge.datagen import generate, load_recipe, parse_recipe
 from tuneforge.errors import ConfigError, DataError
 
