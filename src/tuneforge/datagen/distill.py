@@ -14,7 +14,7 @@ import json
 from tuneforge.datagen.common import Judge, OnProgress, Prompt, load_prompts, make_client, provenance, sampling
 from tuneforge.datagen.output import Output
 from tuneforge.datagen.recipe import Distill, Recipe
-from tuneforge.llm_client import LLMError, ResponseCache, json_objects
+from tuneforge.llm_client import LLMError, Reply, ResponseCache, json_objects
 from tuneforge.types import Message, Sample
 
 JSON_REWARDS = ("json_schema", "json_valid")
@@ -51,37 +51,56 @@ def run_distill(recipe: Recipe, out: Output, cache: ResponseCache, on_progress: 
     rewards = _rewards(cfg) if cfg.select == "reward" else None
     judge = Judge.build(cfg.judge or recipe.teacher, cache) if cfg.select == "judge" else None
     requests = [(p.messages, sampling(recipe.teacher, i, n=cfg.samples)) for i, p in enumerate(prompts)]
-    done = 0
-    for i, reply in teacher.map(requests):
-        prompt = prompts[i]
-        pid, messages, reference = prompt.id, prompt.messages, prompt.reference
-        base = {"prompt": messages}
+    replies: dict[int, Reply | LLMError] = {}
+
+    def finish(i: int, judged: list[float | None] | None = None) -> None:
+        prompt, reply = prompts[i], replies[i]
         if isinstance(reply, LLMError):
             for k in range(cfg.samples):
-                out.fail(f"{pid}-s{k}", str(reply), base)
-        else:
-            texts = [_first_json(t) for t in reply.texts] if cfg.extract == "json" else reply.texts
-            scores = _scores(rewards, judge, messages, texts, reference)
-            _select(recipe, cfg, out, prompt, texts, reply.finish_reasons, scores)
-        done += 1
-        on_progress(done, len(prompts), teacher.usage.as_dict())
+                out.fail(f"{prompt.id}-s{k}", str(reply), {"prompt": prompt.messages})
+            return
+        texts = _texts(cfg, reply)
+        if judged is None:
+            judged = _rewarded(rewards, prompt, texts) if rewards is not None else [None] * len(texts)
+        _select(recipe, cfg, out, prompt, texts, reply.finish_reasons, judged)
+
+    for i, reply in teacher.map(requests):
+        replies[i] = reply
+        if judge is None:  # scored at once, written as the replies come
+            finish(i)
+        on_progress(len(replies), len(prompts), teacher.usage.as_dict())
+    if judge is not None:  # every sample of every prompt judged in one batch, then written in prompt order
+        for i, judged in _judged(judge, prompts, replies, cfg).items():
+            finish(i, judged)
     usage = teacher.usage.as_dict()
     if judge is not None:
         usage = {k: v + judge.client.usage.as_dict()[k] for k, v in usage.items()}
     return {"prompts": len(prompts), "samples_per_prompt": cfg.samples, "select": cfg.select, "usage": usage}
 
 
-def _scores(rewards, judge: Judge | None, messages, texts: list[str],
-            reference: str | None) -> list[float | None]:
-    question = str(messages[-1]["content"])
-    if rewards is not None:
-        return list(rewards(texts, [reference] * len(texts), [question] * len(texts)).total)
-    if judge is not None:
-        out: list[float | None] = [None] * len(texts)
-        for k, score in judge.scores((question, t, reference) for t in texts):
-            out[k] = None if isinstance(score, LLMError) or score is None else float(score)
-        return out
-    return [None] * len(texts)
+def _texts(cfg: Distill, reply: Reply) -> list[str]:
+    return [_first_json(t) for t in reply.texts] if cfg.extract == "json" else reply.texts
+
+
+def _rewarded(rewards, prompt: Prompt, texts: list[str]) -> list[float | None]:
+    n = len(texts)
+    return list(rewards(texts, [prompt.reference] * n, [str(prompt.messages[-1]["content"])] * n).total)
+
+
+def _judged(judge: Judge, prompts: list[Prompt], replies: dict[int, Reply | LLMError],
+            cfg: Distill) -> dict[int, list[float | None] | None]:
+    """Judge scores of every sample by prompt index (None for a prompt whose request failed)."""
+    texts = {i: _texts(cfg, r) for i, r in replies.items() if not isinstance(r, LLMError)}
+    slots = [(i, k) for i in sorted(texts) for k in range(len(texts[i]))]
+    out: dict[int, list[float | None] | None] = {i: None for i in range(len(prompts))}
+    out.update({i: [None] * len(t) for i, t in texts.items()})
+    questions = [(str(prompts[i].messages[-1]["content"]), texts[i][k], prompts[i].reference) for i, k in slots]
+    for n, score in judge.scores(questions):
+        i, k = slots[n]
+        scores = out[i]
+        assert scores is not None
+        scores[k] = None if isinstance(score, LLMError) or score is None else float(score)
+    return out
 
 
 def _select(recipe: Recipe, cfg: Distill, out: Output, source: Prompt, texts: list[str], finish: list[str | None],

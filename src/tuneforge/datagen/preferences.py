@@ -32,18 +32,22 @@ def run_preferences(recipe: Recipe, out: Output, cache: ResponseCache, on_progre
             else:
                 candidates[i] += [(t.strip(), endpoint.model) for t in reply.texts]
     judge = Judge.build(cfg.judge or recipe.teacher, cache)
+    to_judge = [i for i in range(len(prompts)) if i not in errors and len({t for t, _ in candidates[i] if t}) >= 2]
+    # every candidate of every prompt in one batch, `concurrency` judge requests in flight
+    slots = [(i, k) for i in to_judge for k in range(len(candidates[i]))]
+    scores: dict[int, list[int | None]] = {i: [None] * len(candidates[i]) for i in to_judge}
+    questions = [(str(prompts[i][1][-1]["content"]), candidates[i][k][0], None) for i, k in slots]
+    for n, score in judge.scores(questions):
+        i, k = slots[n]
+        scores[i][k] = None if isinstance(score, LLMError) else score
     for i, (pid, messages) in enumerate(prompts):
         reject = {"prompt": messages, "candidates": candidates[i]}
         if i in errors:
             out.fail(pid, errors[i], reject)
-        elif len({t for t, _ in candidates[i] if t}) < 2:
+        elif i not in scores:
             out.remove(pid, "identical_candidates", reject)
         else:
-            question = str(messages[-1]["content"])
-            scores: list[int | None] = [None] * len(candidates[i])
-            for k, score in judge.scores((question, t, None) for t, _ in candidates[i]):
-                scores[k] = None if isinstance(score, LLMError) else score
-            _pair(recipe, cfg.min_margin, out, pid, messages, candidates[i], scores)
+            _pair(recipe, cfg.min_margin, out, pid, messages, candidates[i], scores[i])
         on_progress(i + 1, len(prompts), sources[0][1].usage.as_dict())
     usage = [c.usage.as_dict() for _, c in sources] + [judge.client.usage.as_dict()]
     return {"prompts": len(prompts), "candidates": cfg.candidates, "models": [e.model for e, _ in sources],
