@@ -90,6 +90,7 @@ def test_review_four_items_and_export_dpo(page, ui):
 def test_review_adds_candidates_on_the_spot(page, ui, tiny_model_dir):
     """A reply written now by a trained run, and one by an OpenAI-compatible endpoint (tuneforge serve on
     the tiny model), join the item under review as candidates naming their source."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from tests.serve.conftest import running_server
 
     from tuneforge.serve.engine import load_engine
@@ -101,9 +102,13 @@ def test_review_adds_candidates_on_the_spot(page, ui, tiny_model_dir):
     page.page.fill("#import-path", "data/ask.jsonl")
     page.page.click("#import")
     page.page.locator("#review-result", has_text="imported 1 replies").wait_for()
-    while "Tell me a joke." not in page.page.inner_text("#review-item"):  # alice skipped one bob is offered
-        page.page.click("#skip")
-        page.page.wait_for_timeout(200)
+    joke = page.page.locator("#review-item", has_text="Tell me a joke.")
+    for _ in range(3):  # items alice skipped are offered to bob first: he skips them too
+        try:
+            joke.wait_for(timeout=2000)
+            break
+        except PlaywrightTimeout:
+            page.page.click("#skip")
     page.page.select_option("#new-source", "adapter")
     page.page.select_option("#new-run", "runs/alpha")
     page.page.click("#generate")
