@@ -363,8 +363,8 @@ async function compareView(main, id) {
 // --- Review ------------------------------------------------------------------------------------------
 
 PAGES.review = async (main) => {
-  const reviewer = localStorage.getItem("reviewer") || "reviewer";
-  const who = el("input#reviewer", { value: reviewer, size: 12, on: { change: e => { localStorage.setItem("reviewer", e.target.value); load(); } } });
+  const reviewer = localStorage.getItem("reviewer") || "";
+  const who = el("input#reviewer", { value: reviewer, size: 12, placeholder: "your name", on: { change: e => { localStorage.setItem("reviewer", e.target.value); load(); } } });
   const importPath = el("input#import-path", { placeholder: "data file under the root", size: 30 });
   const exportPath = el("input#export-path", { value: "review/export.jsonl", size: 24 });
   const kind = el("select#export-kind", {}, ["dpo", "sft", "kto"].map(k => el("option", { text: k })));
@@ -391,7 +391,9 @@ PAGES.review = async (main) => {
 
   const trained = (await api("/api/runs")).runs.filter(r => r.final);
   async function load() {
-    display(await api(`/api/review/next?${query({ reviewer: who.value })}`));
+    // taking the next item claims it: only once the reviewer has a name
+    if (!who.value.trim()) return fill(view, el("p", { text: "Type your name as reviewer to start." }));
+    display(await api(`/api/review/next?${query({ reviewer: who.value.trim() })}`));
   }
   function display(r) {
     const st = r.stats, done = st.status.done || 0;
