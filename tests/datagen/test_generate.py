@@ -53,6 +53,22 @@ def test_self_instruct_removes_near_copies_and_unusable_tasks_and_answers_the_re
     assert {k: again[k] for k in ("in", "kept", "removed")} == {k: stats[k] for k in ("in", "kept", "removed")}
 
 
+def test_self_instruct_resumed_after_a_failed_prompt_keeps_what_it_wrote(stub, seeds, tmp_path):
+    raw = {"mode": "self_instruct", "teacher": teacher(stub.url, concurrency=1, retries=0), "output_dir": "out",
+           "self_instruct": {"seeds": str(seeds), "num_examples": 2}}
+    stub.script = [("status", 500)]  # prompt 0 fails; prompt 1's festival and planet tasks are kept instead
+    first = run(raw, tmp_path)
+    assert (first["kept"], first["failed"], first["prompts"]) == (2, 1, 2)
+    again = run(raw, tmp_path)  # prompt 0 now answers: its tasks come first, prompt 1's stay as written
+    identity(again)
+    data = read_jsonl(tmp_path / "out" / "data.jsonl")
+    rejects = read_jsonl(tmp_path / "out" / "rejects.jsonl")
+    assert sorted(r["id"] for r in data) == ["si-0-0", "si-0-4", "si-1-0", "si-1-4"]
+    assert again["kept"] == 4 and again["failed"] == 0 and again["prompts"] == 2
+    assert not {r["id"] for r in data} & {r["id"] for r in rejects}
+    assert len(rejects) == sum(again["removed"].values())
+
+
 def _prompts(tmp_path: Path, lines: list[str]) -> Path:
     path = tmp_path / "prompts.txt"
     path.write_text("".join(line + "\n" for line in lines))

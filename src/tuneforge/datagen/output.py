@@ -40,20 +40,21 @@ class Stats:
                 "failed": sum(self.failed.values()), "failed_by_reason": dict(self.failed)}
 
 
-def _clean_tail(path: Path) -> set[str]:
-    """Ids of the complete records in a jsonl file; a partial last line (the run was killed while
-    writing it) is cut off."""
+def _clean_tail(path: Path) -> dict[str, str | None]:
+    """Ids of the complete records in a jsonl file, with their removal reason (rejects); a partial last
+    line (the run was killed while writing it) is cut off."""
     if not path.exists():
-        return set()
+        return {}
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
     if end < len(data):
         with path.open("r+b") as f:
             f.truncate(end)
-    ids = set()
+    ids = {}
     for line in data[:end].splitlines():
         if line.strip():
-            ids.add(json.loads(line)["id"])
+            row = json.loads(line)
+            ids[row["id"]] = row.get("reason")
     return ids
 
 
@@ -64,10 +65,11 @@ class Output:
         self.dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         self.stats = Stats(mode)
-        self.written = _clean_tail(out_dir / DATA)
+        self.written = set(_clean_tail(out_dir / DATA))
         self.resumed = len(self.written)
         self._drop_failures(out_dir / REJECTS)
-        self.rejected_ids = _clean_tail(out_dir / REJECTS)
+        self.rejected = _clean_tail(out_dir / REJECTS)
+        """Removed records of earlier runs: id -> reason."""
         self.data = (out_dir / DATA).open("a", encoding="utf-8")
         self.rejects = (out_dir / REJECTS).open("a", encoding="utf-8")
         self.started = time.time()
@@ -102,10 +104,18 @@ class Output:
         self._reject(record_id, FAILED, record, error)
 
     def _reject(self, record_id: str, reason: str, record: dict[str, Any], detail: str) -> None:
-        if record_id in self.rejected_ids:
+        if record_id in self.rejected:
             return
         self._append(self.rejects, {"id": record_id, "reason": reason, "detail": detail[:500], "record": record})
-        self.rejected_ids.add(record_id)
+        self.rejected[record_id] = reason
+
+    def earlier_decision(self, record_id: str) -> str | None:
+        """'kept', or the reason an earlier run removed this record; None when it has not been decided.
+        Steps whose decisions depend on earlier ones (near-copies of instructions so far) follow what
+        was written, even where a request that failed then and succeeds now changes what came before."""
+        if record_id in self.written:
+            return "kept"
+        return self.rejected.get(record_id)
 
     @staticmethod
     def _append(f, row: dict[str, Any]) -> None:

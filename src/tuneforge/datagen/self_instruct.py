@@ -32,6 +32,7 @@ PROMPT = ("Here are some tasks people ask an AI assistant to do:\n{examples}\n"
           "Write {count} more new and different tasks in the same style, as a numbered list starting at {next}, "
           "one task per line.")
 TASKS_PER_PROMPT = 5
+EMPTY = "empty_answer"
 
 _ITEM = re.compile(r"^\s*(?:\d+\s*[.):]|[-*•])\s*(.+?)\s*$")
 _LEAD = re.compile(r"^(?:\d+\s*[.):]\s*|(?:task|instruction)\s*\d*\s*[:.\-]\s*|[A-Z]\s*:\s*)+", re.IGNORECASE)
@@ -69,7 +70,10 @@ def run_self_instruct(recipe: Recipe, out: Output, cache: ResponseCache, on_prog
     k = min(cfg.seeds_per_prompt, len(seeds))
     batch = recipe.teacher.concurrency
     prompts_sent = 0
-    while out.stats.kept < cfg.num_examples and prompts_sent < cfg.max_prompts:
+    # a resumed run replays at least every prompt whose tasks an earlier run wrote, so the counts cover them
+    earlier = [int(i.split("-")[1]) for i in (*out.written, *out.rejected) if i.startswith("si-")]
+    replay = max(earlier, default=-1) + 1
+    while (out.stats.kept < cfg.num_examples or prompts_sent < replay) and prompts_sent < cfg.max_prompts:
         round_ids = range(prompts_sent, min(prompts_sent + batch, cfg.max_prompts))
         chosen = {i: random.Random(f"{recipe.seed}-{i}").sample(range(len(seeds)), k) for i in round_ids}
         requests = [([{"role": "user", "content": build_prompt([seed_texts[j] for j in chosen[i]])}],
@@ -87,14 +91,21 @@ def run_self_instruct(recipe: Recipe, out: Output, cache: ResponseCache, on_prog
                 out.remove(f"si-{i}", "no_tasks_in_reply", {"reply": reply.text, "seed_ids": used})
             for j, task in enumerate(tasks):
                 record_id = f"si-{i}-{j}"
-                if reason := checks.reason(task):
-                    out.remove(record_id, reason, {"instruction": task})
+                earlier = out.earlier_decision(record_id)
+                if earlier is None:  # decide now
+                    if reason := checks.reason(task):
+                        out.remove(record_id, reason, {"instruction": task})
+                        continue
+                    score, near = index.nearest(task)
+                    if near is not None:
+                        out.remove(record_id, "near_copy", {"instruction": task},
+                                   f"ROUGE-L {score:.2f} with: {index.texts[near][:200]}")
+                        continue
+                elif earlier not in ("kept", EMPTY):  # removed before it was indexed
+                    out.remove(record_id, earlier, {"instruction": task})
                     continue
-                score, near = index.nearest(task)
-                if near is not None:
-                    out.remove(record_id, "near_copy", {"instruction": task},
-                               f"ROUGE-L {score:.2f} with: {index.texts[near][:200]}")
-                    continue
+                else:
+                    score = 0.0
                 index.add(task)
                 new.append((record_id, task, {"seed_ids": used, "prompt_index": i, "rouge_l_max": round(score, 4)}))
         _answer(recipe, cfg, teacher, out, new)
@@ -118,7 +129,7 @@ def _answer(recipe: Recipe, cfg: SelfInstruct, teacher: LLMClient, out: Output,
         if isinstance(reply, LLMError):
             out.fail(record_id, str(reply), {"instruction": task})
         elif not reply.text.strip():
-            out.remove(record_id, "empty_answer", {"instruction": task})
+            out.remove(record_id, EMPTY, {"instruction": task})
         else:
             meta = {**meta, "finish_reason": reply.finish_reasons[0]}
             out.keep(Sample([Message("user", task), Message("assistant", reply.text.strip())], id=record_id,
