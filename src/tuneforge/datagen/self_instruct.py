@@ -71,8 +71,8 @@ def run_self_instruct(recipe: Recipe, out: Output, cache: ResponseCache, on_prog
     batch = recipe.teacher.concurrency
     prompts_sent = 0
     # a resumed run replays at least every prompt whose tasks an earlier run wrote, so the counts cover them
-    earlier = [int(i.split("-")[1]) for i in (*out.written, *out.rejected) if i.startswith("si-")]
-    replay = max(earlier, default=-1) + 1
+    written = [int(i.split("-")[1]) for i in (*out.written, *out.rejected) if i.startswith("si-")]
+    replay = max(written, default=-1) + 1
     while (out.stats.kept < cfg.num_examples or prompts_sent < replay) and prompts_sent < cfg.max_prompts:
         round_ids = range(prompts_sent, min(prompts_sent + batch, cfg.max_prompts))
         chosen = {i: random.Random(f"{recipe.seed}-{i}").sample(range(len(seeds)), k) for i in round_ids}
