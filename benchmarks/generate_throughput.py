@@ -7,7 +7,7 @@ cache each round, so every reply is really generated.
 Reported: records/s of each side (best round), the ratio to the loop, and how many replies are identical
 to the loop's (greedy on both sides, though a batch's padding can shift a near-tie).
 
-    python benchmarks/generate_throughput.py [--prompts 48] [--max-tokens 48] [--rounds 2] [--concurrency 16]
+    python benchmarks/generate_throughput.py [--prompts 32] [--max-tokens 48] [--rounds 2] [--concurrency 16]
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def run_distilabel(url: str, texts: list[str], max_tokens: int, concurrency: int
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--prompts", type=int, default=48)
+    parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
