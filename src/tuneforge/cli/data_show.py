@@ -13,6 +13,7 @@ from rich.text import Text
 from tuneforge.cli.common import ColumnOption, FormatOption, pairs
 from tuneforge.config import DEFAULT_MODEL, DataConfig, DatasetConfig, TemplateConfig
 from tuneforge.formatting import IGNORE, Encoder, SampleRejected, template_names
+from tuneforge.formatting.runs import labelled_parts, trained_runs
 
 TRAINED = "bold black on green"
 GIVEN = "dim"
@@ -56,12 +57,7 @@ def show(
             console.print(Panel(Text.assemble(where, "\n", (f"dropped: {r.reason}", "bold red"), f"\n{r.detail}"),
                                 title=title, title_align="left", border_style="red"))
             continue
-        if sample.kind == "preference":
-            parts = [("prompt", enc.prompt_ids, [IGNORE] * len(enc.prompt_ids)),
-                     ("chosen", enc.chosen_ids, enc.chosen_labels),
-                     ("rejected", enc.rejected_ids, enc.rejected_labels)]
-        else:
-            parts = [("", enc.input_ids, enc.labels)]
+        parts = labelled_parts(enc)
         tokens = sum(len(ids) for _, ids, _ in parts)
         trained = sum(t != IGNORE for _, _, labels in parts for t in labels)
         totals["tokens"] += tokens
@@ -80,14 +76,10 @@ def _label(name: str) -> Text:
 
 
 def _highlight(tokenizer, ids: list[int], labels: list[int]) -> Text:
-    """Decode runs of trained / untrained tokens (a run, not a token at a time, so multi-byte
-    characters split across tokens still print) and style each run."""
+    """The trained and untrained runs of a sample, each styled."""
     text = Text()
-    start = 0
-    for end in range(1, len(ids) + 1):
-        if end == len(ids) or (labels[end] != IGNORE) != (labels[start] != IGNORE):
-            text.append(tokenizer.decode(ids[start:end]), style=TRAINED if labels[start] != IGNORE else GIVEN)
-            start = end
+    for run, trained in trained_runs(tokenizer, ids, labels):
+        text.append(run, style=TRAINED if trained else GIVEN)
     return text
 
 

@@ -13,7 +13,8 @@ from typing import Any
 from tuneforge.config import DataConfig, DatasetConfig, TemplateConfig
 from tuneforge.curate.pipeline import OUTPUT, REJECTS
 from tuneforge.curate.text import ALL_FIELDS, joined_text
-from tuneforge.formatting import IGNORE, EncodedPair, Encoder, SampleRejected
+from tuneforge.formatting import IGNORE, Encoder, SampleRejected
+from tuneforge.formatting.runs import labelled_parts, trained_runs
 from tuneforge.types import Sample
 
 DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt", ".gz")
@@ -92,16 +93,6 @@ def matches(sample: Sample, reason: str | None, f: Filters) -> bool:
             and (not f.language or language(sample) == f.language))
 
 
-def token_runs(tokenizer: Any, ids: list[int], labels: list[int]) -> list[tuple[str, bool]]:
-    """(text, trained) runs: decoded a run at a time, so characters split across tokens stay whole."""
-    runs, start = [], 0
-    for end in range(1, len(ids) + 1):
-        if end == len(ids) or (labels[end] != IGNORE) != (labels[start] != IGNORE):
-            runs.append((tokenizer.decode(ids[start:end]), labels[start] != IGNORE))
-            start = end
-    return runs
-
-
 def show(path: Path, *, model: str, template: str = "auto", train_on: str = "assistant", cutoff: int = 1024,
          filters: Filters | None = None, offset: int = 0, n: int = 10) -> dict[str, Any]:
     """The page of samples `offset..offset+n` among those matching `filters`, each encoded as training
@@ -128,14 +119,10 @@ def _encoded(encoder: Encoder, sample: Sample, index: int, reason: str | None) -
         enc = encoder.encode(sample)
     except SampleRejected as r:
         return {**out, "dropped": r.reason, "detail": r.detail, "parts": []}
-    if isinstance(enc, EncodedPair):
-        parts = [("prompt", enc.prompt_ids, [IGNORE] * len(enc.prompt_ids)),
-                 ("chosen", enc.chosen_ids, enc.chosen_labels), ("rejected", enc.rejected_ids, enc.rejected_labels)]
-    else:
-        parts = [("", enc.input_ids, enc.labels)]
+    parts = labelled_parts(enc)
     return {**out, "tokens": sum(len(ids) for _, ids, _ in parts),
             "trained": sum(t != IGNORE for _, _, labels in parts for t in labels), "truncated": enc.truncated,
-            "parts": [{"name": name, "runs": token_runs(encoder.tokenizer, ids, labels)}
+            "parts": [{"name": name, "runs": trained_runs(encoder.tokenizer, ids, labels)}
                       for name, ids, labels in parts]}
 
 
