@@ -34,3 +34,12 @@ def test_parse_tasks_reads_numbered_and_bulleted_lists_only():
              "6. 6. Count to ten.\nThat is all.\n7. Task 7: Sort these numbers.")
     assert parse_tasks(reply) == ["Write a poem.", "Plan a trip", "Name a river.", "Count to ten.",
                                   "Sort these numbers."]
+
+
+def test_rounds_shrink_to_what_the_yield_so_far_says_is_missing():
+    from tuneforge.datagen.self_instruct import round_size
+
+    assert round_size(24, missing=50, kept=0, prompts_sent=0) == 24  # nothing to go by yet
+    assert round_size(24, missing=10, kept=40, prompts_sent=24) == 8  # 1.67 kept a prompt: 6, and a fifth
+    assert round_size(24, missing=45, kept=5, prompts_sent=24) == 24  # a low yield: as many as allowed
+    assert round_size(24, missing=1, kept=49, prompts_sent=24) == 1

@@ -9,6 +9,7 @@ from the cache) makes exactly the same decisions.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import zlib
@@ -51,6 +52,14 @@ def parse_tasks(reply: str) -> list[str]:
     return out
 
 
+def round_size(concurrency: int, missing: int, kept: int, prompts_sent: int) -> int:
+    """Prompts for the next round: `concurrency`, or fewer when the examples kept per prompt so far say
+    fewer will do (with a fifth to spare), so the last round does not overshoot `num_examples` by much."""
+    if prompts_sent == 0 or kept == 0 or missing <= 0:
+        return concurrency
+    return max(1, min(concurrency, math.ceil(1.2 * missing * prompts_sent / kept)))
+
+
 def build_prompt(examples: list[str], count: int = TASKS_PER_PROMPT) -> str:
     listed = "".join(f"{i + 1}. {' '.join(t.split())}\n" for i, t in enumerate(examples))
     return PROMPT.format(examples=listed, count=count, next=len(examples) + 1)
@@ -68,13 +77,14 @@ def run_self_instruct(recipe: Recipe, out: Output, cache: ResponseCache, on_prog
         index.add(text)
     checks = InstructionChecks(cfg.filters)
     k = min(cfg.seeds_per_prompt, len(seeds))
-    batch = recipe.teacher.concurrency
     prompts_sent = 0
     # a resumed run replays at least every prompt whose tasks an earlier run wrote, so the counts cover them
     written = [int(i.split("-")[1]) for i in (*out.written, *out.rejected) if i.startswith("si-")]
     replay = max(written, default=-1) + 1
     while (out.stats.kept < cfg.num_examples or prompts_sent < replay) and prompts_sent < cfg.max_prompts:
-        round_ids = range(prompts_sent, min(prompts_sent + batch, cfg.max_prompts))
+        size = max(round_size(recipe.teacher.concurrency, cfg.num_examples - out.stats.kept, out.stats.kept,
+                              prompts_sent), replay - prompts_sent)
+        round_ids = range(prompts_sent, min(prompts_sent + size, cfg.max_prompts))
         chosen = {i: random.Random(f"{recipe.seed}-{i}").sample(range(len(seeds)), k) for i in round_ids}
         requests = [([{"role": "user", "content": build_prompt([seed_texts[j] for j in chosen[i]])}],
                      sampling(recipe.teacher, i)) for i in round_ids]
