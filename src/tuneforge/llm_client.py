@@ -58,7 +58,7 @@ class Sampling:
     seed: int | None = None
     stop: list[str] | None = None
     response_format: dict[str, Any] | None = None
-    """e.g. {"type": "json_object"}; only for servers that support it (tuneforge serve does not)."""
+    """e.g. {"type": "json_object"}; for servers that support it (tuneforge serve accepts and ignores it)."""
 
     def params(self) -> dict[str, Any]:
         out: dict[str, Any] = {"temperature": self.temperature}

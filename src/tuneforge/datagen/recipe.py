@@ -44,7 +44,7 @@ class Endpoint(_Strict):
     seed: int | None = 0
     """Sampling seed sent with every request (varied per request, so a re-run asks the very same things)."""
     response_format: dict[str, Any] | None = None
-    """e.g. {type: json_object}, for servers that support it (tuneforge serve does not)."""
+    """e.g. {type: json_object}, for servers that support it (tuneforge serve accepts and ignores it)."""
 
 
 class Filters(_Strict):
