@@ -92,7 +92,7 @@ def _config(model_dir, out, **grpo):
                   "warmup_ratio": 0.0, "scheduler": "constant", "seed": 0, "val_size": 2, "eval_every": 2,
                   "save_every": 1,
                   "grpo": {"rewards": ["json_valid", {"name": "flaky", "function": "grpo_test_rewards:flaky"}],
-                           "generations": 4, "max_new_tokens": 6, **grpo}},
+                           "generations": 2, "max_new_tokens": 4, **grpo}},
     })
 
 
@@ -114,14 +114,14 @@ def test_grpo_run_on_a_tiny_model(tiny_model_dir, tmp_path, flaky_reward, monkey
     assert len(engines) == 2 and all(m is engines[0][0] and not training for m, training in engines)
     assert hasattr(engines[0][0], "disable_adapter")
     assert ["rollout_s" in r for r in history] == [True, False]
-    # 2 prompts × 4 completions; the reward raised on every second one: scored 0, counted, logged once.
-    assert history[0]["reward_failures"] == 4 and len(flaky_reward) == 8 + 2  # + the 2 held-out replies
+    # 2 prompts × 2 completions; the reward raised on every second one: scored 0, counted, logged once.
+    assert history[0]["reward_failures"] == 2 and len(flaky_reward) == 4 + 2  # + the 2 held-out replies
     assert "reward 'flaky' failed" in caplog.text and "ValueError: flaky reward" in caplog.text
     assert history[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # LoRA starts as the reference
     assert history[1]["kl"] > 0  # the second iteration on the same completions sees a moved policy
     assert 0 <= history[1]["clip_fraction"] <= 1 and history[0]["clip_fraction"] == 0  # ratio 1 at first
     assert -2.0 <= history[1]["eval_val_loss"] <= 0.0  # minus the mean reward of greedy replies
-    assert history[0]["completion_length"] <= 6 and history[0]["completions_per_s"] > 0
+    assert history[0]["completion_length"] <= 4 and history[0]["completions_per_s"] > 0
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(lines[0]["samples"]) == 3 and lines[0]["samples"][0].keys() == {"prompt", "completion", "reward"}
     assert "reward_json_valid" in lines[0] and "reward_flaky" in lines[0]
