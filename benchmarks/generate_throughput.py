@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import socket
@@ -89,13 +90,17 @@ def run_distilabel(url: str, texts: list[str], max_tokens: int, concurrency: int
     from distilabel.steps import LoadDataFromDicts
     from distilabel.steps.tasks import TextGeneration
 
+    handlers = logging.root.handlers[:]  # distilabel routes the root logger to its own queue, closed after a run
     with Pipeline(name="bench") as pipeline:
         load = LoadDataFromDicts(data=[{"instruction": t} for t in texts], batch_size=concurrency)
         generation = TextGeneration(llm=OpenAILLM(model=MODEL, base_url=url, api_key=KEY, max_retries=0, timeout=600),
                                     input_batch_size=concurrency)
         load >> generation
-    distiset = pipeline.run(use_cache=False, parameters={generation.name: {"llm": {"generation_kwargs": {
-        "temperature": 0.0, "max_new_tokens": max_tokens}}}})
+    try:
+        distiset = pipeline.run(use_cache=False, parameters={generation.name: {"llm": {"generation_kwargs": {
+            "temperature": 0.0, "max_new_tokens": max_tokens}}}})
+    finally:
+        logging.root.handlers[:] = handlers
     rows = distiset["default"]["train"]
     by_instruction = {r["instruction"]: (r["generation"] or "").strip() for r in rows}
     return [by_instruction[t] for t in texts]
