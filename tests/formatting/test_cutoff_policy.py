@@ -97,7 +97,7 @@ def test_counts_add_up_and_a_cut_reply_never_trains_a_stop_token(tiny_model_dir,
     assert (default.kept, default.truncated, default.reply_truncated, default.dropped) == (3, 1, 0, {"too_long": 1})
 
 
-def test_the_manifest_counts_each_case(tiny_model_dir, tmp_path):
+def test_the_manifest_counts_each_case(tiny_model_dir, tmp_path, capsys):
     from tuneforge.config import build_config
     from tuneforge.train.run import run_training
 
@@ -109,6 +109,8 @@ def test_the_manifest_counts_each_case(tiny_model_dir, tmp_path):
                         "template": {"cutoff_len": 64, "cutoff_policy": "truncate_reply"},
                         "train": {"output_dir": str(tmp_path / "run"), "max_steps": 1, "batch_size": 4}})
     run_training(cfg)
+    out = capsys.readouterr().out
+    assert "4 kept (1 truncated, 1 of them in the reply), 0 dropped" in out and "warning:" not in out
     counts = json.loads((tmp_path / "run" / "manifest.json").read_text())["samples"]
     assert {k: counts[k] for k in ("tokenised", "kept_whole", "prompt_truncated", "reply_truncated", "dropped")} == {
         "tokenised": 4, "kept_whole": 3, "prompt_truncated": 0, "reply_truncated": 1, "dropped": {}}

@@ -38,10 +38,6 @@ def test_train_prints_the_share_and_trains_the_rest(one_in_ten_too_long, capsys)
            "(now 64), or set template.cutoff_policy: truncate_reply" in out
     assert summary.result.state.step == 1
 
-    summary = run_training(build_config(one_in_ten_too_long, ["template.cutoff_policy=truncate_reply"]))
-    out = capsys.readouterr().out
-    assert "warning:" not in out and "9 kept" not in out and "10 kept (1 truncated, 1 of them in the reply)" in out
-
 
 def test_doctor_reports_the_share_and_the_ways_out(one_in_ten_too_long):
     from tuneforge.doctor import run_doctor
