@@ -100,15 +100,23 @@ def explain_validation(error: ValidationError, root: type[BaseModel], prefix: st
             hint = did_you_mean(err["loc"][-1], _fields_at(root, err["loc"][:-1]))
             lines.append(f"unknown key '{loc}'{suffix}; {hint}")
         else:
-            lines.append(f"'{loc}': {err['msg']}")
+            msg = err["msg"].removeprefix("Value error, ")  # a validator's own message reads as it is
+            lines.append(f"'{loc}': {msg}" if loc else msg)
     return "\n".join(lines)
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation holds, however nested (`list[X] | None`, `dict[str, X]`, `X | Y`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
+
+
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys valid at `loc` below `model` (list indices and union tags skipped); [] when unknown."""
+    models = [model]
     for part in loc:
-        if isinstance(part, int):
-            continue
-        annotation = model.model_fields[str(part)].annotation
-        inner = getattr(annotation, "__args__", (annotation,))
-        model = next(t for t in inner if isinstance(t, type) and issubclass(t, BaseModel))
-    return list(model.model_fields)
+        inner = [m for cls in models if str(part) in cls.model_fields
+                 for m in _models_in(cls.model_fields[str(part)].annotation)]
+        models = inner or models  # an index or a union member's tag: the same models go on
+    return list(dict.fromkeys(k for cls in models for k in cls.model_fields))

@@ -16,7 +16,7 @@ from tuneforge.curate.base import OpConfig, parse_op
 from tuneforge.curate.pipeline import OUTPUT, READ_REJECTS, RunOptions, run
 from tuneforge.errors import ConfigError
 from tuneforge.io.report import ReadReport
-from tuneforge.settings import did_you_mean, read_yaml
+from tuneforge.settings import explain_validation, read_yaml
 from tuneforge.types import Sample
 
 REPORT = "report.html"
@@ -99,12 +99,7 @@ def parse_recipe(raw: dict[str, Any], base: Path, where: str = "recipe") -> Reci
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg += f" ({did_you_mean(err['loc'][-1], _KEYS)})"
-        raise ConfigError(f"{where}: {loc}: {msg}") from None
+        raise ConfigError(f"{where}: {explain_validation(e, Recipe)}") from None
     # One rule for every tuneforge YAML (see tuneforge.config.load_config): `~` is the home folder, and
     # a relative path is relative to the file's folder.
     for spec in recipe.inputs:
@@ -113,7 +108,6 @@ def parse_recipe(raw: dict[str, Any], base: Path, where: str = "recipe") -> Reci
     return recipe
 
 
-_KEYS = [*Recipe.model_fields, *InputSpec.model_fields, *OutputSpec.model_fields, *ExecutorSpec.model_fields]
 
 
 def read_dataset(path: Path | str, format: str = "auto", columns: dict[str, str] | None = None,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tuneforge.config import RewardConfig
 from tuneforge.errors import ConfigError
-from tuneforge.settings import did_you_mean, read_yaml
+from tuneforge.settings import explain_validation, read_yaml
 
 Mode = Literal["self_instruct", "evolve", "distill", "preferences"]
 MODES: tuple[Mode, ...] = ("self_instruct", "evolve", "distill", "preferences")
@@ -173,9 +173,6 @@ class Recipe(_Strict):
         return self.cache or self.output_dir / "cache.sqlite"
 
 
-_SECTIONS: list[type[BaseModel]] = [Recipe, Endpoint, Filters, SelfInstruct, Evolve, RewardConfig, Distill,
-                                    Preferences]
-_KEYS = sorted({k for cls in _SECTIONS for k in cls.model_fields})
 
 
 def load_recipe(path: Path | str, overrides: dict[str, Any] | None = None) -> Recipe:
@@ -194,12 +191,7 @@ def parse_recipe(raw: dict[str, Any], base: Path, where: str = "recipe") -> Reci
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg += f" ({did_you_mean(str(err['loc'][-1]), _KEYS)})"
-        raise ConfigError(f"{where}: {loc + ': ' if loc else ''}{msg}") from None
+        raise ConfigError(f"{where}: {explain_validation(e, Recipe)}") from None
     recipe.output_dir = base / recipe.output_dir.expanduser()
     if recipe.cache is not None:
         recipe.cache = base / recipe.cache.expanduser()
