@@ -43,6 +43,16 @@ def test_set_overrides_parse_yaml_values():
     assert [d.path for d in cfg.data.datasets] == ["a.json"]
 
 
+def test_set_indexes_lists_and_names_a_bad_index():
+    cfg = build_config({"data": ["a.json", "b.json"]}, ["data.datasets.1.format=alpaca", "data.datasets.0.weight=2"])
+    assert [(d.path, d.format, d.weight) for d in cfg.data.datasets] == [("a.json", "auto", 2),
+                                                                         ("b.json", "alpaca", None)]
+    with pytest.raises(ConfigError, match=r"--set data.datasets.2.format: '2' is not an index of that list of 2"):
+        build_config({"data": ["a.json", "b.json"]}, ["data.datasets.2.format=alpaca"])
+    with pytest.raises(ConfigError, match=r"'x' is not an index"):
+        build_config({"data": "a.json"}, ["data.datasets.x=1"])
+
+
 def test_mixed_precision_no_survives_yaml(tmp_path):
     """PyYAML (YAML 1.1) reads a bare `no` as false; tuneforge reads YAML 1.2 booleans, in files and --set."""
     config = tmp_path / "c.yaml"

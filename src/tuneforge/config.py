@@ -379,17 +379,29 @@ class Config(Section):
 
 
 def apply_override(tree: dict[str, Any], assignment: str) -> None:
-    """Apply `a.b.c=value` to a nested dict; the value is parsed as YAML (`1e-4`, `true`, `[a, b]`)."""
+    """Apply `a.b.c=value` to a nested dict, where a number indexes a list (`data.datasets.0.format=alpaca`);
+    the value is parsed as YAML (`1e-4`, `true`, `[a, b]`)."""
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. train.seed=1")
     key, raw = assignment.split("=", 1)
     *parents, leaf = key.strip().split(".")
-    node = tree
+
+    def index(items: list, part: str) -> int:
+        if not (part.isdigit() and int(part) < len(items)):
+            raise ConfigError(f"--set {key}: '{part}' is not an index of that list of {len(items)} "
+                              f"(0 to {len(items) - 1})")
+        return int(part)
+
+    node: Any = tree
     for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
+        node = node[index(node, part)] if isinstance(node, list) else node.setdefault(part, {})
+        if not isinstance(node, (dict, list)):
             raise ConfigError(f"--set {key}: '{part}' is not a section")
-    node[leaf] = read_yaml(raw) if raw.strip() else ""
+    value = read_yaml(raw) if raw.strip() else ""
+    if isinstance(node, list):
+        node[index(node, leaf)] = value
+    else:
+        node[leaf] = value
 
 
 def build_config(tree: dict[str, Any], overrides: list[str] = ()) -> Config:
