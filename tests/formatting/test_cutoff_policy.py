@@ -114,3 +114,12 @@ def test_the_manifest_counts_each_case(tiny_model_dir, tmp_path, capsys):
     counts = json.loads((tmp_path / "run" / "manifest.json").read_text())["samples"]
     assert {k: counts[k] for k in ("tokenised", "kept_whole", "prompt_truncated", "reply_truncated", "dropped")} == {
         "tokenised": 4, "kept_whole": 3, "prompt_truncated": 0, "reply_truncated": 1, "dropped": {}}
+
+
+def test_train_on_all_still_drops_earlier_exchanges_under_the_default_policy(char_tokenizer, char_ids):
+    first, answer, short = Message("user", "An earlier question."), Message("assistant", "Earlier."), \
+        Message("assistant", "Fine.")
+    fits = chatml(HI, short)
+    cfg = TemplateConfig(name="chatml", cutoff_len=len(char_ids(fits)), train_on="all")
+    enc = Encoder.create(char_tokenizer, cfg).encode(Sample(messages=[first, answer, HI, short]))
+    assert enc.truncated and enc.input_ids == char_ids(fits)

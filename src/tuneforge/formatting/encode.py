@@ -234,9 +234,15 @@ class Encoder:
             return EncodedLM(ids, labels, weights=weights)
         if self.cfg.cutoff_policy == "drop":
             raise self._too_long(len(ids))
-        # The prompt (everything before the final reply) gives way first, down to `floor` tokens.
-        floor = cutoff // 2 if self.cfg.cutoff_policy == "truncate_reply" else 0
-        while (len(ids) > cutoff and _final_reply_start(labels) > floor
+        # The prompt (everything before the final reply) gives way first; under `truncate_reply` only
+        # down to half the cutoff, the rest of the room being the reply's.
+        reply_cut = self.cfg.cutoff_policy == "truncate_reply"
+
+        def spare(labels: list[int]) -> int:
+            """Prompt tokens that may still go."""
+            return _final_reply_start(labels) - cutoff // 2 if reply_cut else len(labels)
+
+        while (len(ids) > cutoff and spare(labels) > 0
                and (shorter := _without_first_exchange(messages)) is not None):
             messages = shorter
             ids, labels, weights = self._encode_messages(messages, sample.tools)
@@ -246,13 +252,13 @@ class Encoder:
             # Replies and turns trained by their loss_weight keep their text.
             for i in (j for j in _cuttable(messages, last)
                       if messages[j].role != "assistant" and not explicit_weight(messages[j])):
-                while len(ids) > cutoff and (spare := _final_reply_start(labels) - floor) > 0 and messages[i].content:
-                    cut = self._cut_text_head(messages[i].content, min(len(ids) - cutoff, spare))
+                while len(ids) > cutoff and (room := spare(labels)) > 0 and messages[i].content:
+                    cut = self._cut_text_head(messages[i].content, min(len(ids) - cutoff, room))
                     messages = _with_content(messages, i, cut)
                     ids, labels, weights = self._fit_tail(*self._encode_messages(messages, sample.tools))
         if len(ids) <= cutoff:
             return EncodedLM(ids, labels, truncated=True, weights=weights)
-        if self.cfg.cutoff_policy == "truncate_reply" and _final_reply_start(labels) < cutoff:
+        if reply_cut and _final_reply_start(labels) < cutoff:
             # The reply's head is trained; its end, and the EOS that would close it, are cut off.
             return EncodedLM(ids[:cutoff], labels[:cutoff], truncated=True, reply_truncated=True,
                              weights=None if weights is None else weights[:cutoff])
