@@ -1,11 +1,13 @@
 """GRPO on the default model: the quickstart's JSON-format task, learnt from rewards alone.
 
-`examples/train/grpo-json.yaml` (LoRA, G = 8, a json_schema reward with a format check and partial
-credit for the keys) trains on the quickstart's training prompts; the 24 held-out notes (cities and
-phrasings never seen in training) are answered greedily, through the serving engine, by the base and
-by the trained adapter, with the same system prompt. Format compliance is the quickstart's: a reply
-that is a JSON object with exactly the keys city, temp_c and condition. It must rise from the base's
-zero-shot figure to at least 90%.
+`examples/train/grpo-json.yaml` (LoRA, G = 8; a json_schema reward with a format check, partial
+credit for the keys, and rouge_l against the reference answer for the values) trains on the
+quickstart's training prompts; the 24 held-out notes (cities and phrasings never seen in training)
+are answered greedily, through the serving engine, by the base and by the trained adapter, with the
+same system prompt. Format compliance is the quickstart's: a reply that is a JSON object with exactly
+the keys city, temp_c and condition. It must rise from the base's zero-shot figure to at least 90%,
+with the values read from each note (more replies entirely right than before), not one fixed reply
+that satisfies the form.
 """
 
 import time
@@ -21,7 +23,7 @@ from tuneforge.train.rollout import chat_prompts
 from tuneforge.train.run import run_training
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train" / "grpo-json.yaml"
-STEPS = 12
+STEPS = 10
 
 pytestmark = pytest.mark.slow
 
@@ -47,3 +49,4 @@ def test_grpo_teaches_the_json_format_from_rewards(tmp_path, default_model):
           f"reward per step {[round(r['reward'], 2) for r in history]}")
     assert before.compliant < 0.5
     assert after.compliant >= 0.9, replies
+    assert after.correct > before.correct, replies
