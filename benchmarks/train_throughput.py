@@ -146,7 +146,7 @@ def heldout_loss(model, rows) -> float:
     """Token-mean next-token loss over `rows`, one sample per forward (no padding, dropout off)."""
     import torch
 
-    from tuneforge.train.losses import logits_loss_sum
+    from tuneforge.lm_loss import logits_loss_sum
 
     model.eval()
     device = next(model.parameters()).device
@@ -303,12 +303,12 @@ def profile_packed_step(args, rows) -> dict:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    from tuneforge.lm_loss import CausalLMLoss
     from tuneforge.methods import get_method
     from tuneforge.methods.lora import LoraSettings
     from tuneforge.models import load_model
     from tuneforge.native import speed_up
     from tuneforge.train.batching import collate_packed, pack_rows
-    from tuneforge.train.step import CausalLMLoss
 
     model, tokenizer = load_model(model_config(args))
     model = get_method("lora").apply(model, LoraSettings(**lora_settings(args)))

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 
 from tuneforge.config import TemplateConfig
 from tuneforge.formatting import IGNORE, Encoder, SampleRejected, tokenize_samples
+from tuneforge.lm_loss import CausalLMLoss
 from tuneforge.models import tiny_llama
 from tuneforge.train.batching import collate_packed, collate_padded
 from tuneforge.train.data import lm_rows
-from tuneforge.train.step import CausalLMLoss
 from tuneforge.types import Message, Sample
 
 

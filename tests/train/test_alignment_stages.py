@@ -178,9 +178,10 @@ def test_reply_logprobs_skip_the_virtual_tokens_of_prompt_methods(method):
     positions after them, as the SFT loss reads them (its summed cross-entropy is their negative)."""
     import torch
 
+    from tuneforge.lm_loss import CausalLMLoss
     from tuneforge.methods import get_method
     from tuneforge.models import tiny_llama
-    from tuneforge.train.step import CausalLMLoss, stacked_logprobs
+    from tuneforge.train.step import stacked_logprobs
 
     torch.manual_seed(0)
     model = get_method(method).apply(tiny_llama(vocab_size=64, hidden_size=32, layers=2),

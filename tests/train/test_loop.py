@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from tuneforge.config import TrainConfig
+from tuneforge.constants import IGNORE
+from tuneforge.lm_loss import CausalLMLoss
 from tuneforge.models import tiny_llama
 from tuneforge.train.batching import epoch_batches
 from tuneforge.train.checkpoint import list_checkpoints
 from tuneforge.train.loop import train_loop
-from tuneforge.train.losses import IGNORE
-from tuneforge.train.step import CausalLMLoss
 
 
 @dataclass

@@ -4,7 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tuneforge.train.losses import IGNORE, dpo_loss, lm_loss_sum, logits_loss_sum, sequence_logprobs
+from tuneforge.constants import IGNORE
+from tuneforge.lm_loss import lm_loss_sum, logits_loss_sum
+from tuneforge.train.losses import dpo_loss, sequence_logprobs
 
 
 def _reference(hidden, labels, weight):

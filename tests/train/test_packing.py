@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
+from tuneforge.constants import IGNORE
+from tuneforge.lm_loss import CausalLMLoss, logits_loss_sum, segment_lengths
 from tuneforge.models import tiny_llama
 from tuneforge.train.batching import collate_packed, collate_padded, epoch_batches, pack_rows
-from tuneforge.train.losses import IGNORE, logits_loss_sum
-from tuneforge.train.step import CausalLMLoss, segment_lengths
 
 
 @dataclass

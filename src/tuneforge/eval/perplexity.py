@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from tuneforge.config import TemplateConfig
-from tuneforge.train.step import CausalLMLoss
+from tuneforge.lm_loss import CausalLMLoss
 from tuneforge.types import Sample
 
 

@@ -32,7 +32,6 @@ from tuneforge.errors import ConfigError
 from tuneforge.eval.judge import load_prompt, make_judge, rubric_scores
 from tuneforge.eval.metrics import build_metrics
 from tuneforge.text import tokens
-from tuneforge.train.reward_source import register_reward_builder
 
 BatchScore = Callable[[Sequence[str], Sequence[str | None], Sequence[str]], Sequence[object]]
 """(completions, references, prompts) -> one value per completion: a number (bool counts), None where
@@ -200,5 +199,3 @@ def build_rewards(configs: Sequence[RewardConfig | str | dict]) -> Rewards:
     """The weighted sum of the rewards `configs` describe; a misspelt name names the closest one."""
     return Rewards([build_reward(c) for c in configs])
 
-
-register_reward_builder(lambda cfg: build_rewards(cfg.rewards))  # stage grpo's rewards (see train.reward_source)

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import torch
 
-from tuneforge.train.losses import IGNORE
+from tuneforge.constants import IGNORE
 
 
 class Example(Protocol):

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tuneforge.constants import IGNORE
 from tuneforge.train.batching import Batch, epoch_batches
-from tuneforge.train.losses import IGNORE
 
 
 @dataclass

@@ -33,9 +33,9 @@ from torch import nn
 
 from tuneforge.config import Config, GRPOConfig
 from tuneforge.errors import ConfigError, TuneforgeError
+from tuneforge.eval.rewards import Rewards, build_rewards
 from tuneforge.serve.sampling import SamplingParams
 from tuneforge.train.batching import Batch
-from tuneforge.train.reward_source import RewardFunction, build_reward_function
 from tuneforge.train.rollout import Prompt, Sequences, chat_prompts, sample_completions
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class GRPOLoss(nn.Module):
     answers each prompt once, greedily, and returns minus the summed reward: the run's validation
     "loss" is minus the mean reward of greedy replies."""
 
-    def __init__(self, model: nn.Module, tokenizer, template, prompts: Sequence[Prompt], rewards: RewardFunction,
+    def __init__(self, model: nn.Module, tokenizer, template, prompts: Sequence[Prompt], rewards: Rewards,
                  cfg: GRPOConfig, *, pad_id: int, ref_model: nn.Module | None = None,
                  reference_mode: Callable[[], AbstractContextManager] | None = None):
         super().__init__()
@@ -250,7 +250,7 @@ class GRPO:
         if x.method.uses_prompt_tokens:
             raise ConfigError(f"train.stage: grpo does not train method '{cfg.method.name}' (virtual tokens) yet; "
                               f"use lora, dora, ia3, freeze or full")
-        rewards = build_reward_function(g)
+        rewards = build_rewards(g.rewards)
         tokenizer = load_tokenizer(cfg.model)
         prompts, dropped = chat_prompts(x.samples, tokenizer, cfg)
         if dropped:

@@ -1,11 +1,5 @@
-"""Losses. The LM loss is computed only where labels are set, in chunks, with the gradient taken in
-the forward pass: with a 49k vocabulary the (tokens × vocab) logits dominate time and memory, and most
-positions of an SFT batch (prompts, padding) carry no label at all.
-
-Per-token weights (a turn's `loss_weight`) scale each labelled position's cross-entropy: the sum becomes
-sum_i w_i * CE_i while the caller's normaliser stays the count of labelled positions (not sum_i w_i), as
-LLaMA-Factory normalises; so a 0.5-weighted reply counts half as much as a full one in the same step.
-Without weights the code runs exactly as before (no extra tensors, no extra products)."""
+"""The preference and alignment losses (DPO, KTO, ORPO, SimPO) and the sequence log-probs they compare.
+The language-modelling loss itself is `tuneforge.lm_loss`, shared with evaluation."""
 
 from __future__ import annotations
 
@@ -13,88 +7,6 @@ import torch
 import torch.nn.functional as F
 
 from tuneforge.constants import IGNORE
-
-
-class _LinearCrossEntropy(torch.autograd.Function):
-    """sum_i CE(h_i @ W.T, y_i) (times w_i with `token_weights`) without keeping logits: each chunk's
-    softmax gradient is folded into dL/dh (and dL/dW when W trains) immediately, so peak memory is one
-    chunk of logits."""
-
-    @staticmethod
-    def forward(ctx, hidden, weight, targets, chunk_size: int, with_grad: bool, token_weights=None):
-        # hidden (N, H), weight (V, H), targets (N,), token_weights (N,) float32 or None. Without
-        # `with_grad` (evaluation, no_grad) only the loss is computed: no gradient buffers, no products.
-        grad_hidden = torch.empty_like(hidden) if with_grad else None
-        grad_weight = torch.zeros_like(weight) if with_grad and weight.requires_grad else None
-        total = hidden.new_zeros((), dtype=torch.float32)
-        for start in range(0, hidden.shape[0], chunk_size):
-            h = hidden[start:start + chunk_size]  # (C, H)
-            y = targets[start:start + chunk_size]  # (C,)
-            logits = (h @ weight.T).float()  # (C, V); no copy in fp32
-            picked = logits.gather(1, y[:, None]).squeeze(1)  # (C,)
-            top = logits.amax(dim=-1, keepdim=True)  # (C, 1)
-            # The softmax in place, in one buffer (no logsumexp temporaries): exp(logits - max) / sum.
-            probs = logits.sub_(top).exp_()  # (C, V)
-            norm = probs.sum(dim=-1, keepdim=True)  # (C, 1)
-            ce = top.squeeze(1) + norm.log().squeeze(1) - picked  # (C,) lse - logit_y
-            w = None if token_weights is None else token_weights[start:start + chunk_size]  # (C,)
-            total += ce.sum() if w is None else (ce * w).sum()
-            if grad_hidden is None:
-                continue
-            # d(lse - logit_y)/d logits = softmax - onehot (times w_i)
-            grad_logits = probs.div_(norm)
-            grad_logits[torch.arange(y.shape[0], device=y.device), y] -= 1
-            if w is not None:
-                grad_logits.mul_(w[:, None])
-            grad_logits = grad_logits.to(h.dtype)
-            grad_hidden[start:start + chunk_size] = grad_logits @ weight  # (C, H)
-            if grad_weight is not None:
-                grad_weight.addmm_(grad_logits.T, h)  # (V, H)
-        ctx.save_for_backward(grad_hidden, grad_weight)
-        return total
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        grad_hidden, grad_weight = ctx.saved_tensors
-        grad_weight = None if grad_weight is None else grad_weight * grad_out.to(grad_weight.dtype)
-        return grad_hidden * grad_out.to(grad_hidden.dtype), grad_weight, None, None, None, None
-
-
-def lm_loss_sum(hidden: torch.Tensor, labels: torch.Tensor, lm_head: torch.nn.Linear,
-                chunk_size: int = 2048, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
-    """Summed next-token cross-entropy over labelled positions, and how many there were.
-
-    hidden (B, T, H) are the final hidden states; labels (B, T) are aligned with the inputs (the
-    shift happens here), and so are the optional per-token `weights` (B, T): the sum is then
-    sum_i w_i * CE_i, while the count stays the number of labelled positions (the normaliser does
-    not become sum_i w_i). Summing, not averaging, lets the caller normalise by the token count of
-    the whole optimizer step, across micro-batches and processes.
-    """
-    targets = labels[:, 1:]  # (B, T-1)
-    keep = targets != IGNORE
-    h = hidden[:, :-1][keep]  # (N, H)
-    y = targets[keep]  # (N,)
-    if lm_head.bias is not None:
-        raise ValueError("lm_loss_sum expects an LM head without bias")
-    if h.shape[0] == 0:
-        return hidden.sum() * 0.0, 0
-    with_grad = torch.is_grad_enabled() and (h.requires_grad or lm_head.weight.requires_grad)
-    w = None if weights is None else weights[:, 1:][keep].float()  # (N,)
-    return _LinearCrossEntropy.apply(h, lm_head.weight, y, chunk_size, with_grad, w), int(y.shape[0])
-
-
-def logits_loss_sum(logits: torch.Tensor, labels: torch.Tensor,
-                    weights: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
-    """The same sum from full logits (B, T, V), for models whose forward must run whole (prompt methods);
-    `weights` (B, T) as for `lm_loss_sum`."""
-    targets = labels[:, 1:]
-    keep = targets != IGNORE
-    n = int(keep.sum())
-    if weights is None:
-        loss = F.cross_entropy(logits[:, :-1][keep].float(), targets[keep], reduction="sum")
-        return loss, n
-    per_token = F.cross_entropy(logits[:, :-1][keep].float(), targets[keep], reduction="none")  # (N,)
-    return (per_token * weights[:, 1:][keep].float()).sum(), n
 
 
 def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor, average: bool = False) -> torch.Tensor:

@@ -15,10 +15,11 @@ from torch import nn
 from tuneforge.config import Config
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.io.kto import balance_advice, missing_label, sample_label
+from tuneforge.lm_loss import CausalLMLoss
 from tuneforge.train import data as stage_data
 from tuneforge.train.batching import epoch_batches
 from tuneforge.train.grpo import GRPO
-from tuneforge.train.step import CausalLMLoss, DPOLoss, KTOLoss, ReferenceFreeLoss
+from tuneforge.train.step import DPOLoss, KTOLoss, ReferenceFreeLoss
 
 log = logging.getLogger("tuneforge.train")
 

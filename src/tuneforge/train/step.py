@@ -14,103 +14,10 @@ from tuneforge.train.losses import (
     dpo_loss,
     kto_loss,
     kto_reference_point,
-    lm_loss_sum,
-    logits_loss_sum,
     orpo_loss,
     sequence_logprobs,
     simpo_loss,
 )
-
-SEGMENT_ATTENTION = "tuneforge_segments"
-
-
-def _base(model: nn.Module) -> nn.Module:
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def segment_lengths(position_ids: torch.Tensor) -> list[list[int]]:
-    """Lengths of the packed samples of each row: a sample starts wherever the position does not
-    follow on from the previous one (transformers' own rule for packed rows). (B, T) -> B lists."""
-    starts = torch.ones_like(position_ids, dtype=torch.bool)  # (B, T)
-    starts[:, 1:] = position_ids[:, 1:] != position_ids[:, :-1] + 1
-    out = []
-    for row in starts:
-        at = row.nonzero().flatten().tolist() + [row.shape[0]]
-        out.append([b - a for a, b in zip(at, at[1:])])
-    return out
-
-
-def _segment_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
-                       segment_lengths: list[list[int]] | None = None, **kwargs):
-    """Causal SDPA on each packed sample separately: the block-diagonal mask's result without computing
-    the masked-out blocks. query (B, H, T, D), key/value (B, H_kv, T, D) -> (B, T, H, D), as
-    transformers' attention functions return it. Without `segment_lengths` (padded batches,
-    generation) it is transformers' own SDPA attention, with the mask transformers built."""
-    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
-
-    if segment_lengths is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
-    groups = query.shape[1] // key.shape[1]
-    # Repeated kv heads and contiguous slices: SDPA's GQA mode on strided slices is ~3x slower on CPU.
-    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
-    rows = []
-    for b, lengths in enumerate(segment_lengths):
-        pieces = zip(*(t[b:b + 1].split(lengths, dim=2) for t in (query, key, value)))
-        rows.append(torch.cat([nn.functional.scaled_dot_product_attention(
-            q.contiguous(), k.contiguous(), v.contiguous(), dropout_p=dropout, scale=scaling,
-            is_causal=q.shape[2] > 1) for q, k, v in pieces], dim=2))
-    return torch.cat(rows).transpose(1, 2).contiguous(), None  # (B, H, T, D) -> (B, T, H, D)
-
-
-def _route_attention_through_segments(config) -> None:
-    """Point an SDPA model's attention at `_segment_attention` for good, not only around the forward
-    pass: activation checkpointing recomputes each layer during backward, and the recomputation must
-    attend per sample too. Masks are built as for SDPA, so every other caller sees SDPA unchanged."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    if SEGMENT_ATTENTION not in AttentionInterface._global_mapping:
-        AttentionInterface.register(SEGMENT_ATTENTION, _segment_attention)
-        AttentionMaskInterface.register(SEGMENT_ATTENTION, sdpa_mask)
-    config._attn_implementation = SEGMENT_ATTENTION
-
-
-class CausalLMLoss(nn.Module):
-    """forward(**inputs, labels, weights=None) -> (summed loss over labelled positions, their count);
-    `weights` (B, T), where the batch has them, scale each position's loss (see `losses.lm_loss_sum`).
-
-    Methods that modify modules in place (full, freeze, LoRA, DoRA, IA3, adapters) take the fast path:
-    the decoder's hidden states go straight into the chunked LM-head cross-entropy. Methods that add
-    virtual tokens (prefix, prompt, p-tuning) must run the wrapped model's own forward.
-    """
-
-    def __init__(self, model: nn.Module, *, whole_forward: bool, chunk_size: int = 2048):
-        super().__init__()
-        self.model = model
-        head = _base(model).get_output_embeddings()
-        # A LoRA-wrapped head is not a plain Linear: its delta would be skipped by the fused loss.
-        self.whole_forward = whole_forward or type(head) is not nn.Linear or head.bias is not None
-        self.chunk_size = chunk_size
-        config = _base(model).config
-        self.per_sample_attention = (not self.whole_forward
-                                     and config._attn_implementation in ("sdpa", SEGMENT_ATTENTION))
-        if self.per_sample_attention:
-            _route_attention_through_segments(config)
-
-    def forward(self, labels: torch.Tensor, weights: torch.Tensor | None = None,
-                **inputs: torch.Tensor) -> tuple[torch.Tensor, int]:  # labels, weights (B, T)
-        if self.whole_forward:
-            with peft_quiet():
-                logits = self.model(**inputs, use_cache=False).logits  # (B, V_tokens + T, V)
-            return logits_loss_sum(logits[:, -labels.shape[1]:], labels, weights)
-        base = _base(self.model)
-        if self.per_sample_attention and set(inputs) == {"input_ids", "position_ids"}:
-            # Packed rows: attention per sample instead of a block-diagonal mask over the whole row
-            # (a row of ~5 samples does ~1/5 of the attention work).
-            inputs["segment_lengths"] = segment_lengths(inputs["position_ids"])
-        hidden = base.get_decoder()(**inputs, use_cache=False).last_hidden_state  # (B, T, H)
-        return lm_loss_sum(hidden, labels, base.get_output_embeddings(), self.chunk_size, weights)
 
 
 class StepStats:
