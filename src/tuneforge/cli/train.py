@@ -26,7 +26,7 @@ def train(
              "train.eval_every, ...); batch, cutoff, data, method, model and seed never change mid-run.")] = None,
     threads: ThreadsOption = None,
 ) -> None:
-    """Fine-tune a model (train.stage: sft, pt, dpo, kto, orpo, simpo; every method) and write a run directory."""
+    """Fine-tune a model (train.stage: sft, pt, dpo, kto, orpo, simpo, grpo) and write a run directory."""
     from tuneforge.config import load_config
     from tuneforge.threads import use_threads
     from tuneforge.train.run import is_main_process, run_training
