@@ -10,17 +10,15 @@ and can be re-judged from the rejects file, or kept and marked in `meta` when so
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
-
-from tuneforge.curate.base import Drop, OpConfig, register
+from tuneforge.curate.base import Drop, register
+from tuneforge.curate.endpoint import EndpointCaller, EndpointOp
 from tuneforge.curate.text import joined_text, resolve_fields
 from tuneforge.errors import ConfigError
-from tuneforge.llm_client import LLMClient, LLMError, json_objects
+from tuneforge.llm_client import LLMError, json_objects
 from tuneforge.types import Sample
 
 PROMPT = """You review training data for a chat model. Decide whether the text below is safe to train on:
@@ -30,47 +28,29 @@ Answer with one JSON object and nothing else: {"verdict": "safe" or "unsafe", "r
 
 
 @register
-class LLMJudge(OpConfig):
-    """Ask an LLM whether each record is safe; drop the unsafe ones with the judge's reason."""
+class LLMJudge(EndpointOp):
+    """Ask an LLM whether each record is safe; drop the unsafe ones with the judge's reason. Records with
+    no verdict or no reply: reasons judge_unparsable / judge_error, or kept with `meta["judge"]` set to
+    `unparsable` / `error`."""
 
     op: Literal["llm_judge"] = "llm_judge"
-    url: str
-    """Base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1."""
-    model: str
-    api_key_env: str = "OPENAI_API_KEY"
-    """Environment variable holding the API key (sent as a Bearer token when set)."""
     prompt_file: Path | None = None
     """A file whose text replaces the built-in judging prompt (sent as the system message)."""
-    max_chars: int = 8000
-    """Longer texts are cut to this many characters before they are sent."""
-    timeout: float = 60.0
-    retries: int = Field(1, ge=0)
-    """Extra attempts after a failed request (connection error, timeout, 429, 5xx), with backoff."""
-    cache: Path | None = None
-    """An SQLite file caching the judge's replies: a re-run never asks about the same text twice."""
-    on_unparsable: Literal["drop", "keep"] = "drop"
-    on_error: Literal["drop", "keep"] = "drop"
-    """`drop`: removed with reason judge_unparsable / judge_error (counted, in the rejects file);
-    `keep`: kept, with `meta["judge"]` set to `unparsable` / `error`."""
 
     def build(self) -> _LLMJudge:
         return _LLMJudge(self)
 
 
-class _LLMJudge:
+class _LLMJudge(EndpointCaller):
+    reason_prefix, meta_key = "judge", "judge"
+
     def __init__(self, cfg: LLMJudge):
-        self.cfg, self.name, self.fields = cfg, cfg.label, resolve_fields(cfg.fields)
+        super().__init__(cfg)
+        self.cfg, self.fields = cfg, resolve_fields(cfg.fields)
         try:
             self.prompt = cfg.prompt_file.read_text(encoding="utf-8") if cfg.prompt_file else PROMPT
         except OSError as e:
             raise ConfigError(f"{cfg.label}.prompt_file: {e}") from None
-        self._client: LLMClient | None = None  # made on first use, in the worker that runs the op
-
-    def client(self) -> LLMClient:
-        if self._client is None:
-            self._client = LLMClient(self.cfg.url, self.cfg.model, api_key_env=self.cfg.api_key_env,
-                                     timeout=self.cfg.timeout, retries=self.cfg.retries, cache=self.cfg.cache)
-        return self._client
 
     def __call__(self, sample: Sample) -> Sample | Drop:
         text = joined_text(sample, self.fields)[: self.cfg.max_chars]
@@ -80,18 +60,12 @@ class _LLMJudge:
         try:
             reply = self.client().complete(messages).text
         except LLMError as e:
-            return self._fallback(sample, "error", str(e))
+            return self.fallback(sample, "error", str(e), "error")
         verdict = parse_verdict(reply)
         if verdict is None:
-            return self._fallback(sample, "unparsable", reply[:200])
+            return self.fallback(sample, "unparsable", reply[:200], "unparsable")
         unsafe, reason = verdict
         return Drop("llm_unsafe", reason) if unsafe else sample
-
-    def _fallback(self, sample: Sample, what: str, detail: str) -> Sample | Drop:
-        action = self.cfg.on_error if what == "error" else self.cfg.on_unparsable
-        if action == "drop":
-            return Drop(f"judge_{what}", detail)
-        return dataclasses.replace(sample, meta={**sample.meta, "judge": what})
 
 
 _WORD = re.compile(r"不安全|安全|\b(?:unsafe|safe)\b", re.IGNORECASE)

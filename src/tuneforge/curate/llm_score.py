@@ -20,13 +20,13 @@ import dataclasses
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tuneforge.curate.base import Drop, OpConfig, register
-from tuneforge.llm_client import LLMClient, LLMError, Sampling
+from tuneforge.curate.base import Drop, register
+from tuneforge.curate.endpoint import EndpointCaller, EndpointOp
+from tuneforge.llm_client import LLMError, Sampling
 from tuneforge.types import Message, Sample
 
 BUILTIN_CRITERIA = {
@@ -51,15 +51,12 @@ class Criterion(BaseModel):
 
 
 @register
-class LLMScore(OpConfig):
-    """Score each record's reply 1-5 per criterion with an LLM; keep those that reach the threshold."""
+class LLMScore(EndpointOp):
+    """Score each record's reply 1-5 per criterion with an LLM; keep those that reach the threshold.
+    Records with no scores or no reply: reasons score_unparsable / score_error (with the client's message:
+    a refused key names its environment variable), or kept with `meta["llm_score"]` = {"error": ...}."""
 
     op: Literal["llm_score"] = "llm_score"
-    url: str
-    """Base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1."""
-    model: str
-    api_key_env: str = "OPENAI_API_KEY"
-    """Environment variable holding the API key (sent as a Bearer token when set)."""
     criteria: list[str | Criterion] = ["helpfulness", "correctness", "format"]
     """Built-in names (helpfulness, correctness, format) or {name, description} of your own."""
     threshold: float = Field(3.0, ge=1, le=5)
@@ -68,19 +65,6 @@ class LLMScore(OpConfig):
     """How the criteria's scores combine before the threshold: their mean, or the lowest one."""
     max_tokens: int = Field(256, ge=16)
     """Most tokens the grader may write (its JSON with a reason per criterion)."""
-    max_chars: int = 8000
-    """Longer conversations are cut to this many characters (from the start) before they are sent."""
-    timeout: float = 60.0
-    retries: int = Field(1, ge=0)
-    """Extra attempts after a failed request (connection error, timeout, 429, 5xx), with backoff."""
-    cache: Path | None = None
-    """An SQLite file caching the grader's replies: a re-run never pays for the same record twice."""
-    on_unparsable: Literal["drop", "keep"] = "drop"
-    on_error: Literal["drop", "keep"] = "drop"
-    """`drop`: removed as score_unparsable / score_error (counted, in the rejects file, with the client's
-    message: a refused key names its environment variable); `keep`: kept with `meta["llm_score"]` =
-    {"error": ...}. After a refused key, an unknown model or an unreachable endpoint no further request
-    is sent: every remaining record fails at once with the same message."""
 
     @field_validator("criteria")
     @classmethod
@@ -104,18 +88,14 @@ class LLMScore(OpConfig):
         return _LLMScore(self)
 
 
-class _LLMScore:
+class _LLMScore(EndpointCaller):
+    reason_prefix, meta_key = "score", "llm_score"
+
     def __init__(self, cfg: LLMScore):
-        self.cfg, self.name = cfg, cfg.label
+        super().__init__(cfg)
+        self.cfg = cfg
         self.criteria = cfg.resolved()
         self.prompt = rubric_prompt(self.criteria)
-        self._client: LLMClient | None = None  # made on first use, in the worker that runs the op
-
-    def client(self) -> LLMClient:
-        if self._client is None:
-            self._client = LLMClient(self.cfg.url, self.cfg.model, api_key_env=self.cfg.api_key_env,
-                                     timeout=self.cfg.timeout, retries=self.cfg.retries, cache=self.cfg.cache)
-        return self._client
 
     def __call__(self, sample: Sample) -> Sample | Drop:
         conversation = scored_conversation(sample)
@@ -126,11 +106,12 @@ class _LLMScore:
         try:
             reply = self.client().complete(messages, Sampling(max_tokens=self.cfg.max_tokens)).text
         except LLMError as e:
-            return self._fallback(sample, "error", str(e))
+            return self.fallback(sample, "error", str(e), {"error": "error", "detail": str(e)})
         scores = parse_scores(reply, list(self.criteria))
         missing = [c for c in self.criteria if c not in scores]
         if missing:
-            return self._fallback(sample, "unparsable", f"no score for {', '.join(missing)}: {reply[:200]}")
+            detail = f"no score for {', '.join(missing)}: {reply[:200]}"
+            return self.fallback(sample, "unparsable", detail, {"error": "unparsable", "detail": detail})
         values = [scores[c][0] for c in self.criteria]
         mean = sum(values) / len(values)
         combined = mean if self.cfg.aggregate == "mean" else min(values)
@@ -141,12 +122,6 @@ class _LLMScore:
             return Drop("llm_score_low", f"{self.cfg.aggregate} {combined:.2f} < {self.cfg.threshold:g}; "
                                          f"{low} {scores[low][0]}: {scores[low][1]}"[:300])
         return dataclasses.replace(sample, meta={**sample.meta, "llm_score": result})
-
-    def _fallback(self, sample: Sample, what: str, detail: str) -> Sample | Drop:
-        action = self.cfg.on_error if what == "error" else self.cfg.on_unparsable
-        if action == "drop":
-            return Drop(f"score_{what}", detail)
-        return dataclasses.replace(sample, meta={**sample.meta, "llm_score": {"error": what, "detail": detail}})
 
 
 def rubric_prompt(criteria: dict[str, str]) -> str:
