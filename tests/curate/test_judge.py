@@ -1,13 +1,12 @@
-"""The LLM-judge safety hook against a tiny OpenAI-compatible server on 127.0.0.1, started here."""
+"""The LLM-judge safety hook against a stub OpenAI-compatible endpoint on 127.0.0.1 (tests/llm_stub.py)."""
 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from curate_samples import chat
+from tests.llm_stub import chat_stub
 
 from tuneforge.curate import Drop, RunOptions, parse_op, run
 from tuneforge.curate.judge import parse_verdict
@@ -23,41 +22,25 @@ REPLIES = {
 }
 
 
-class Judge(BaseHTTPRequestHandler):
-    seen: list[dict] = []
-
-    def do_POST(self):  # noqa: N802 (http.server's name)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        Judge.seen.append({"auth": self.headers.get("Authorization"), "path": self.path, **body})
-        text = body["messages"][-1]["content"]
-        if "crash" in text:
-            self.send_response(500)
-            self.end_headers()
-            return
-        reply = next((r for word, r in REPLIES.items() if word in text), "")
-        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
+def judge(body, headers):
+    text = body["messages"][-1]["content"]
+    if "crash" in text:
+        return 500, ""
+    return next((r for word, r in REPLIES.items() if word in text), "")
 
 
 @pytest.fixture
-def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Judge)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    Judge.seen.clear()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
+def stub():
+    with chat_stub(judge) as stub:
+        yield stub
 
 
-def test_verdicts_reasons_and_request(server, tmp_path, monkeypatch):
+@pytest.fixture
+def server(stub):
+    return stub.url
+
+
+def test_verdicts_reasons_and_request(server, stub, tmp_path, monkeypatch):
     monkeypatch.setenv("JUDGE_KEY", "sk-test")
     (tmp_path / "prompt.txt").write_text("Judge this.", encoding="utf-8")
     op = parse_op({"op": "llm_judge", "url": server, "model": "judge-1", "api_key_env": "JUDGE_KEY",
@@ -68,7 +51,7 @@ def test_verdicts_reasons_and_request(server, tmp_path, monkeypatch):
     assert isinstance(op(chat("Write a poem", "Roses...")), Sample)
     assert op(chat("A riddle", "?")) == Drop("judge_unparsable", "I would rather not say.")
     assert op(chat("crash", "x")) == Drop("judge_error", "HTTP 500")
-    first = Judge.seen[0]
+    first = stub.seen[0]
     assert (first["auth"], first["path"], first["model"], first["temperature"]) == \
         ("Bearer sk-test", "/v1/chat/completions", "judge-1", 0)
     assert first["messages"][0] == {"role": "system", "content": "Judge this."}

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from curate_samples import chat
+from tests.llm_stub import chat_stub
 
 from tuneforge.curate import Drop, RunOptions, parse_op, run
 from tuneforge.curate.llm_score import parse_scores
@@ -30,50 +29,25 @@ REPLIES = {
 }
 
 
-class Judge(BaseHTTPRequestHandler):
-    seen: list[dict] = []
-
-    def do_POST(self):  # noqa: N802 (http.server's name)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        Judge.seen.append(body)
-        if self.headers.get("Authorization") == "Bearer wrong-key":
-            data = json.dumps({"error": {"message": "invalid api key", "type": "invalid_request_error"}}).encode()
-            self.send_response(401)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
-        text = body["messages"][-1]["content"].split("[reply to score]")[-1]
-        if "crash" in text:
-            self.send_response(500)
-            self.end_headers()
-            return
-        reply = next((r for word, r in REPLIES.items() if word in text), "")
-        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+def judge(body, headers):
+    if headers.get("Authorization") == "Bearer wrong-key":
+        return 401, "invalid api key"
+    text = body["messages"][-1]["content"].split("[reply to score]")[-1]
+    if "crash" in text:
+        return 500, ""
+    return next((r for word, r in REPLIES.items() if word in text), "")
 
 
 @pytest.fixture(scope="module")
-def stub_url():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Judge)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
+def stub():
+    with chat_stub(judge) as stub:
+        yield stub
 
 
 @pytest.fixture
-def server(stub_url):
-    Judge.seen.clear()
-    return stub_url
+def server(stub):
+    stub.seen.clear()
+    return stub.url
 
 
 def scorer(url, **cfg):
@@ -91,7 +65,7 @@ def test_parses_nested_json_lists_in_fences_and_plain_lines():
     assert parse_scores(REPLIES["partial"], ALL) == {"helpfulness": (4, "")}  # 9 is out of range
 
 
-def test_keeps_by_threshold_with_scores_in_meta(server):
+def test_keeps_by_threshold_with_scores_in_meta(server, stub):
     op = scorer(server, threshold=3.5)
     kept = op(chat("Capital of France?", "An excellent answer: Paris."))
     assert isinstance(kept, Sample)
@@ -101,28 +75,28 @@ def test_keeps_by_threshold_with_scores_in_meta(server):
     low = op(chat("Capital of France?", "A decent answer: Paris, I think."))
     assert low == Drop("llm_score_low", "mean 3.33 < 3.5; helpfulness 3: brief")
     assert op(chat("Capital of France?", "wrong: Lyon.")).reason == "llm_score_low"
-    request = Judge.seen[0]
+    request = stub.seen[0]
     assert (request["model"], request["temperature"]) == ("grader", 0)
     system, user = request["messages"]
     assert all(f"- {c}:" in system["content"] for c in ALL)
     assert user["content"] == "[user]\nCapital of France?\n\n[reply to score]\nAn excellent answer: Paris."
 
 
-def test_min_aggregate_and_custom_criteria(server):
+def test_min_aggregate_and_custom_criteria(server, stub):
     op = scorer(server, aggregate="min", threshold=3,
                 criteria=["helpfulness", {"name": "format", "description": "Answers in one line."}])
     assert op(chat("q", "decent")).meta["llm_score"]["min"] == 3
     assert op(chat("q", "wrong")) == Drop("llm_score_low", "min 2.00 < 3; helpfulness 2: misses the point")
-    assert "- format: Answers in one line." in Judge.seen[0]["messages"][0]["content"]
-    assert "correctness" not in Judge.seen[0]["messages"][0]["content"]
+    assert "- format: Answers in one line." in stub.seen[0]["messages"][0]["content"]
+    assert "correctness" not in stub.seen[0]["messages"][0]["content"]
 
 
-def test_preference_and_text_records_and_records_without_a_reply(server):
+def test_preference_and_text_records_and_records_without_a_reply(server, stub):
     op = scorer(server)
     pair = Sample(messages=[Message("user", "q")], chosen=[Message("assistant", "excellent")],
                   rejected=[Message("assistant", "wrong")])
     assert op(pair).meta["llm_score"]["mean"] == pytest.approx(4.667)
-    assert Judge.seen[-1]["messages"][1]["content"].endswith("[reply to score]\nexcellent")
+    assert stub.seen[-1]["messages"][1]["content"].endswith("[reply to score]\nexcellent")
     assert isinstance(op(Sample(text="An excellent essay.")), Sample)
     assert op(Sample(messages=[Message("user", "only a question")])).reason == "no_reply"
 
@@ -155,19 +129,19 @@ def test_config_errors_name_the_key():
         parse_op({"op": "llm_score", "url": "u", "model": "m", "threshold": 7}, "ops[0]")
 
 
-def test_cached_replies_are_not_asked_again(server, tmp_path):
+def test_cached_replies_are_not_asked_again(server, stub, tmp_path):
     records = [chat(f"question {i}", "excellent" if i % 2 else "decent") for i in range(6)]
     first = [scorer(server, cache=str(tmp_path / "cache.db"))(r) for r in records]
-    assert len(Judge.seen) == 6
+    assert len(stub.seen) == 6
     again = [scorer(server, cache=str(tmp_path / "cache.db"))(r) for r in records]  # a re-run
-    assert len(Judge.seen) == 6 and again == first
+    assert len(stub.seen) == 6 and again == first
 
 
-def test_a_refused_key_is_named_and_not_sent_again(server, monkeypatch):
+def test_a_refused_key_is_named_and_not_sent_again(server, stub, monkeypatch):
     monkeypatch.setenv("GRADER_KEY", "wrong-key")
     op = scorer(server, api_key_env="GRADER_KEY", retries=3)
     results = [op(chat(f"q{i}", "excellent")) for i in range(5)]
-    assert len(Judge.seen) == 1  # no retries, no further records sent
+    assert len(stub.seen) == 1  # no retries, no further records sent
     assert {r.reason for r in results} == {"score_error"}
     assert "GRADER_KEY" in results[0].detail and "wrong-key" not in results[0].detail
 

@@ -1,13 +1,11 @@
 """Rewards from a spec: metrics, checks, an LLM judge over HTTP, user functions, weighted sums; a reward
 that raises scores 0 and is counted, never raised."""
 
-import json
 import sys
-import threading
 import types
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from tests.llm_stub import chat_stub
 
 from tuneforge.errors import ConfigError
 from tuneforge.eval.rewards import build_reward, build_rewards
@@ -79,37 +77,18 @@ def test_duplicate_names_are_refused():
         build_rewards(["json_valid", "json_valid"])
 
 
-class _Judge(BaseHTTPRequestHandler):
+def judge(body, headers):
     """An endpoint whose verdict depends on the answer: fault injection (no verdict, a 500)."""
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        prompt = body["messages"][-1]["content"]
-        if "crash" in prompt:
-            self.send_response(500)
-            self.end_headers()
-            return
-        reply = "no idea" if "mumble" in prompt else ('{"score": 10}' if "Paris" in prompt else "Score: 1")
-        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+    prompt = body["messages"][-1]["content"]
+    if "crash" in prompt:
+        return 500, ""
+    return "no idea" if "mumble" in prompt else ('{"score": 10}' if "Paris" in prompt else "Score: 1")
 
 
 def test_judge_reward_scales_scores_and_counts_missing_verdicts():
-    server = HTTPServer(("127.0.0.1", 0), _Judge)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/v1"
-        rewards = build_rewards([{"name": "judge", "judge": {"url": url, "model": "m", "retries": 0}}])
+    with chat_stub(judge) as stub:
+        rewards = build_rewards([{"name": "judge", "judge": {"url": stub.url, "model": "m", "retries": 0}}])
         scores = rewards(["Paris", "Lyon", "mumble", "crash"], None, ["Capital of France?"] * 4)
-    finally:
-        server.shutdown()
     assert scores.by_reward["judge"] == [1.0, 0.0, 0.0, 0.0]
     assert scores.failures == {"judge": 2}
     assert "no 1-10 score" in scores.errors["judge"]
