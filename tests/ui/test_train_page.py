@@ -44,11 +44,11 @@ WORDS = "the quick brown fox jumps over a lazy dog while tuneforge trains small 
 def ui(tmp_path_factory, tiny_model_dir):
     root = tmp_path_factory.mktemp("root")
     (root / "data").mkdir()
-    # Long enough replies and a large batch that each step takes about a second on a busy CPU: time
-    # to see a point arrive and stop before the run ends.
+    # Long enough replies and a large batch that each step takes seconds even on an idle 2-core CPU
+    # (about 1 s per 6k tokens there): time to see a point arrive and stop before the run ends.
     with (root / "data" / "train.jsonl").open("w") as f:
         for i in range(128):
-            text = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(40))
+            text = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(200))
             f.write(json.dumps({"messages": [{"role": "user", "content": f"Repeat {i}: {text}"},
                                              {"role": "assistant", "content": text}]}) + "\n")
     (root / "data" / "eval.jsonl").write_text("".join((root / "data" / "train.jsonl").read_text().splitlines(True)[:2]))
@@ -81,7 +81,7 @@ def test_train_stop_resume(page, ui):
     page.page.click("#launch")
 
     page.wait("#job-status.running")
-    page.wait("#chart-loss[data-points='1']", timeout=60_000)  # the first step's point, live
+    page.wait("#chart-loss[data-points]:not([data-points='0'])", timeout=60_000)  # the first step's point, live
     page.page.click("#stop")
     page.page.locator("#job-status.stopped").wait_for(timeout=60_000)
     stopped_at = _points(page)
