@@ -1,5 +1,6 @@
-"""report.html: the curves of a run (loss, eval loss, learning rate, gradient norm) as PNGs, and
-TensorBoard event files, both from metrics.jsonl."""
+"""report.html: the curves of a run (loss, eval loss, learning rate, gradient norm; an alignment stage's
+rewards, margin, accuracy, KL and completion length) as PNGs, GRPO's sample completions, and
+TensorBoard event files, all from metrics.jsonl."""
 
 from __future__ import annotations
 
@@ -57,13 +58,32 @@ def write_tensorboard(run_dir: Path, records: list[dict]) -> None:
     tmp.rename(out)
 
 
+def _samples(records: list[dict], most: int = 8) -> str:
+    """GRPO's sample completions of its first and last logged steps, with their rewards, as an HTML table."""
+    logged = [r for r in records if r.get("samples")]
+    picked = logged[:1] + logged[-1:] if len(logged) > 1 else logged
+    rows = "".join(f"<tr><td>{r['step']}</td><td>{html.escape(str(s.get('prompt', '')))}</td>"
+                   f"<td><pre>{html.escape(str(s.get('completion', '')))}</pre></td><td>{s.get('reward', '')}</td></tr>"
+                   for r in picked for s in r["samples"][:most])
+    return (f"<h2>Sample completions</h2><table><tr><th>step</th><th>prompt</th><th>completion</th><th>reward</th>"
+            f"</tr>{rows}</table>") if rows else ""
+
+
 def write_report(run_dir: Path) -> Path:
     records = read_metrics(run_dir)
     write_tensorboard(run_dir, records)
-    eval_keys = sorted({k for r in records for k in r if k.startswith("eval_")})
+    keys = {k for r in records for k in r}
+    eval_keys = sorted(k for k in keys if k.startswith("eval_"))
+    # An alignment stage's own curves: each reward (a preference pair's sides, KTO's classes, GRPO's
+    # functions) and their margin; their accuracy; GRPO's KL, clipping and reply length.
+    reward_keys = sorted(k for k in keys if k.startswith("reward") and not k.endswith(("_accuracy", "_std"))
+                         and "failures" not in k)
     charts = [("loss.png", ["loss", *eval_keys], "loss"), ("lr.png", ["lr"], "learning rate"),
               ("grad_norm.png", ["grad_norm"], "gradient norm"),
-              ("tokens_per_s.png", ["tokens_per_s"], "trained tokens / s")]
+              ("tokens_per_s.png", ["tokens_per_s"], "trained tokens / s"),
+              ("rewards.png", reward_keys, "rewards"), ("reward_accuracy.png", ["reward_accuracy"], "reward accuracy"),
+              ("kl.png", ["kl", "clip_fraction"], "KL to the reference, clipped share"),
+              ("completion_length.png", ["completion_length"], "completion length (tokens)")]
     images = [name for name, keys, title in charts if _plot(records, keys, title, run_dir / name)]
     manifest = json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").exists() else {}
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v, ensure_ascii=False))}</td></tr>"
@@ -72,7 +92,7 @@ def write_report(run_dir: Path) -> Path:
     page = (f"<!doctype html><meta charset=utf-8><title>tuneforge run {html.escape(run_dir.name)}</title>"
             f"<style>body{{font-family:sans-serif;margin:2em}}th{{text-align:left;padding-right:1em}}"
             f"img{{margin:.5em;border:1px solid #ddd}}</style><h1>Run {html.escape(str(run_dir))}</h1>"
-            f"<table>{rows}</table><div>{body}</div>")
+            f"<table>{rows}</table><div>{body}</div>{_samples(records)}")
     out = run_dir / "report.html"
     out.write_text(page, encoding="utf-8")
     return out
