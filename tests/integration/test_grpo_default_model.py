@@ -13,8 +13,6 @@ that satisfies the form.
 import time
 from pathlib import Path
 
-import pytest
-
 from tuneforge.config import load_config
 from tuneforge.quickstart import held_out, score
 from tuneforge.serve.engine import load_engine
@@ -24,8 +22,6 @@ from tuneforge.train.run import run_training
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train" / "grpo-json.yaml"
 STEPS = 10
-
-pytestmark = pytest.mark.slow
 
 
 def test_grpo_teaches_the_json_format_from_rewards(tmp_path, default_model):
