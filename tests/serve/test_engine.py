@@ -10,7 +10,7 @@ import torch
 
 from tuneforge.serve.detokenize import TextStream
 from tuneforge.serve.engine import Completion, ContextTooLong, Delta, EngineBusy, EngineClosed, UnknownModel
-from tuneforge.serve.sampling import SamplingParams, next_tokens
+from tuneforge.serve.sampling import SamplingParams, make_generator, next_tokens
 
 
 @pytest.fixture
@@ -53,6 +53,20 @@ def test_seeded_sampling_repeats_whatever_shares_the_batch(engine):
     engine.submit(prompt, params, lambda e: isinstance(e, Completion) and crowd.put(e))
     assert crowd.get(timeout=60).text == alone
     assert engine.complete(prompt, SamplingParams(max_tokens=12, temperature=1.0, seed=4)).text != alone
+
+
+def test_a_prompt_asked_for_several_times_is_prefilled_once(make_engine):
+    engine = make_engine(max_batch_size=4, batch_window_s=0.5)
+    p, q = prompts_of(engine, 2)
+    sampled = [SamplingParams(max_tokens=10, temperature=1.0, seed=s) for s in (1, 2, 3)]
+    params = [*sampled, SamplingParams(max_tokens=10)]
+    alone = [engine.complete(prompt, sp).text for prompt, sp in zip([p, p, q, p], params)]
+    batch_rows = []
+    forward = engine._forward
+    engine._forward = lambda routes, inputs, *a: batch_rows.append(inputs.shape[0]) or forward(routes, inputs, *a)
+    together = engine.complete_all([p, p, q, p], params)
+    assert [c.text for c in together] == alone  # the copies' own seeds: three different samples of p
+    assert batch_rows[0] == 2 and len(set(alone[:2] + alone[3:])) == 3  # p and q once each, then 4-row decode steps
 
 
 def test_streamed_pieces_add_up_and_stop_strings_cut(engine):
@@ -132,6 +146,21 @@ def test_sampling_filters_and_repetition_penalty_match_transformers():
     greedy = next_tokens(logits, [SamplingParams(), SamplingParams(temperature=1, top_k=1)] * 1 + [SamplingParams()],
                          [torch.Generator()] * 3, [None] * 3)
     assert torch.equal(greedy, logits.argmax(-1))  # top_k=1 sampling is greedy
+
+
+def test_sampled_rows_follow_their_distribution_and_their_own_seeds():
+    probs = torch.tensor([0.5, 0.0, 0.3, 0.0, 0.2])  # zero-probability tokens must never be drawn
+    logits = probs.clamp(min=1e-45).log().expand(4, 5).contiguous()  # (B, V)
+    params = [SamplingParams(temperature=1.0, seed=i) for i in range(4)]
+    generators = [make_generator(i) for i in range(4)]
+    draws = torch.stack([next_tokens(logits, params, generators, [None] * 4) for _ in range(2000)])  # (N, B)
+    share = torch.bincount(draws.flatten(), minlength=5).float() / draws.numel()
+    assert share[1] == 0 and share[3] == 0
+    torch.testing.assert_close(share, probs, atol=0.02, rtol=0)
+    # A row's draws depend on its own generator only, not on what else shares the batch.
+    generator = make_generator(0)
+    alone = [next_tokens(logits[:1], params[:1], [generator], [None]) for _ in range(50)]
+    assert torch.equal(torch.cat(alone), draws[:50, 0])
 
 
 def test_text_stream_holds_back_partial_characters_and_stop_strings(tokenizer):

@@ -64,6 +64,39 @@ def test_group_advantages():
     assert group_advantages(rewards, 4, scale=False).tolist()[:4] == [0.5, -0.5, -0.5, 0.5]
 
 
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_shared_prompt_logprobs_equal_whole_sequences(checkpointing):
+    """Each prompt runs once for its group; values and gradients equal those of every completion
+    run after its own copy of the prompt (with activation checkpointing, the copies are real)."""
+    from peft import LoraConfig, get_peft_model
+
+    from tuneforge.models import tiny_llama
+    from tuneforge.train.loop import enable_activation_checkpointing
+
+    torch.manual_seed(0)
+    model = get_peft_model(tiny_llama(vocab_size=64, hidden_size=32, layers=2),
+                           LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    if checkpointing:
+        enable_activation_checkpointing(model.base_model.model)
+    model.train()
+    prompts = [[5, 6, 7, 8]] * 3 + [[9, 10]] * 2  # two groups, prompts of different lengths
+    completions = [[11, 12, 13], [14], [15, 16], [17, 18, 19, 20], [21]]
+    seqs = rollout.Sequences.build(prompts, completions, pad_id=0, device=torch.device("cpu"))
+    assert len(seqs.groups) == 2 and seqs.completion_mask.sum(dim=1).tolist() == [3, 1, 2, 4, 1]
+    ours = seqs.token_logprobs(model, temperature=0.7)  # (N, K)
+    (ours * seqs.completion_mask).sum().backward()
+    ours_grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+    model.zero_grad()
+    expected = torch.zeros_like(ours)
+    for i, (p, c) in enumerate(zip(prompts, completions)):  # one sequence at a time, no sharing, no padding
+        logits = model(input_ids=torch.tensor([p + c]), use_cache=False).logits[0, len(p) - 1:-1] / 0.7
+        expected[i, :len(c)] = logits.log_softmax(-1).gather(-1, torch.tensor(c)[:, None]).squeeze(-1)
+    expected.sum().backward()
+    torch.testing.assert_close(ours * seqs.completion_mask, expected, atol=1e-5, rtol=1e-5)
+    for ours_grad, p in zip(ours_grads, (p for p in model.parameters() if p.requires_grad)):
+        torch.testing.assert_close(ours_grad, p.grad, atol=1e-5, rtol=1e-4)
+
+
 @pytest.fixture
 def flaky_reward(monkeypatch):
     """A user reward that raises on every second call, else scores the reply's length (so that a group's

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -374,6 +374,31 @@ class Engine:
         return out.logits[:, -1]  # (B, V)
 
     def _prefill(self, rows: list[_Row]) -> None:
+        """Prefill the rows that join: each distinct (model, prompt) once, its cache rows then copied
+        to every row that asked for it (n samples of one prompt, GRPO's G completions per prompt)."""
+        distinct: dict[tuple, int] = {}
+        copies = [distinct.setdefault((r.route.model_id, tuple(r.prompt)), len(distinct)) for r in rows]
+        if len(distinct) == len(rows) or any(len(r.route.virtual) for r in rows):
+            cache, mask, logits = self._prefill_rows(rows)
+        else:
+            firsts = [rows[copies.index(k)] for k in range(len(distinct))]
+            cache, mask, logits = self._prefill_rows(firsts)
+            index = torch.tensor(copies, device=self.device)
+            cache.batch_select_indices(index)
+            mask, logits = mask[index], logits[index]
+        tokens = next_tokens(logits, [r.params for r in rows], [r.generator for r in rows],
+                             [r.seen() for r in rows])  # (B,)
+        if self._running:
+            self._mask = kv.merge(self._cache, self._mask, cache, mask)
+            self._next = torch.cat([self._next, tokens])
+        else:
+            self._cache, self._mask, self._next = cache, mask, tokens
+        self._running += rows
+        self._accept(rows, tokens.tolist())
+        self._drop_finished()
+
+    def _prefill_rows(self, rows: list[_Row]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """One forward over `rows`' prompts, left-padded: their KV cache, (B, P + T) mask and last logits (B, V)."""
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.config)
@@ -394,17 +419,7 @@ class Engine:
             for i, e in enumerate(soft):
                 if e is not None:
                     inputs[i, width - lengths[i]:width - len(rows[i].prompt)] = e
-        logits = self._forward([r.route for r in rows], inputs, mask, positions, cache)
-        tokens = next_tokens(logits, [r.params for r in rows], [r.generator for r in rows],
-                             [r.seen() for r in rows])  # (B,)
-        if self._running:
-            self._mask = kv.merge(self._cache, self._mask, cache, mask)
-            self._next = torch.cat([self._next, tokens])
-        else:
-            self._cache, self._mask, self._next = cache, mask, tokens
-        self._running += rows
-        self._accept(rows, tokens.tolist())
-        self._drop_finished()
+        return cache, mask, self._forward([r.route for r in rows], inputs, mask, positions, cache)
 
     def _decode_step(self) -> None:
         rows = self._running

@@ -77,36 +77,59 @@ def sample_completions(model: nn.Module, tokenizer, template: TemplateConfig, pr
 
 @dataclass
 class Sequences:
-    """Prompts left-padded to one width, completions after them, right-padded: every completion
-    starts at column `start`, so one forward keeps only the logits from there on."""
+    """Completions grouped by their prompt (the G completions of one prompt are consecutive). Each
+    group's prompt runs through the model once and its keys and values serve every completion of it,
+    so a step's forward and backward cost one prompt per group, not one per completion; gradients
+    flow back through the shared keys and values as through G copies."""
 
-    input_ids: torch.Tensor  # (N, T)
-    attention_mask: torch.Tensor  # (N, T)
-    position_ids: torch.Tensor  # (N, T)
-    completion_mask: torch.Tensor  # (N, K) 1 for a completion token, K = T - start
-    start: int
+    groups: list[tuple[torch.Tensor, torch.Tensor]]
+    """Per prompt: its ids but the last (1, P - 1), and its tails (n, 1 + K): the prompt's last token,
+    whose logits predict the first completion token, then each completion, right-padded."""
+    completion_mask: torch.Tensor  # (N, K) 1 for a completion token
 
     @classmethod
     def build(cls, prompts: Sequence[list[int]], completions: Sequence[Sequence[int]], pad_id: int,
               device: torch.device) -> Sequences:
-        start = max(len(p) for p in prompts)
         width = max(len(c) for c in completions)
-        ids = torch.full((len(prompts), start + width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, (p, c) in enumerate(zip(prompts, completions)):
-            ids[i, start - len(p):start + len(c)] = torch.tensor([*p, *c])
-            mask[i, start - len(p):start + len(c)] = 1
-        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        return cls(ids.to(device), mask.to(device), positions.to(device), mask[:, start:].float().to(device), start)
+        mask = torch.zeros(len(prompts), width)
+        groups = []
+        start = 0
+        while start < len(prompts):
+            prompt, end = prompts[start], start + 1
+            while end < len(prompts) and prompts[end] == prompt:
+                end += 1
+            tails = torch.full((end - start, 1 + width), pad_id, dtype=torch.long)
+            for row in range(start, end):
+                tails[row - start, :1 + len(completions[row])] = torch.tensor([prompt[-1], *completions[row]])
+                mask[row, :len(completions[row])] = 1
+            groups.append((torch.tensor([prompt[:-1]], dtype=torch.long).to(device), tails.to(device)))
+            start = end
+        return cls(groups, mask.to(device))
 
     def token_logprobs(self, model: nn.Module, temperature: float) -> torch.Tensor:
         """log p(token) of every completion position under `model`, at the sampling temperature: (N, K)."""
         from tuneforge.methods._peft import peft_quiet
 
-        keep = self.input_ids.shape[1] - self.start + 1
+        out = []
         with peft_quiet():
-            logits = model(input_ids=self.input_ids, attention_mask=self.attention_mask,
-                           position_ids=self.position_ids, use_cache=False, logits_to_keep=keep).logits
-        logits = logits[:, :-1].float() / temperature  # (N, K, V): position start-1+k predicts start+k
-        targets = self.input_ids[:, self.start:]  # (N, K)
-        return logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(dim=-1)
+            for head, tails in self.groups:
+                logits = _tail_logits(model, head, tails)[:, :-1].float() / temperature  # (n, K, V)
+                targets = tails[:, 1:]  # (n, K)
+                out.append(logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(dim=-1))
+        return torch.cat(out)
+
+
+def _tail_logits(model: nn.Module, head: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
+    """Logits (n, W, V) of the tails (n, W) after the shared head (1, P): the head runs once and its
+    KV cache is repeated for the n tails. Right padding needs no mask: a causal model's real tokens
+    never see the pads after them. Activation checkpointing drops the cache during training, so then
+    each tail runs after its own copy of the head."""
+    n, width = tails.shape
+    if head.shape[1] == 0:
+        return model(input_ids=tails, use_cache=False).logits
+    if model.training and any(getattr(m, "gradient_checkpointing", False) for m in model.modules()):
+        ids = torch.cat([head.expand(n, -1), tails], dim=1)  # (n, P + W)
+        return model(input_ids=ids, use_cache=False, logits_to_keep=width).logits
+    cache = model(input_ids=head, use_cache=True, logits_to_keep=1).past_key_values
+    cache.batch_repeat_interleave(n)
+    return model(input_ids=tails, past_key_values=cache, use_cache=True).logits
