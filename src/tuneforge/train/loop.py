@@ -106,10 +106,17 @@ def train_loop(
     per_step = cfg.grad_accum * world  # micro-batches consumed by one optimizer step
 
     first_epoch = batches_of(0)  # built once: the step count needs it, and so does the first epoch
-    steps_per_epoch = len(first_epoch) // per_step
+    # An epoch's last step takes the micro-batches left over when they are fewer than `per_step`, so
+    # none is skipped; under DDP only when every process gets one (a process without one would leave
+    # the others waiting for its gradients), else they are left out and said so.
+    steps_per_epoch, left = divmod(len(first_epoch), per_step)
+    if left >= world:
+        steps_per_epoch += 1
+    elif left:
+        accelerator.print(f"warning: {left} micro-batch(es) of each epoch left out: fewer than the {world} processes")
     if steps_per_epoch == 0:
         raise TuneforgeError(f"too little data for one optimizer step: {len(first_epoch)} micro-batches, "
-                             f"need grad_accum={cfg.grad_accum} × {world} processes")
+                             f"need one per process ({world})")
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
 
     optimizer = torch.optim.AdamW(decay_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
