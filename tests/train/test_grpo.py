@@ -64,10 +64,12 @@ def test_group_advantages():
     assert group_advantages(rewards, 4, scale=False).tolist()[:4] == [0.5, -0.5, -0.5, 0.5]
 
 
-@pytest.mark.parametrize("checkpointing", [False, True])
-def test_shared_prompt_logprobs_equal_whole_sequences(checkpointing):
+@pytest.mark.parametrize("checkpointing,targets", [(False, "all-linear"), (True, "all-linear"),
+                                                   (False, ["q_proj", "lm_head"])])
+def test_shared_prompt_logprobs_equal_whole_sequences(checkpointing, targets):
     """Each prompt runs once for its group; values and gradients equal those of every completion
-    run after its own copy of the prompt (with activation checkpointing, the copies are real)."""
+    run after its own copy of the prompt (with activation checkpointing, the copies are real; a
+    LoRA-wrapped LM head runs in the model's own forward)."""
     from peft import LoraConfig, get_peft_model
 
     from tuneforge.models import tiny_llama
@@ -75,7 +77,7 @@ def test_shared_prompt_logprobs_equal_whole_sequences(checkpointing):
 
     torch.manual_seed(0)
     model = get_peft_model(tiny_llama(vocab_size=64, hidden_size=32, layers=2),
-                           LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+                           LoraConfig(r=4, target_modules=targets, init_lora_weights=False))
     if checkpointing:
         enable_activation_checkpointing(model.base_model.model)
     model.train()

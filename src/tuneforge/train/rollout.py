@@ -83,22 +83,22 @@ class Sequences:
     flow back through the shared keys and values as through G copies."""
 
     groups: list[tuple[torch.Tensor, torch.Tensor]]
-    """Per prompt: its ids but the last (1, P - 1), and its tails (n, 1 + K): the prompt's last token,
-    whose logits predict the first completion token, then each completion, right-padded."""
-    completion_mask: torch.Tensor  # (N, K) 1 for a completion token
+    """Per prompt: its ids but the last (1, P - 1), and its tails (n, 1 + k): the prompt's last token,
+    whose logits predict the first completion token, then each completion, right-padded to the
+    group's longest, k."""
+    completion_mask: torch.Tensor  # (N, K) 1 for a completion token, K the longest of all
 
     @classmethod
     def build(cls, prompts: Sequence[list[int]], completions: Sequence[Sequence[int]], pad_id: int,
               device: torch.device) -> Sequences:
-        width = max(len(c) for c in completions)
-        mask = torch.zeros(len(prompts), width)
+        mask = torch.zeros(len(prompts), max(len(c) for c in completions))
         groups = []
         start = 0
         while start < len(prompts):
             prompt, end = prompts[start], start + 1
             while end < len(prompts) and prompts[end] == prompt:
                 end += 1
-            tails = torch.full((end - start, 1 + width), pad_id, dtype=torch.long)
+            tails = torch.full((end - start, 1 + max(len(c) for c in completions[start:end])), pad_id)
             for row in range(start, end):
                 tails[row - start, :1 + len(completions[row])] = torch.tensor([prompt[-1], *completions[row]])
                 mask[row, :len(completions[row])] = 1
@@ -107,29 +107,46 @@ class Sequences:
         return cls(groups, mask.to(device))
 
     def token_logprobs(self, model: nn.Module, temperature: float) -> torch.Tensor:
-        """log p(token) of every completion position under `model`, at the sampling temperature: (N, K)."""
+        """log p(token) of every completion position under `model`, at the sampling temperature: (N, K),
+        0 where there is no token. The LM head runs on completion tokens only, not on padding."""
         from tuneforge.methods._peft import peft_quiet
 
-        out = []
+        out = torch.zeros_like(self.completion_mask)
+        row = 0
         with peft_quiet():
             for head, tails in self.groups:
-                logits = _tail_logits(model, head, tails)[:, :-1].float() / temperature  # (n, K, V)
-                targets = tails[:, 1:]  # (n, K)
-                out.append(logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(dim=-1))
-        return torch.cat(out)
+                n, width = tails.shape
+                keep = self.completion_mask[row:row + n, :width - 1].bool()  # (n, k)
+                logits = _completion_logits(model, head, tails, keep).float() / temperature  # (M, V)
+                targets = tails[:, 1:][keep]  # (M,)
+                logp = logits.gather(-1, targets[:, None]).squeeze(-1) - logits.logsumexp(dim=-1)
+                rows, columns = keep.nonzero(as_tuple=True)
+                out = out.index_put((rows + row, columns), logp)
+                row += n
+        return out
 
 
-def _tail_logits(model: nn.Module, head: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
-    """Logits (n, W, V) of the tails (n, W) after the shared head (1, P): the head runs once and its
-    KV cache is repeated for the n tails. Right padding needs no mask: a causal model's real tokens
-    never see the pads after them. Activation checkpointing drops the cache during training, so then
-    each tail runs after its own copy of the head."""
+def _completion_logits(model: nn.Module, head: torch.Tensor, tails: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Logits (M, V) of the tails' (n, W) positions that `keep` (n, W - 1) marks, after the shared head
+    (1, P): the head runs once and its KV cache is repeated for the n tails. Right padding needs no
+    mask: a causal model's real tokens never see the pads after them. Activation checkpointing drops
+    the cache during training, so then each tail runs after its own copy of the head."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    lm_head = base.get_output_embeddings()
+    if type(lm_head) is not nn.Linear:  # e.g. a LoRA-wrapped head: the model's own forward applies it
+        decoder, lm_head = model, None
+    else:
+        decoder = base.get_decoder()
     n, width = tails.shape
     if head.shape[1] == 0:
-        return model(input_ids=tails, use_cache=False).logits
-    if model.training and any(getattr(m, "gradient_checkpointing", False) for m in model.modules()):
-        ids = torch.cat([head.expand(n, -1), tails], dim=1)  # (n, P + W)
-        return model(input_ids=ids, use_cache=False, logits_to_keep=width).logits
-    cache = model(input_ids=head, use_cache=True, logits_to_keep=1).past_key_values
-    cache.batch_repeat_interleave(n)
-    return model(input_ids=tails, past_key_values=cache, use_cache=True).logits
+        out = decoder(input_ids=tails, use_cache=False)
+    elif model.training and any(getattr(m, "gradient_checkpointing", False) for m in model.modules()):
+        out = decoder(input_ids=torch.cat([head.expand(n, -1), tails], dim=1), use_cache=False)
+    else:
+        cache = decoder(input_ids=head, use_cache=True, **({"logits_to_keep": 1} if lm_head is None else {})
+                        ).past_key_values
+        cache.batch_repeat_interleave(n)
+        out = decoder(input_ids=tails, past_key_values=cache, use_cache=True)
+    states = out.logits if lm_head is None else out.last_hidden_state  # (n, ≥W, V or H)
+    picked = states[:, -width:-1][keep]  # (M, V or H): position j predicts token j + 1
+    return picked if lm_head is None else lm_head(picked)
