@@ -196,11 +196,12 @@ def test_activation_checkpointing_redraws_the_same_dropout_masks(tiny_model_dir,
         assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
 
 
-def test_speed_up_reroutes_every_lora_dropout_layer_and_swiglu_once(tiny_model_dir):
+def test_speed_up_reroutes_every_lora_dropout_layer_swiglu_norm_and_rope_once(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
     model = get_method("lora").apply(AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraSettings(r=8))
     layers = [m for m in model.modules() if type(m) is LoraLinear]
-    mlps = model.config.num_hidden_layers
-    assert speed_up(model) == SpeedUps(dropouts=len(layers), lora_layers=len(layers), swiglu_mlps=mlps)
+    n = model.config.num_hidden_layers
+    assert speed_up(model) == SpeedUps(dropouts=len(layers), lora_layers=len(layers), swiglu_mlps=n,
+                                       rms_norms=2 * n + 1, ropes=n)
     assert speed_up(model).dropouts == 0  # already swapped

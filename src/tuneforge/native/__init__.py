@@ -6,7 +6,9 @@ dtypes, cases it does not cover, no C compiler):
 - `fast_dropout`: LoRA's dropout masks drawn from a seed, never stored (`FastDropout`);
 - `fused_lora`: a peft LoRA linear layer as one autograd function, dropout inside its products;
 - `fused_mlp`: the SwiGLU of Llama-family MLPs in one pass each way;
-- `lora_kernels`: the Python side of the C kernels the three use, `build` compiles and loads them.
+- `fused_norm`: Llama-family RMSNorms in one pass each way, keeping one activation less;
+- `fused_rope`: the rotary position embedding of Llama-family attention's q and k in one pass each way;
+- `lora_kernels`: the Python side of the C kernels the LoRA parts use, `build` compiles and loads them all.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from tuneforge.native.build import library, ptr
 from tuneforge.native.fast_dropout import use_fast_dropout
 from tuneforge.native.fused_lora import use_fused_lora
 from tuneforge.native.fused_mlp import use_fused_swiglu
+from tuneforge.native.fused_norm import use_fused_rms_norm
+from tuneforge.native.fused_rope import use_fused_rope
 
 
 @dataclass(frozen=True)
@@ -28,12 +32,16 @@ class SpeedUps:
     dropouts: int
     lora_layers: int
     swiglu_mlps: int
+    rms_norms: int
+    ropes: int
 
 
 def speed_up(model: nn.Module) -> SpeedUps:
-    """Route `model`'s LoRA dropout, LoRA linear layers and SwiGLU MLPs through the fused CPU paths."""
+    """Route `model`'s LoRA dropout, LoRA linear layers, SwiGLU MLPs, RMSNorms and RoPE through the fused
+    CPU paths."""
     dropouts = use_fast_dropout(model)  # first: the fused LoRA layer reads FastDropout's seeded masks
-    return SpeedUps(dropouts, use_fused_lora(model), use_fused_swiglu(model))
+    return SpeedUps(dropouts, use_fused_lora(model), use_fused_swiglu(model), use_fused_rms_norm(model),
+                    use_fused_rope(model))
 
 
 __all__ = ["SpeedUps", "library", "ptr", "speed_up"]

@@ -36,8 +36,8 @@ def library() -> ctypes.CDLL | None:
     try:
         lib = ctypes.CDLL(str(_checked(_built())))
     except OSError as err:
-        log.warning("tuneforge's CPU kernels unavailable (%s): LoRA dropout and SwiGLU run on torch operations, "
-                    "which is slower", err)
+        log.warning("tuneforge's CPU kernels unavailable (%s): LoRA dropout, SwiGLU, RMSNorm and RoPE run on torch "
+                    "operations, which is slower", err)
         return None
     pointer, size, mask = ctypes.c_void_p, ctypes.c_int64, [ctypes.c_uint64, ctypes.c_uint32]
     signatures = {
@@ -47,9 +47,20 @@ def library() -> ctypes.CDLL | None:
         "lora_up_input_grad": [pointer] * 3 + [size] * 3 + mask,
         "swiglu_forward": [pointer] * 3 + [size],
         "swiglu_backward": [pointer] * 5 + [size],
+        "rmsnorm_forward": [pointer] * 4 + [size] * 2 + [ctypes.c_float],
+        "rmsnorm_backward": [pointer] * 7 + [size] * 2,
+        "rope": [pointer, pointer, size, pointer] * 2 + [pointer] * 2 + [size] * 4 + [ctypes.c_int],
     }
     for name, argtypes in signatures.items():
         getattr(lib, name).argtypes, getattr(lib, name).restype = argtypes, None
+    return lib
+
+
+def loaded() -> ctypes.CDLL:
+    """`library()`, for callers that have checked that it loaded."""
+    lib = library()
+    if lib is None:
+        raise RuntimeError("tuneforge's CPU kernels are not loaded")
     return lib
 
 

@@ -1,4 +1,5 @@
-/* tuneforge's CPU kernels: float32, contiguous, row-major; threads from OpenMP (torch's own runtime).
+/* tuneforge's CPU kernels: float32, row-major, contiguous (rope's rows at any strides); threads from
+ * OpenMP (torch's own runtime).
  *
  * LoRA with dropout, without materialising the dropped input: the mask is drawn, applied and
  * multiplied in one pass, and the backward pass draws it again instead of storing it.
@@ -9,7 +10,8 @@
  * stream is counter-based, so every thread draws its own part of a mask and the result does not
  * depend on the thread count. r, the LoRA rank, a multiple of 8.
  *
- * SwiGLU, silu(g) * u, forward and backward each in one pass (eager torch makes three and five). */
+ * SwiGLU, silu(g) * u, RMSNorm and rotary position embeddings: forward and backward each in one pass
+ * (eager torch makes three to six passes forward and more backward). */
 #include <stdint.h>
 #include <string.h>
 
@@ -210,5 +212,97 @@ void swiglu_backward(const float *dh, const float *g, const float *u, float *dg,
         float silu = g[i] * s;
         du[i] = dh[i] * silu;
         dg[i] = dh[i] * u[i] * (s + silu * (1.0f - s));
+    }
+}
+
+/* RMSNorm of rows: y = w ⊙ x r, r = 1 / sqrt(mean(x²) + eps) per row of c; x, y (n, c); r (n) is
+ * kept for backward. Sums of squares in 8 float lanes, as torch's vectorised mean adds them. */
+void rmsnorm_forward(const float *x, const float *w, float *y, float *r, int64_t n, int64_t c, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        const float *xi = x + i * c;
+        float *yi = y + i * c;
+        v8 acc = {0};
+        int64_t j = 0;
+        for (; j + 8 <= c; j += 8) acc += load8(xi + j) * load8(xi + j);
+        float ss = 0.0f;
+        for (int q = 0; q < 8; q++) ss += acc[q];
+        for (; j < c; j++) ss += xi[j] * xi[j];
+        float ri = 1.0f / __builtin_sqrtf(ss / (float)c + eps);
+        r[i] = ri;
+        for (j = 0; j < c; j++) yi[j] = w[j] * (xi[j] * ri);
+    }
+}
+
+#define NORM_ROWS 64 /* rows per task in rmsnorm_backward: each task sums its own part of dw */
+
+/* dx = r (g - x̂ mean(g ⊙ x̂)), g = w ⊙ dy, x̂ = x r; and, unless dw is NULL, dw = Σ_rows dy ⊙ x̂, summed
+ * per block of NORM_ROWS rows into part ((n + NORM_ROWS - 1) / NORM_ROWS, c), then over the blocks in
+ * order: the same sums whatever the thread count. */
+void rmsnorm_backward(const float *dy, const float *x, const float *w, const float *r, float *dx, float *dw,
+                      float *part, int64_t n, int64_t c) {
+    int64_t blocks = (n + NORM_ROWS - 1) / NORM_ROWS;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; b++) {
+        float *pb = dw ? part + b * c : 0;
+        if (pb) memset(pb, 0, c * sizeof(float));
+        for (int64_t i = b * NORM_ROWS; i < n && i < (b + 1) * NORM_ROWS; i++) {
+            const float *dyi = dy + i * c, *xi = x + i * c;
+            float *dxi = dx + i * c, ri = r[i];
+            v8 acc = {0};
+            int64_t j = 0;
+            for (; j + 8 <= c; j += 8) acc += load8(w + j) * load8(dyi + j) * load8(xi + j);
+            float dot = 0.0f;
+            for (int q = 0; q < 8; q++) dot += acc[q];
+            for (; j < c; j++) dot += w[j] * dyi[j] * xi[j];
+            float m = dot * ri / (float)c; /* mean(g ⊙ x̂) */
+            for (j = 0; j < c; j++) dxi[j] = ri * (w[j] * dyi[j] - xi[j] * ri * m);
+            if (pb)
+                for (j = 0; j < c; j++) pb[j] += dyi[j] * (xi[j] * ri);
+        }
+    }
+    if (!dw) return;
+    for (int64_t j = 0; j < c; j++) { /* a few thousand additions: not worth a second parallel region */
+        float s = 0.0f;
+        for (int64_t b = 0; b < blocks; b++) s += part[b * c + j];
+        dw[j] = s;
+    }
+}
+
+/* Rotary position embedding of one row of d floats (d even), x to o: forward, o = x ⊙ cos + rotate_half(x) ⊙ sin
+ * with rotate_half(x) = (-x₂, x₁); `transpose`, its transpose (for gradients): o = x ⊙ cos + (x₂ ⊙ sin₂, -x₁ ⊙ sin₁). */
+static inline void rope_row(const float *x, float *o, const float *c, const float *s, int64_t half, int transpose) {
+    if (transpose)
+        for (int64_t j = 0; j < half; j++) {
+            float lo = x[j], hi = x[j + half];
+            o[j] = lo * c[j] + hi * s[j + half];
+            o[j + half] = hi * c[j + half] - lo * s[j];
+        }
+    else
+        for (int64_t j = 0; j < half; j++) {
+            float lo = x[j], hi = x[j + half];
+            o[j] = lo * c[j] - hi * s[j];
+            o[j + half] = hi * c[j + half] + lo * s[j + half];
+        }
+}
+
+/* RoPE of the query and the key together, one parallel region for both: q (bs, hq, t, d) and k (bs, hk, t, d)
+ * are read at element strides qs[0..2] and ks[0..2] for their batch, head and position dimensions (rows
+ * contiguous) and written to q_out, k_out at strides qs[3..5], ks[3..5]; cos, sin (bs or 1, t, d)
+ * contiguous, cs_b their batch stride (0: one table for every batch row). Tasks own (batch, position)
+ * pairs: one cos/sin row, every head. */
+void rope(const float *q, float *q_out, int64_t hq, const int64_t *qs, const float *k, float *k_out, int64_t hk,
+          const int64_t *ks, const float *cos, const float *sin, int64_t cs_b, int64_t bs, int64_t t, int64_t d,
+          int transpose) {
+#pragma omp parallel for schedule(static)
+    for (int64_t bt = 0; bt < bs * t; bt++) {
+        int64_t b = bt / t, p = bt % t;
+        const float *c = cos + b * cs_b + p * d, *s = sin + b * cs_b + p * d;
+        for (int64_t h = 0; h < hq; h++)
+            rope_row(q + b * qs[0] + h * qs[1] + p * qs[2], q_out + b * qs[3] + h * qs[4] + p * qs[5], c, s, d / 2,
+                     transpose);
+        for (int64_t h = 0; h < hk; h++)
+            rope_row(k + b * ks[0] + h * ks[1] + p * ks[2], k_out + b * ks[3] + h * ks[4] + p * ks[5], c, s, d / 2,
+                     transpose);
     }
 }

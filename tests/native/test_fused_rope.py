@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from tuneforge import native
+from tuneforge.models.tiny import tiny_llama
+from tuneforge.native import fused_rope
+from tuneforge.native.fused_rope import apply_rotary_pos_emb, use_fused_rope
+
+pytestmark = pytest.mark.skipif(native.library() is None, reason="no C compiler: the kernels are not built")
+
+
+def eager(q, k, cos, sin):
+    from transformers.models.llama.modeling_llama import rotate_half
+
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+def rotated_with_grads(fn, q_proj, k_proj, cos, sin, heads, kv_heads, head_major=False):
+    """RoPE of projections viewed as heads, as attention does ((B, T, H*D) -> (B, H, T, D)), and the
+    gradients of a loss that weighs every output element differently."""
+    a, b = q_proj.clone().requires_grad_(), k_proj.clone().requires_grad_()
+    (bs, t, _), d = a.shape, cos.shape[-1]
+    q, k = a.view(bs, t, heads, d).transpose(1, 2), b.view(bs, t, kv_heads, d).transpose(1, 2)
+    if head_major:
+        q, k = q.contiguous(), k.contiguous()
+    oq, ok = fn(q, k, cos, sin)
+    g = torch.Generator().manual_seed(1)
+    (oq * torch.randn(oq.shape, generator=g)).sum().add((ok * torch.randn(ok.shape, generator=g)).sum()).backward()
+    return oq, ok, a.grad, b.grad
+
+
+@pytest.mark.parametrize("cos_batch", [2, 1])  # one table per batch row (packed position ids), or shared
+@pytest.mark.parametrize("head_major", [False, True])
+def test_rope_equals_eager_forward_and_backward_in_the_same_layouts(cos_batch, head_major):
+    torch.manual_seed(0)
+    bs, t, heads, kv_heads, d = 2, 13, 4, 2, 10
+    q_proj, k_proj = torch.randn(bs, t, heads * d), torch.randn(bs, t, kv_heads * d)
+    cos, sin = torch.randn(cos_batch, t, d), torch.randn(cos_batch, t, d)
+    ref = rotated_with_grads(eager, q_proj, k_proj, cos, sin, heads, kv_heads, head_major)
+    ours = rotated_with_grads(apply_rotary_pos_emb, q_proj, k_proj, cos, sin, heads, kv_heads, head_major)
+    assert type(ours[0].grad_fn).__name__ == "_RopeBackward"
+    for a, b in zip(ours, ref):
+        assert a.stride() == b.stride()
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_a_key_without_gradient_and_other_dtypes():
+    q, k = torch.randn(1, 2, 5, 8, requires_grad=True), torch.randn(1, 1, 5, 8)
+    cos, sin = torch.randn(1, 5, 8), torch.randn(1, 5, 8)
+    oq, ok = apply_rotary_pos_emb(q, k, cos, sin)
+    oq.sum().backward()  # the key's output reaches no loss
+    assert torch.allclose(ok, eager(q, k, cos, sin)[1], atol=1e-6) and q.grad is not None
+    half = [t.to(torch.bfloat16) for t in (q.detach(), k, cos, sin)]
+    assert all(torch.equal(a, b) for a, b in zip(apply_rotary_pos_emb(*half), eager(*half)))
+
+
+def test_a_llama_model_routes_its_rope_through_the_kernel_with_the_same_logits_and_gradients(monkeypatch):
+    pytest.importorskip("kernels", reason="transformers gives attention modules their own RoPE only with `kernels`")
+    calls = []
+    apply = fused_rope._Rope.apply
+    monkeypatch.setattr(fused_rope._Rope, "apply", lambda *a: calls.append(1) or apply(*a))
+    ids = torch.randint(0, 512, (2, 24), generator=torch.Generator().manual_seed(0))
+    positions = torch.cat([torch.arange(10), torch.arange(14)]).repeat(2, 1)  # packed rows: 2 samples each
+    results = []
+    for fused in (False, True):
+        model = tiny_llama(layers=2)
+        if fused:
+            assert use_fused_rope(model) == 2
+        logits = model(input_ids=ids, position_ids=positions).logits
+        logits.square().mean().backward()
+        results.append((logits.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    assert len(calls) == 2  # once per layer, in the fused model only
+    (l0, g0), (l1, g1) = results
+    assert torch.allclose(l1, l0, atol=1e-5)
+    assert all(torch.allclose(g1[n], g0[n], atol=1e-5) for n in g0)
