@@ -87,6 +87,13 @@ def test_a_preference_run_shows_tokens_and_pairs_per_second_from_its_first_step(
     assert " · 600 tok/s · 8.0 pairs/s · " in out.getvalue()  # 300 tokens of 4 pairs in 0.5 s
 
 
+def test_a_grpo_step_shows_completions_per_second_and_its_reward():
+    console, out = plain_console()
+    progress = TrainingProgress(console, clock=Clock(), line_fraction=0.001)
+    progress.update(record(1, 10, tokens=32, tokens_per_s=2.0, completions_per_s=4.0, reward=0.625))
+    assert " · 2.0 completions/s · reward 0.625 · " in out.getvalue() and "tok/s" not in out.getvalue()
+
+
 def test_task_progress_lines_name_the_work_and_its_rate():
     clock = Clock()
     console, out = plain_console()

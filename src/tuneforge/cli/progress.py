@@ -167,7 +167,11 @@ class TrainingProgress(_Display):
     def update(self, r: dict) -> None:
         now = self.clock()
         tok_s, eta = self.figures(r, now)
-        stats = f"loss {r['loss']:.4f} · lr {r['lr']:.2e} · {speed(tok_s)} tok/s"
+        # A GRPO step counts its completions, not tokens: its rate is completions/s, and its reward shows.
+        unit = "completions/s" if "completions_per_s" in r else "tok/s"
+        stats = f"loss {r['loss']:.4f} · lr {r['lr']:.2e} · {speed(tok_s)} {unit}"
+        if "reward" in r:
+            stats += f" · reward {r['reward']:.3f}"
         if "pairs" in r:  # a preference step: its pairs too
             stats += f" · {speed(self.pairs_per_second(r))} pairs/s"
         stats += "".join(f" · {k[5:]} {v:.4f}" for k, v in r.items() if k.startswith("eval_"))
