@@ -9,36 +9,26 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 
-from tuneforge.cli.progress import RecentRate, duration, speed
+from tuneforge.cli.progress import Clock, ProgressDisplay, RecentRate, duration, speed
 
 
-class GenerateProgress:
-    """A rich bar with requests/s, completion tokens/s, failures and ETA (plain lines off a terminal)."""
+class GenerateProgress(ProgressDisplay):
+    """A rich bar with requests/s, completion tokens/s, failures and ETA (plain lines off a terminal,
+    every 10 seconds and at the end)."""
 
-    def __init__(self, console: Console, mode: str):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.console, self.mode = console, mode
-        self.live = console.is_terminal and not console.is_dumb_terminal
-        self.progress = Progress(TextColumn(f"[bold]{mode}"), BarColumn(bar_width=24), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[stats]}"), console=console)
+    def __init__(self, console: Console, mode: str, *, clock: Clock = time.monotonic):
+        super().__init__(console, (TextColumn(f"[bold]{mode}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+                                   TextColumn("{task.fields[stats]}")), clock, line_fraction=1.0, line_seconds=10.0)
+        self.mode = mode
         self.task = self.progress.add_task(mode, total=None, stats="")
         self.rate = RecentRate()  # requests and tokens
         self.units = RecentRate()  # the mode's own units (kept examples, prompts), for the ETA
         self.last_line = 0.0
 
-    def __enter__(self) -> GenerateProgress:
-        if self.live:
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.live:
-            self.progress.__exit__(*exc)
-
     def __call__(self, done: int, total: int, usage: dict[str, int]) -> None:
-        now = time.monotonic()
+        now = self.clock()
         self.rate.add(now, usage.get("requests", 0), usage.get("completion_tokens", 0))
         per_s = self.rate.per_second()
         req_s, tok_s = per_s if per_s else (0.0, 0.0)
@@ -48,7 +38,7 @@ class GenerateProgress:
                  f"{usage.get('failed', 0)} failed · eta {eta}")
         if self.live:
             self.progress.update(self.task, completed=done, total=total, stats=stats)
-        elif now - self.last_line >= 10 or done >= total:
+        elif now - self.last_line >= self.line_seconds or done >= total:
             self.last_line = now
             self.console.print(f"{self.mode} {done}/{total} · {stats}", markup=False, highlight=False)
 

@@ -98,8 +98,8 @@ def _live(console: Console) -> bool:
     return console.is_terminal and not console.is_dumb_terminal
 
 
-class _Display:
-    """What both displays share: a rich bar on a terminal; elsewhere plain lines, every `line_fraction`
+class ProgressDisplay:
+    """What every display shares: a rich bar on a terminal; elsewhere plain lines, every `line_fraction`
     of the work or `line_seconds`, whichever comes first."""
 
     def __init__(self, console: Console, columns: tuple, clock: Clock, line_fraction: float, line_seconds: float):
@@ -118,7 +118,7 @@ class _Display:
             self.progress.__exit__(*exc)
 
 
-class TrainingProgress(_Display):
+class TrainingProgress(ProgressDisplay):
     """`tuneforge train` / `quickstart`: step, loss, learning rate, trained tokens/s and ETA."""
 
     def __init__(self, console: Console, *, clock: Clock = time.monotonic, line_fraction: float = 0.1,
@@ -192,7 +192,7 @@ class TrainingProgress(_Display):
                                  f"eta {duration(eta)}")
 
 
-class TaskProgress(_Display):
+class TaskProgress(ProgressDisplay):
     """Bars (or plain lines) for library work reported as `on_progress(what, done, total)`: one row
     per `what` (a method's answers, reference loss, embedding ...), with counts, rate and ETA."""
 
