@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -334,6 +335,7 @@ def profile_packed_step(args, rows) -> dict:
 
     forward_backward()
     optimizer_step()
+    load_before = os.getloadavg()[0]
     walls, opt = [], []
     by_category: dict[str, float] = {}
     ops: dict[str, float] = {}
@@ -349,7 +351,8 @@ def profile_packed_step(args, rows) -> dict:
         opt.append(optimizer_step())
     return {"wall_s": sum(walls) / PROFILED_STEPS, "optimizer_s": sum(opt) / PROFILED_STEPS,
             "categories": by_category, "top_ops": sorted(ops.items(), key=lambda kv: -kv[1])[:12],
-            "samples_in_row": [len(examples[i].input_ids) for i in row], "tokens": int(batch.n_tokens)}
+            "samples_in_row": [len(examples[i].input_ids) for i in row], "tokens": int(batch.n_tokens),
+            "threads": torch.get_num_threads(), "load": [load_before, os.getloadavg()[0]]}
 
 
 def print_breakdown(args, out: dict) -> None:
@@ -357,7 +360,8 @@ def print_breakdown(args, out: dict) -> None:
     print(f"\none packed micro-batch of {out['tokens']} tokens ({len(out['samples_in_row'])} samples: "
           f"{sorted(out['samples_in_row'], reverse=True)}), {args.data} data, {args.model_shape} {args.dtype} on "
           f"{args.device}; mean of {PROFILED_STEPS} steps: forward+backward {out['wall_s'] * 1e3:.0f} ms, "
-          f"optimizer {out['optimizer_s'] * 1e3:.0f} ms")
+          f"optimizer {out['optimizer_s'] * 1e3:.0f} ms; {out['threads']} threads, load average "
+          f"{out['load'][0]:.1f} -> {out['load'][1]:.1f} (other processes' work slows each multi-threaded operation)")
     print(f"{'where':<32} {'ms':>8} {'share':>7}")
     shares = dict(out["categories"])
     shares["optimizer"] = out["optimizer_s"]
@@ -366,7 +370,8 @@ def print_breakdown(args, out: dict) -> None:
         print(f"{name:<32} {seconds * 1e3:>8.1f} {seconds / total:>7.1%}")
     print("top operators (self ms): " + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in out["top_ops"]))
     print(json.dumps({"benchmark": "train_throughput_breakdown", "data": args.data, "cutoff": args.cutoff,
-                      "tokens": out["tokens"], "ms": {k: round(v * 1e3, 1) for k, v in shares.items()}}))
+                      "tokens": out["tokens"], "threads": out["threads"], "load": [round(x, 2) for x in out["load"]],
+                      "ms": {k: round(v * 1e3, 1) for k, v in shares.items()}}))
 
 
 def child(args) -> None:

@@ -84,3 +84,10 @@ def test_a_llama_model_gives_the_same_logits_and_gradients_and_keeps_less():
     assert all(torch.allclose(g1[n], g0[n], atol=1e-5) for n in g0)
     hidden = tiny_llama().config.hidden_size
     assert kept0 - kept1 == 5 * 2 * 24 * hidden * 4  # per norm the normalised (B, T, H) float32 activation
+
+
+def test_norms_that_transformers_kernel_hub_routes_off_the_cpu_are_left_to_it():
+    model = tiny_llama(layers=1).to("meta")  # any device but the CPU
+    model._use_kernels = True  # as `from_pretrained` leaves it where `kernels` is installed
+    assert use_fused_rms_norm(model) == 0 and model.use_kernels
+    assert not any("forward" in m.__dict__ for m in model.modules())

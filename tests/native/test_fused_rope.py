@@ -74,3 +74,27 @@ def test_a_llama_model_routes_its_rope_through_the_kernel_with_the_same_logits_a
     (l0, g0), (l1, g1) = results
     assert torch.allclose(l1, l0, atol=1e-5)
     assert all(torch.allclose(g1[n], g0[n], atol=1e-5) for n in g0)
+
+
+def test_the_routes_outlast_train_and_eval_of_a_loaded_model(tiny_model_dir, monkeypatch):
+    """Models from `from_pretrained` have transformers' kernel hub on, and each train() / eval() used to
+    reset their norms' and RoPE's forwards."""
+    pytest.importorskip("kernels", reason="transformers gives attention modules their own RoPE only with `kernels`")
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.native import fused_norm, speed_up
+
+    calls = []
+    for cls in (fused_rope._Rope, fused_norm._RMSNorm):
+        monkeypatch.setattr(cls, "apply", lambda *a, _apply=cls.apply, _name=cls.__name__: calls.append(_name)
+                            or _apply(*a))
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    layers = model.config.num_hidden_layers
+    assert model.use_kernels  # transformers' default where `kernels` is installed
+    ups = speed_up(model)
+    assert (ups.rms_norms, ups.ropes) == (2 * layers + 1, layers)
+    model.train()
+    model(input_ids=torch.tensor([[1, 5, 9, 3]]))
+    model.eval()
+    model(input_ids=torch.tensor([[1, 5, 9, 3]]))
+    assert calls.count("_Rope") == 2 * layers and calls.count("_RMSNorm") == 2 * (2 * layers + 1)

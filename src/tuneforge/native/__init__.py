@@ -8,7 +8,9 @@ dtypes, cases it does not cover, no C compiler):
 - `fused_mlp`: the SwiGLU of Llama-family MLPs in one pass each way;
 - `fused_norm`: Llama-family RMSNorms in one pass each way, keeping one activation less;
 - `fused_rope`: the rotary position embedding of Llama-family attention's q and k in one pass each way;
-- `lora_kernels`: the Python side of the C kernels the LoRA parts use, `build` compiles and loads them all.
+- `lora_kernels`: the Python side of the C kernels the LoRA parts use, `build` compiles and loads them all;
+- `kernel_hub`: keeps the norm and RoPE routes through transformers' `train()` / `eval()`, which reset the
+  forwards of the layers its kernel hub may replace.
 """
 
 from __future__ import annotations

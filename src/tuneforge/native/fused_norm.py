@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from tuneforge.native.build import library, loaded, ptr
+from tuneforge.native.kernel_hub import own_forwards_stay
 
 # Norm classes whose forward is exactly `weight * (x * rsqrt(x.pow(2).mean(-1) + variance_epsilon))` in
 # float32 (Gemma's `1 + weight` is not among them).
@@ -61,7 +62,10 @@ def _fused_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
 
 
 def use_fused_rms_norm(model: nn.Module) -> int:
-    """Route every Llama-family RMSNorm of `model` through `_RMSNorm`; returns how many."""
+    """Route every Llama-family RMSNorm of `model` through `_RMSNorm`; returns how many (none where
+    transformers' kernel hub routes them, see `kernel_hub`)."""
+    if not own_forwards_stay(model):
+        return 0
     fused = 0
     for module in model.modules():
         if type(module).__name__ in _RMS_NORMS and isinstance(getattr(module, "variance_epsilon", None), (int, float)):

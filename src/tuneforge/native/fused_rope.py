@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from tuneforge.native.build import library, loaded
+from tuneforge.native.kernel_hub import own_forwards_stay
 
 # Attention classes whose `apply_rotary_pos_emb` is exactly `(x * cos) + (rotate_half(x) * sin)` for q and k.
 _ROPE_ATTENTIONS = {"LlamaAttention", "MistralAttention", "Qwen2Attention", "Qwen3Attention"}
@@ -121,7 +122,10 @@ def _own_rope(attention: nn.Module) -> nn.Module | None:
 
 def use_fused_rope(model: nn.Module) -> int:
     """Route the RoPE of every Llama-family attention module of `model` through `apply_rotary_pos_emb`
-    (where transformers gives the module its own copy of the function); returns how many."""
+    (where transformers gives the module its own copy of the function); returns how many (none where
+    transformers' kernel hub routes them, see `kernel_hub`)."""
+    if not own_forwards_stay(model):
+        return 0
     fused = 0
     for module in model.modules():
         if type(module).__name__ in _ROPE_ATTENTIONS and (own := _own_rope(module)) is not None:
