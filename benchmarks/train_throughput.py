@@ -360,8 +360,9 @@ def print_breakdown(args, out: dict) -> None:
     print(f"\none packed micro-batch of {out['tokens']} tokens ({len(out['samples_in_row'])} samples: "
           f"{sorted(out['samples_in_row'], reverse=True)}), {args.data} data, {args.model_shape} {args.dtype} on "
           f"{args.device}; mean of {PROFILED_STEPS} steps: forward+backward {out['wall_s'] * 1e3:.0f} ms, "
-          f"optimizer {out['optimizer_s'] * 1e3:.0f} ms; {out['threads']} threads, load average "
-          f"{out['load'][0]:.1f} -> {out['load'][1]:.1f} (other processes' work slows each multi-threaded operation)")
+          f"optimizer {out['optimizer_s'] * 1e3:.0f} ms; {out['threads']} threads, 1-minute load average "
+          f"{out['load'][0]:.1f} -> {out['load'][1]:.1f} (this run included; other processes' work delays every "
+          f"multi-threaded operation)")
     print(f"{'where':<32} {'ms':>8} {'share':>7}")
     shares = dict(out["categories"])
     shares["optimizer"] = out["optimizer_s"]
