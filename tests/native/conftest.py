@@ -12,7 +12,6 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-
 def saved_bytes(fn) -> int:
     """Bytes of the distinct storages the autograd graph keeps for the backward pass while `fn` runs."""
     storages = {}

@@ -19,7 +19,7 @@ def own_forwards_stay(model: nn.Module) -> bool:
     from transformers import PreTrainedModel
 
     for module in model.modules():
-        if isinstance(module, PreTrainedModel) and module.use_kernels:
+        if isinstance(module, PreTrainedModel) and getattr(module, "use_kernels", False):  # (older transformers: none)
             if any(p.device.type != "cpu" for p in module.parameters()):
                 return False
             module.use_kernels = False  # transformers' reset: each layer back to its own forward
