@@ -31,9 +31,10 @@ def rotated_with_grads(fn, q_proj, k_proj, cos, sin, heads, kv_heads, head_major
 
 @pytest.mark.parametrize("cos_batch", [2, 1])  # one table per batch row (packed position ids), or shared
 @pytest.mark.parametrize("head_major", [False, True])
-def test_rope_equals_eager_forward_and_backward_in_the_same_layouts(cos_batch, head_major):
+@pytest.mark.parametrize("d", [10, 40])  # halves of 5 (the kernel's scalar tail) and 20 (8-float vectors and tail)
+def test_rope_equals_eager_forward_and_backward_in_the_same_layouts(cos_batch, head_major, d):
     torch.manual_seed(0)
-    bs, t, heads, kv_heads, d = 2, 13, 4, 2, 10
+    bs, t, heads, kv_heads = 2, 13, 4, 2
     q_proj, k_proj = torch.randn(bs, t, heads * d), torch.randn(bs, t, kv_heads * d)
     cos, sin = torch.randn(cos_batch, t, d), torch.randn(cos_batch, t, d)
     ref = rotated_with_grads(eager, q_proj, k_proj, cos, sin, heads, kv_heads, head_major)

@@ -262,28 +262,26 @@ void rmsnorm_backward(const float *dy, const float *x, const float *w, const flo
         }
     }
     if (!dw) return;
-    for (int64_t j = 0; j < c; j++) { /* a few thousand additions: not worth a second parallel region */
-        float s = 0.0f;
-        for (int64_t b = 0; b < blocks; b++) s += part[b * c + j];
-        dw[j] = s;
-    }
+    memset(dw, 0, c * sizeof(float)); /* a few thousand additions: not worth a second parallel region */
+    for (int64_t b = 0; b < blocks; b++)
+        for (int64_t j = 0; j < c; j++) dw[j] += part[b * c + j];
 }
 
 /* Rotary position embedding of one row of d floats (d even), x to o: forward, o = x ⊙ cos + rotate_half(x) ⊙ sin
  * with rotate_half(x) = (-x₂, x₁); `transpose`, its transpose (for gradients): o = x ⊙ cos + (x₂ ⊙ sin₂, -x₁ ⊙ sin₁). */
 static inline void rope_row(const float *x, float *o, const float *c, const float *s, int64_t half, int transpose) {
-    if (transpose)
-        for (int64_t j = 0; j < half; j++) {
-            float lo = x[j], hi = x[j + half];
-            o[j] = lo * c[j] + hi * s[j + half];
-            o[j + half] = hi * c[j + half] - lo * s[j];
-        }
-    else
-        for (int64_t j = 0; j < half; j++) {
-            float lo = x[j], hi = x[j + half];
-            o[j] = lo * c[j] - hi * s[j];
-            o[j + half] = hi * c[j + half] + lo * s[j + half];
-        }
+    int64_t j = 0;
+    for (; j + 8 <= half; j += 8) {
+        v8 lo = load8(x + j), hi = load8(x + j + half), cl = load8(c + j), ch = load8(c + j + half);
+        v8 sl = load8(s + j), sh = load8(s + j + half);
+        store8(o + j, transpose ? lo * cl + hi * sh : lo * cl - hi * sl);
+        store8(o + j + half, transpose ? hi * ch - lo * sl : hi * ch + lo * sh);
+    }
+    for (; j < half; j++) {
+        float lo = x[j], hi = x[j + half];
+        o[j] = transpose ? lo * c[j] + hi * s[j + half] : lo * c[j] - hi * s[j];
+        o[j + half] = transpose ? hi * c[j + half] - lo * s[j] : hi * c[j + half] + lo * s[j + half];
+    }
 }
 
 /* RoPE of the query and the key together, one parallel region for both: q (bs, hq, t, d) and k (bs, hk, t, d)
