@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -131,12 +132,12 @@ def _completion_logits(model: nn.Module, head: torch.Tensor, tails: torch.Tensor
     (1, P): the head runs once and its KV cache is repeated for the n tails. Right padding needs no
     mask: a causal model's real tokens never see the pads after them. Activation checkpointing drops
     the cache during training, so then each tail runs after its own copy of the head."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    wrapped: Any = model  # a PeftModel, or the transformers model itself
+    base = wrapped.get_base_model() if hasattr(wrapped, "get_base_model") else wrapped
     lm_head = base.get_output_embeddings()
+    decoder: Any = base.get_decoder()
     if type(lm_head) is not nn.Linear:  # e.g. a LoRA-wrapped head: the model's own forward applies it
         decoder, lm_head = model, None
-    else:
-        decoder = base.get_decoder()
     n, width = tails.shape
     if head.shape[1] == 0:
         out = decoder(input_ids=tails, use_cache=False)
