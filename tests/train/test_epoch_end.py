@@ -1,4 +1,4 @@
-from test_loop import _cfg, _data, _run
+from tests.train.test_loop import _cfg, _data, _run
 
 from tuneforge.models import tiny_llama
 from tuneforge.train.batching import count_labels

@@ -232,7 +232,7 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
     if stage.needs_reference_copy and method.writes_whole_model:
         ref_model = copy.deepcopy(model).requires_grad_(False).eval()  # frozen reference copy
     model = method.apply(model, cfg.method)
-    speed_up(model)  # CPU kernels for LoRA dropout, LoRA layers and SwiGLU, where they apply
+    speed_up(model)  # CPU kernels for LoRA dropout and layers, SwiGLU, RMSNorm and RoPE, where they apply
     params = parameter_report(model)
     setup = stage.build(StageInputs(cfg, model, method, ds, samples, val_ds, val_samples, _block_size(cfg),
                                     _pad_id(tokenizer), ref_model))
