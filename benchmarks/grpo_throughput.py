@@ -3,10 +3,11 @@
 Both sides train the default model (`smollm2-135m-instruct`, fp32 on CPU) with the same LoRA (r=16,
 alpha=32, all linear layers, no dropout) on the same 32 prompts (the quickstart's JSON-format task,
 with the system prompt of `examples/train/grpo-json.yaml`), G = 8 completions per prompt, at most
-`--max-new-tokens` (default 32, at most 64) new tokens at temperature 0.7, 4 prompts (32 completions)
+`--max-new-tokens` (default 64, the most allowed) new tokens at temperature 0.7, 4 prompts (32 completions)
 per optimizer step, the same learning rate, beta = 0 (no reference pass on either side) and loss
-type `grpo`. The rewards are the example's (json_schema + 0.5 × format), computed by the same
-tuneforge code for both: TRL gets them as one reward function.
+type `grpo`. The rewards are the example's (json_schema + 0.5 × format + 0.3 × key order + rouge_l
+against the reference answer), computed by the same tuneforge code for both: TRL gets them as one
+reward function, with the reference answer and the question from the dataset's columns.
 
 - `tuneforge`: `run_training` with `train.stage: grpo` (the product path): sampling on the serving
   engine (continuous batching, KV cache) on the model being trained;
@@ -14,10 +15,11 @@ tuneforge code for both: TRL gets them as one reward function.
 
 Each run is a fresh child process; runs alternate. Time per step is the median optimizer step
 (sampling + scoring + update) after the first; completions/s = completions per step / time per step.
-Reward curves (the mean total reward of each step's completions) are printed side by side: the same
-task and rewards should give the same curve within noise.
+Reward curves (the mean total reward of each step's completions, averaged over the repeats) are printed
+side by side: the same task and rewards should give the same curve within noise. Each repeat runs both
+sides with its own seed (42, 43, ...), so the repeats average over prompt orders and samples.
 
-    python benchmarks/grpo_throughput.py [--steps 4] [--repeats 1] [--max-new-tokens 32]
+    python benchmarks/grpo_throughput.py [--steps 6] [--repeats 2] [--max-new-tokens 64]
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def run_tuneforge(args) -> dict:
     tc = cfg.train
     cfg.data.datasets[0].path = str(data)
     tc.output_dir, tc.max_steps, tc.batch_size, tc.learning_rate = tempfile.mkdtemp(), args.steps, PROMPTS_PER_STEP, LR
+    tc.seed = args.seed
     assert tc.grpo is not None
     tc.grpo.max_new_tokens, tc.grpo.generations = args.max_new_tokens, G
     cfg.method = cfg.method.model_copy(update={"dropout": 0.0})
@@ -90,11 +93,14 @@ def run_trl(args) -> dict:
     assert cfg.train.grpo is not None
     rewards = build_rewards(cfg.train.grpo.rewards)
 
-    def reward(completions, **_):  # TRL passes conversational completions: [{"role", "content"}]
-        return rewards([c[0]["content"] for c in completions]).total
+    def reward(completions, reference, question, **_):  # conversational completions: [{"role", "content"}]
+        return rewards([c[0]["content"] for c in completions], reference, question).total
 
     records = prompt_records(cfg)
-    dataset = Dataset.from_list([{"prompt": r["messages"][:-1]} for r in records])
+    # TRL hands a dataset's other columns to reward functions: the reference answer (rouge_l compares
+    # with it) and the question, as tuneforge's rewards get them from its prompts.
+    dataset = Dataset.from_list([{"prompt": r["messages"][:-1], "reference": r["messages"][-1]["content"],
+                                  "question": r["messages"][-2]["content"]} for r in records])
     steps, curve = [], []
 
     class Timer(TrainerCallback):
@@ -118,7 +124,7 @@ def run_trl(args) -> dict:
                         max_completion_length=args.max_new_tokens, temperature=0.7, learning_rate=LR,
                         lr_scheduler_type="constant", warmup_steps=0, beta=0.0, loss_type="grpo",
                         max_steps=args.steps, logging_steps=1, report_to=[], use_cpu=True, bf16=False,
-                        save_strategy="no", seed=42,
+                        save_strategy="no", seed=args.seed,
                         disable_dropout=True)
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     start = time.perf_counter()
@@ -138,18 +144,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--max-new-tokens", type=int, default=32, choices=range(1, 65), metavar="1..64")
+    parser.add_argument("--max-new-tokens", type=int, default=64, choices=range(1, 65), metavar="1..64")
     parser.add_argument("--runs", default=",".join(RUNS))
+    parser.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=RUNS)
     args = parser.parse_args()
     if args.child:
         return child(args)
 
     results: dict[str, list[dict]] = {r: [] for r in args.runs.split(",")}
-    for _ in range(args.repeats):
-        for run in results:  # alternating, each a fresh process
+    for repeat in range(args.repeats):
+        for run in results:  # alternating, each a fresh process; each repeat with its own seed, the same for both
             cmd = [sys.executable, __file__, "--child", run, "--steps", str(args.steps),
-                   "--max-new-tokens", str(args.max_new_tokens)]
+                   "--max-new-tokens", str(args.max_new_tokens), "--seed", str(42 + repeat)]
             out = subprocess.run(cmd, capture_output=True, text=True)
             line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
