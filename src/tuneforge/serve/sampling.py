@@ -92,11 +92,7 @@ def next_tokens(logits: torch.Tensor, params: list[SamplingParams], generators: 
         scaled = logits[rows] / temperature[:, None]  # (S, V)
         if bool((top_k > 0).any() or (top_p < 1).any()):  # the filter sorts the vocabulary: only when asked
             scaled = _filter_top_k_top_p(scaled, top_k, top_p)
-        # Inverse-CDF sampling: one uniform draw from each row's own generator, then one vectorised
-        # search over the rows' cumulative probabilities (a multinomial call per row costs more than
-        # the whole rest of the choice at batch 32).
-        cdf = scaled.softmax(dim=-1).cumsum(dim=-1).cpu()  # (S, V)
-        draws = torch.stack([torch.rand((), generator=generators[i]) for i in sampled])  # (S,)
-        picked = torch.searchsorted(cdf, (draws * cdf[:, -1])[:, None], right=True).squeeze(1)  # (S,)
-        chosen[rows] = picked.clamp(max=cdf.shape[1] - 1).to(chosen.device)
+        probs = scaled.softmax(dim=-1).cpu()  # (S, V)
+        for j, i in enumerate(sampled):
+            chosen[i] = torch.multinomial(probs[j], 1, generator=generators[i]).item()
     return chosen
