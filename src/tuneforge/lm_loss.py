@@ -18,6 +18,7 @@ from torch import nn
 
 from tuneforge.constants import IGNORE
 from tuneforge.methods._peft import peft_quiet
+from tuneforge.native.onednn_mm import linear, mm
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -35,7 +36,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         for start in range(0, hidden.shape[0], chunk_size):
             h = hidden[start:start + chunk_size]  # (C, H)
             y = targets[start:start + chunk_size]  # (C,)
-            logits = (h @ weight.T).float()  # (C, V); no copy in fp32
+            logits = linear(h, weight).float()  # (C, V); no copy in fp32
             picked = logits.gather(1, y[:, None]).squeeze(1)  # (C,)
             top = logits.amax(dim=-1, keepdim=True)  # (C, 1)
             # The softmax in place, in one buffer (no logsumexp temporaries): exp(logits - max) / sum.
@@ -52,9 +53,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
             if w is not None:
                 grad_logits.mul_(w[:, None])
             grad_logits = grad_logits.to(h.dtype)
-            grad_hidden[start:start + chunk_size] = grad_logits @ weight  # (C, H)
+            grad_hidden[start:start + chunk_size] = mm(grad_logits, weight)  # (C, H)
             if grad_weight is not None:
-                grad_weight.addmm_(grad_logits.T, h)  # (V, H)
+                grad_weight.add_(mm(grad_logits.T, h))  # (V, H)
         ctx.save_for_backward(grad_hidden, grad_weight)
         return total
 

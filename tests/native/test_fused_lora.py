@@ -202,6 +202,8 @@ def test_speed_up_reroutes_every_lora_dropout_layer_swiglu_norm_and_rope_once(ti
     model = get_method("lora").apply(AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraSettings(r=8))
     layers = [m for m in model.modules() if type(m) is LoraLinear]
     n = model.config.num_hidden_layers
+    linears = sum(type(m) is torch.nn.Linear for m in model.modules())  # the LoRA layers' bases, and others
+    assert linears >= len(layers)
     assert speed_up(model) == SpeedUps(dropouts=len(layers), lora_layers=len(layers), swiglu_mlps=n,
-                                       rms_norms=2 * n + 1, ropes=n)
+                                       rms_norms=2 * n + 1, ropes=n, linears=linears)
     assert speed_up(model).dropouts == 0  # already swapped

@@ -82,7 +82,7 @@ def test_evaluation_computes_no_gradients():
         with torch.set_grad_enabled(grad), profile(activities=[ProfilerActivity.CPU]) as prof:
             loss, _ = lm_loss_sum(hidden, labels, head, chunk_size=4)
         return float(loss.detach()), sum(e.count for e in prof.key_averages()
-                                         if e.key in ("aten::mm", "aten::addmm", "aten::addmm_"))
+                                         if e.key in ("aten::mm", "aten::addmm", "aten::addmm_", "mkldnn::_linear_pointwise"))
 
     (with_grad, mm_grad), (without, mm_eval) = products(True), products(False)
     chunks = math.ceil(16 / 4)  # 2 × 8 labelled positions after the shift

@@ -5,6 +5,8 @@ dtypes, cases it does not cover, no C compiler):
 
 - `fast_dropout`: LoRA's dropout masks drawn from a seed, never stored (`FastDropout`);
 - `fused_lora`: a peft LoRA linear layer as one autograd function, dropout inside its products;
+- `onednn_mm`: float32 matrix products through oneDNN rather than MKL (2× on CPUs MKL does not tune
+  for), in the LoRA layers, the loss's LM head and every other plain linear layer;
 - `fused_mlp`: the SwiGLU of Llama-family MLPs in one pass each way;
 - `fused_norm`: Llama-family RMSNorms in one pass each way, keeping one activation less;
 - `fused_rope`: the rotary position embedding of Llama-family attention's q and k in one pass each way;
@@ -25,6 +27,7 @@ from tuneforge.native.fused_lora import use_fused_lora
 from tuneforge.native.fused_mlp import use_fused_swiglu
 from tuneforge.native.fused_norm import use_fused_rms_norm
 from tuneforge.native.fused_rope import use_fused_rope
+from tuneforge.native.onednn_mm import use_onednn_linear
 
 
 @dataclass(frozen=True)
@@ -36,14 +39,15 @@ class SpeedUps:
     swiglu_mlps: int
     rms_norms: int
     ropes: int
+    linears: int
 
 
 def speed_up(model: nn.Module) -> SpeedUps:
-    """Route `model`'s LoRA dropout, LoRA linear layers, SwiGLU MLPs, RMSNorms and RoPE through the fused
-    CPU paths."""
+    """Route `model`'s LoRA dropout, LoRA linear layers, SwiGLU MLPs, RMSNorms, RoPE and other linear
+    layers through the fused CPU paths."""
     dropouts = use_fast_dropout(model)  # first: the fused LoRA layer reads FastDropout's seeded masks
     return SpeedUps(dropouts, use_fused_lora(model), use_fused_swiglu(model), use_fused_rms_norm(model),
-                    use_fused_rope(model))
+                    use_fused_rope(model), use_onednn_linear(model))
 
 
 __all__ = ["SpeedUps", "library", "ptr", "speed_up"]

@@ -24,6 +24,7 @@ from torch import nn
 
 from tuneforge.native import lora_kernels
 from tuneforge.native.fast_dropout import DropMask, FastDropout
+from tuneforge.native.onednn_mm import linear, mm
 
 
 class _LoraLinear(torch.autograd.Function):
@@ -33,7 +34,7 @@ class _LoraLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, lora_a, lora_b, mask: DropMask | None, alpha: float):
         low = _down(x, lora_a, mask)  # (N, r)
-        out = x @ weight.t() if bias is None else torch.addmm(bias, x, weight.t())
+        out = linear(x, weight, bias)
         out.addmm_(low, lora_b.t(), alpha=alpha)
         ctx.mask, keep = (None, None) if mask is None else mask.detached()
         ctx.save_for_backward(x, keep, lora_a, lora_b, low, weight)
@@ -44,12 +45,12 @@ class _LoraLinear(torch.autograd.Function):
     def backward(ctx, grad):  # grad (N, out)
         x, keep, lora_a, lora_b, low, weight = ctx.saved_tensors
         mask = None if ctx.mask is None else ctx.mask.attached(keep)
-        grad_low = (grad @ lora_b).mul_(ctx.alpha)  # (N, r)
-        grad_b = (grad.t() @ low).mul_(ctx.alpha) if ctx.needs_input_grad[4] else None
+        grad_low = mm(grad, lora_b).mul_(ctx.alpha)  # (N, r)
+        grad_b = mm(grad.t(), low).mul_(ctx.alpha) if ctx.needs_input_grad[4] else None
         grad_a = _down_grad(grad_low, x, mask) if ctx.needs_input_grad[3] else None
         grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_x = _add_up_input_grad_(grad @ weight, grad_low, lora_a, mask)
+            grad_x = _add_up_input_grad_(mm(grad, weight), grad_low, lora_a, mask)
         return grad_x, None, None, grad_a, grad_b, None, None
 
 
@@ -64,14 +65,14 @@ def _down(x, lora_a, mask):
     """(keep ⊙ x) A^T, (N, r)."""
     if _kernels_apply(x, lora_a.shape[0], mask):
         return lora_kernels.down(x, lora_a, mask.seed, mask.threshold)
-    return (x if mask is None else mask.apply(x)) @ lora_a.t()
+    return linear(x if mask is None else mask.apply(x), lora_a)
 
 
 def _down_grad(grad_low, x, mask):
     """grad_low^T (keep ⊙ x), the gradient of A, (r, in)."""
     if _kernels_apply(x, grad_low.shape[1], mask):
         return lora_kernels.down_grad(grad_low, x, mask.seed, mask.threshold)
-    return grad_low.t() @ (x if mask is None else mask.apply(x))
+    return mm(grad_low.t(), x if mask is None else mask.apply(x))
 
 
 def _add_up_input_grad_(grad_x, grad_low, lora_a, mask):

@@ -401,7 +401,7 @@ class Engine:
         """One forward over `rows`' prompts, left-padded: their KV cache, (B, P + T) mask and last logits (B, V)."""
         from transformers import DynamicCache
 
-        cache = DynamicCache(config=self.config)
+        cache = kv.roomy(DynamicCache(config=self.config))
         prefix_mask = kv.seed_prefixes(cache, [r.route.virtual.prefix for r in rows], self.device)  # (B, P)
         soft = [r.route.virtual.embeddings for r in rows]  # prompt / P-tuning: (N, E) or None
         lengths = [len(r.prompt) + (len(e) if e is not None else 0) for r, e in zip(rows, soft)]

@@ -5,6 +5,10 @@ decode step serves them all. A row joining pads the shorter side on the left; ro
 dropped, then columns that have become padding for every remaining row are cut from the left.
 Each cache layer holds `keys` and `values` of shape (B, H, T, D).
 
+Decoding appends one column per step. `roomy` gives a cache's layers buffers with spare columns, so a
+step writes its column in place instead of copying the whole cache (`torch.cat`: a fifth of a decode
+step at 32 rows); the reshapes below replace the buffers, and the next step allocates new ones.
+
 A prefix-tuning row starts with its trained keys and values in the cache (`seed_prefixes`), before the
 prompt's own columns; as they are unmasked columns like any other, joining and leaving work unchanged.
 """
@@ -13,6 +17,48 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from transformers.cache_utils import DynamicLayer
+
+
+class RoomyLayer(DynamicLayer):
+    """A `DynamicLayer` whose keys and values are views of the first columns of larger buffers."""
+
+    _room: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        used, new = self.get_seq_length(), key_states.shape[-2]
+        if not self._owns_views() or used + new > self._room[0].shape[-2]:
+            self._room = (_with_room(self.keys, key_states, used + new), _with_room(self.values, value_states, used + new))
+        keys, values = self._room
+        keys[:, :, used:used + new] = key_states
+        values[:, :, used:used + new] = value_states
+        self.keys, self.values = keys[:, :, :used + new], values[:, :, :used + new]
+        return self.keys, self.values
+
+    def _owns_views(self) -> bool:
+        """Whether keys and values are still the leading columns of the buffers (no reshape replaced them)."""
+        if self._room is None:
+            return False
+        return all(t.numel() and t.data_ptr() == room.data_ptr() and t.shape[:2] == room.shape[:2]
+                   and t.stride() == room.stride() for t, room in zip((self.keys, self.values), self._room))
+
+
+def _with_room(current: torch.Tensor, new: torch.Tensor, needed: int) -> torch.Tensor:
+    """A (B, H, needed + room, D) buffer holding `current`'s columns first (`current` empty or (B, H, T, D))."""
+    room = torch.empty(*new.shape[:2], needed + max(32, needed // 2), new.shape[-1], dtype=new.dtype, device=new.device)
+    if current.numel():
+        room[:, :, :current.shape[-2]] = current
+    return room
+
+
+def roomy(cache):
+    """`cache` (a `DynamicCache`) with its full-attention layers made `RoomyLayer`s; returns it."""
+    for layer in cache.layers:
+        if type(layer) is DynamicLayer:
+            layer.__class__ = RoomyLayer
+    return cache
 
 
 def _pad_left(cache, columns: int) -> None:

@@ -1,0 +1,93 @@
+"""Float32 matrix products on CPU through oneDNN's brgemm kernels instead of torch's BLAS (MKL).
+
+torch sends a float32 `x @ w.t()` on CPU to MKL's sgemm, which on CPUs it does not tune for (AMD EPYC
+among them) runs well below the cores' AVX-512 peak: ~210 GFLOP/s on a 2-core EPYC where oneDNN's
+inner product, on the same tensors and still in IEEE float32, reaches ~450-500, and 3× at decoding's
+few rows. `linear` and `mm` compute what `F.linear` and `@` compute, through oneDNN where it applies
+(float32 CPU tensors, neither needing autograd, row- or column-major), and fall back to torch
+elsewhere, and with `TUNEFORGE_NATIVE=0`. `Linear` is the autograd function for a whole `nn.Linear`, and `use_onednn_linear` routes a
+model's plain linear layers through it. Measurements: benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+
+import torch
+from torch import nn
+
+# Off with the compiled kernels (`TUNEFORGE_NATIVE=0`): then every product is torch's own.
+_ENABLED = (os.environ.get("TUNEFORGE_NATIVE", "1") != "0" and torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+
+
+def _inner_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+def _strided_ok(t: torch.Tensor) -> bool:
+    """oneDNN takes a matrix stored by rows or by columns, not an arbitrary strided view."""
+    return t.stride(-1) == 1 or (t.dim() == 2 and t.stride(0) == 1)
+
+
+def _applies(x: torch.Tensor, w: torch.Tensor) -> bool:
+    return (_ENABLED and x.dtype == w.dtype == torch.float32 and x.device.type == w.device.type == "cpu"
+            and w.dim() == 2 and x.dim() >= 2 and x.shape[-1] > 0 and _strided_ok(w) and _strided_ok(x)
+            and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)))
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x W^T (+ b), x (..., in), W (out, in): `F.linear` without autograd."""
+    if _applies(x, weight) and (bias is None or (bias.dtype == torch.float32 and bias.dim() == 1)):
+        if x.dim() > 2 and not x.is_contiguous():
+            x = x.contiguous()
+        return _inner_product(x, weight, bias)
+    return nn.functional.linear(x, weight, bias)
+
+
+def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b for matrices a (n, k), b (k, m), without autograd."""
+    if a.dim() == 2 and _applies(a, b):
+        return _inner_product(a, b.t(), None)
+    return a @ b
+
+
+class Linear(torch.autograd.Function):
+    """x W^T + b for x (N, in), W (out, in), with each product of the backward pass through `mm`."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x if weight.requires_grad else None, weight)
+        ctx.has_bias = bias is not None
+        return linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # grad (N, out)
+        x, weight = ctx.saved_tensors
+        grad_x = mm(grad, weight) if ctx.needs_input_grad[0] else None
+        grad_w = mm(grad.t(), x) if ctx.needs_input_grad[1] else None
+        grad_b = grad.sum(dim=0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
+def _forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    if not _applies(x.detach(), self.weight.detach()):
+        return nn.functional.linear(x, self.weight, self.bias)
+    flat = x.reshape(-1, x.shape[-1])
+    if not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad
+                                         or (self.bias is not None and self.bias.requires_grad))):
+        return linear(flat, self.weight, self.bias).view(*x.shape[:-1], self.out_features)
+    out = Linear.apply(flat, self.weight, self.bias)
+    return out.view(*x.shape[:-1], self.out_features)
+
+
+def use_onednn_linear(model: nn.Module) -> int:
+    """Route every plain `nn.Linear` of `model` (not subclasses, not those peft wraps: `fused_lora`
+    handles those) through `_forward`; returns how many."""
+    routed = 0
+    for module in model.modules():
+        if type(module) is nn.Linear:
+            module.forward = types.MethodType(_forward, module)
+            routed += 1
+    return routed
