@@ -26,7 +26,9 @@ Peak RSS: the child's maximum resident set (ru_maxrss) at the end of training.
 Final loss: the last optimizer step's training loss, and the token-mean loss of the trained model on
 the next 8 records of the file (held out), computed by the same code for every run.
 MFU: 4 x parameters x tokens/s (forward + activation gradients; LoRA trains no base weights) over
-this machine's fp32 matmul peak, the best of several 4096^3 matmuls timed in this run. Printed twice:
+this machine's fp32 matmul peak, the best of several timings of square products (4096^3, 2048^3) and
+of the default model's MLP products, made in this run by torch's `@` and by oneDNN (on this 2-core EPYC oneDNN reaches ~2x torch's MKL product, so MFU is over oneDNN's
+rate; figures recorded before this change divided by torch's, ~215 GFLOP/s). Printed twice:
 over trained tokens (`MFU`, the strict figure: prompt tokens cost forward and backward work but earn
 no credit) and over non-pad tokens (`MFU np`: every token runs forward and backward through every
 layer; it over-counts prompt tokens by the LM head, which runs only where there are labels).
@@ -169,23 +171,39 @@ def peak_memory_mb(device: str) -> dict:
     return out
 
 
-def matmul_peak_gflops(device: str, dtype: str, repeats: int = 6) -> float:
-    """The machine's dense matmul rate: best of `repeats` timings of a 4096^3 product."""
+# Square products and the default model's MLP products (hidden 576, intermediate 1536), (m, k, n).
+PEAK_SHAPES = ((4096, 4096, 4096), (2048, 2048, 2048), (2048, 576, 1536), (2048, 1536, 576))
+
+
+def matmul_peak_gflops(device: str, dtype: str, repeats: int = 6) -> dict:
+    """The machine's dense matmul rate: the best of `repeats` timings of each of `PEAK_SHAPES`, by torch's
+    own `@` and, for fp32 on CPU, by oneDNN's inner product (which tuneforge's layers use; on CPUs that
+    MKL does not tune for it is ~2x torch's): `gflops` is the best of all, the peak MFU divides by."""
     import torch
 
+    from tuneforge.native import onednn_mm
+
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    a = torch.randn(4096, 4096, dtype=dt, device=device)
-    b = torch.randn(4096, 4096, dtype=dt, device=device)
-    best = float("inf")
-    for _ in range(repeats + 1):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        a @ b
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return 2 * 4096**3 / best / 1e9
+    products = {"torch": torch.mm}
+    if device == "cpu" and dtype == "fp32" and onednn_mm._ENABLED:
+        products["onednn"] = onednn_mm.mm
+    out = {f"{name}_gflops": 0.0 for name in products}
+    for m, k, n in PEAK_SHAPES:
+        a = torch.randn(m, k, dtype=dt, device=device)
+        b = torch.randn(k, n, dtype=dt, device=device)
+        for name, product in products.items():
+            best = float("inf")
+            for _ in range(repeats + 1):
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                t = time.perf_counter()
+                product(a, b)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                best = min(best, time.perf_counter() - t)
+            out[f"{name}_gflops"] = max(out[f"{name}_gflops"], 2 * m * k * n / best / 1e9)
+    out["gflops"] = max(out.values())
+    return out
 
 
 # ---- the runs (each in its own child process) ---------------------------------------------------
@@ -282,7 +300,8 @@ def run_trl(args, best: bool) -> dict:
 CATEGORIES = (
     ("attention bwd", ("scaled_dot_product", "attention"), ("backward",)),
     ("attention fwd", ("scaled_dot_product", "attention"), ()),
-    ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::linear", "aten::matmul"), ()),
+    ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::linear", "aten::matmul",
+                "mkldnn::_linear_pointwise"), ()),
     ("LoRA kernels", ("Lora",), ()),  # tuneforge's native LoRA layers (autograd functions around C kernels)
 )
 PROFILED_STEPS = 3
@@ -381,7 +400,7 @@ def child(args) -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device is visible to torch")
     if args.child == "peak":
-        out = {"gflops": matmul_peak_gflops(args.device, args.dtype)}
+        out = matmul_peak_gflops(args.device, args.dtype)
     elif args.child == "breakdown":
         out = profile_packed_step(args, tokenised(args, records(args)[0]))
     else:
@@ -424,8 +443,9 @@ def spawn(args, name: str, workdir: Path) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def report(args, results: dict[str, list[dict]], peaks: list[float]) -> None:
-    peak = max(peaks)
+def report(args, results: dict[str, list[dict]], peaks: list[dict]) -> None:
+    peak = max(p["gflops"] for p in peaks)
+    by = ", ".join(f"{name[:-7]} {max(p.get(name, 0) for p in peaks):.1f}" for name in peaks[0] if name != "gflops")
     rows = {}
     for name, runs in results.items():
         tps = [r["trained"] / r["seconds"] for r in runs]
@@ -447,7 +467,7 @@ def report(args, results: dict[str, list[dict]], peaks: list[float]) -> None:
     first = next(iter(results.values()))[0]
     print(f"\n{args.data} data, {args.samples} samples, cutoff {args.cutoff}, {first['trained']} trained tokens "
           f"({first['tokens']} non-pad), {args.model_shape} {args.dtype} on {args.device}, LoRA dropout "
-          f"{args.lora_dropout}, batch {first['batch']}; {len(peaks)} peak timings, best {peak:.1f} GFLOP/s; "
+          f"{args.lora_dropout}, batch {first['batch']}; {len(peaks)} peak timings, best {peak:.1f} GFLOP/s ({by}); "
           f"medians of {args.repeats} alternating runs")
     print(f"{'run':<12} {'trained tok/s':>14} {'non-pad tok/s':>14} {'peak RSS MB':>12} {'final loss':>11} "
           f"{'held-out loss':>14} {'steps':>6} {'MFU':>6} {'MFU np':>6} {'MFU attn':>8}   runs (trained tok/s)")
@@ -514,14 +534,14 @@ def main() -> None:
         if args.breakdown:
             return print_breakdown(args, spawn(args, "breakdown", workdir))
         results: dict[str, list[dict]] = {n: [] for n in names}
-        peaks = [spawn(args, "peak", workdir)["gflops"]]
+        peaks = [spawn(args, "peak", workdir)]
         for rep in range(args.repeats):
             for name in names:
                 r = spawn(args, name, workdir)
                 results[name].append(r)
                 print(f"[{rep + 1}/{args.repeats}] {name:<12} {r['trained'] / r['seconds']:8.1f} trained tok/s  "
                       f"{r['seconds']:7.1f} s  peak RSS {r['peak_rss_mb']:.0f} MB  loss {r['loss']:.4f}", flush=True)
-            peaks.append(spawn(args, "peak", workdir)["gflops"])
+            peaks.append(spawn(args, "peak", workdir))
     report(args, results, peaks)
 
 

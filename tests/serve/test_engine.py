@@ -241,3 +241,20 @@ def test_lora_adapters_and_the_base_mix_in_one_batch(make_engine, adapters):
     for _ in range(5):
         name, text = done.get(timeout=60)
         assert text == (base_alone if name == "tiny" else REPLIES[name])
+
+
+def test_served_linear_layers_run_through_onednn(engine, monkeypatch):
+    """A loaded engine's float32 CPU linear layers take oneDNN's products (the same numbers, faster)."""
+    from torch import nn
+
+    from tuneforge.native import onednn_mm
+
+    linears = [m for m in engine.models.base.modules() if type(m) is nn.Linear]
+    assert linears and all("forward" in vars(m) for m in linears)
+    if not onednn_mm._ENABLED:
+        return
+    calls = []
+    real = onednn_mm._inner_product
+    monkeypatch.setattr(onednn_mm, "_inner_product", lambda *a: calls.append(1) or real(*a))
+    engine.complete(prompts_of(engine, 1)[0], SamplingParams(max_tokens=2))
+    assert calls
