@@ -163,6 +163,22 @@ def test_sampled_rows_follow_their_distribution_and_their_own_seeds():
     assert torch.equal(torch.cat(alone), draws[:50, 0])
 
 
+def test_batched_draws_are_torch_multinomials_draws():
+    """`draw` picks, row by row, the token torch.multinomial picks from the same generator state, and
+    leaves each generator where multinomial would (so seeded replies stay what they were)."""
+    from tuneforge.serve.sampling import draw
+
+    probs = torch.randn(6, 49152, generator=torch.Generator().manual_seed(0)).mul(3).softmax(dim=-1)
+    probs[2, 100:] = 0  # a row with most of its vocabulary ruled out
+    probs[2] /= probs[2].sum()
+    ours, theirs = [make_generator(s) for s in range(6)], [make_generator(s) for s in range(6)]
+    for _ in range(20):
+        expected = torch.stack([torch.multinomial(p, 1, generator=g)[0] for p, g in zip(probs, theirs)])
+        assert torch.equal(draw(probs, ours), expected)
+    with pytest.raises(ValueError, match="nan"):
+        draw(torch.full((1, 4), float("nan")), [make_generator(0)])
+
+
 def test_text_stream_holds_back_partial_characters_and_stop_strings(tokenizer):
     text = "Hello 世界, naïve café 🙂 done. STOP here"
     ids = tokenizer(text, add_special_tokens=False).input_ids

@@ -93,6 +93,21 @@ def next_tokens(logits: torch.Tensor, params: list[SamplingParams], generators: 
         if bool((top_k > 0).any() or (top_p < 1).any()):  # the filter sorts the vocabulary: only when asked
             scaled = _filter_top_k_top_p(scaled, top_k, top_p)
         probs = scaled.softmax(dim=-1).cpu()  # (S, V)
-        for j, i in enumerate(sampled):
-            chosen[i] = torch.multinomial(probs[j], 1, generator=generators[i]).item()
+        chosen[rows] = draw(probs, [generators[i] for i in sampled]).to(chosen.device)
     return chosen
+
+
+def draw(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    """One token per row of `probs` (S, V) float32, each row from its own generator: the very token
+    `torch.multinomial(probs[j], 1, generator=generators[j])` draws, for all rows at once. For one
+    sample torch draws q ~ Exp(1) per token, as -log1p(-u) of a float64 uniform u, and picks
+    argmax(p / q) (the Gumbel-max trick); drawing the uniforms row by row from the same generators
+    and the rest batched gives the same tokens in half the time (49k-token vocabulary, 32 rows).
+    tests/serve/test_engine.py checks the equality against torch.multinomial."""
+    if not bool(torch.isfinite(probs).all()) or bool((probs < 0).any()):
+        raise ValueError("probability tensor contains either inf, nan or element < 0")
+    uniform = torch.empty(probs.shape, dtype=torch.float64)
+    for row, generator in zip(uniform, generators):
+        row.uniform_(generator=generator)
+    exponential = uniform.neg_().log1p_().neg_().to(probs.dtype)  # (S, V)
+    return (probs / exponential).argmax(dim=-1)
