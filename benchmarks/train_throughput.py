@@ -27,8 +27,9 @@ Final loss: the last optimizer step's training loss, and the token-mean loss of 
 the next 8 records of the file (held out), computed by the same code for every run.
 MFU: 4 x parameters x tokens/s (forward + activation gradients; LoRA trains no base weights) over
 this machine's fp32 matmul peak, the best of several timings of square products (4096^3, 2048^3) and
-of the default model's MLP products, made in this run by torch's `@` and by oneDNN (on this 2-core EPYC oneDNN reaches ~2x torch's MKL product, so MFU is over oneDNN's
-rate; figures recorded before this change divided by torch's, ~215 GFLOP/s). Printed twice:
+of the default model's MLP products, made in this run by torch's `@` and by oneDNN (on a 2-core
+EPYC oneDNN reaches ~2x torch's MKL product, so MFU is over oneDNN's rate; figures recorded before
+this change divided by torch's, ~215 GFLOP/s). Printed twice:
 over trained tokens (`MFU`, the strict figure: prompt tokens cost forward and backward work but earn
 no credit) and over non-pad tokens (`MFU np`: every token runs forward and backward through every
 layer; it over-counts prompt tokens by the LM head, which runs only where there are labels).

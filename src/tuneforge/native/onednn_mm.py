@@ -5,8 +5,8 @@ among them) runs well below the cores' AVX-512 peak: ~210 GFLOP/s on a 2-core EP
 inner product, on the same tensors and still in IEEE float32, reaches ~450-500, and 3× at decoding's
 few rows. `linear` and `mm` compute what `F.linear` and `@` compute, through oneDNN where it applies
 (float32 CPU tensors, neither needing autograd, row- or column-major), and fall back to torch
-elsewhere, and with `TUNEFORGE_NATIVE=0`. `Linear` is the autograd function for a whole `nn.Linear`, and `use_onednn_linear` routes a
-model's plain linear layers through it. Measurements: benchmarks/RESULTS.md.
+elsewhere, and with `TUNEFORGE_NATIVE=0`. `Linear` is the autograd function for a whole `nn.Linear`,
+and `use_onednn_linear` routes a model's plain linear layers through it. Measurements: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -88,6 +88,6 @@ def use_onednn_linear(model: nn.Module) -> int:
     routed = 0
     for module in model.modules():
         if type(module) is nn.Linear:
-            module.forward = types.MethodType(_forward, module)
+            module.forward = types.MethodType(_forward, module)  # type: ignore[method-assign]
             routed += 1
     return routed

@@ -28,10 +28,13 @@ class RoomyLayer(DynamicLayer):
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
+        assert self.keys is not None and self.values is not None
         used, new = self.get_seq_length(), key_states.shape[-2]
-        if not self._owns_views() or used + new > self._room[0].shape[-2]:
-            self._room = (_with_room(self.keys, key_states, used + new), _with_room(self.values, value_states, used + new))
-        keys, values = self._room
+        room = self._room if self._owns_views() else None
+        if room is None or used + new > room[0].shape[-2]:
+            room = self._room = (_with_room(self.keys, key_states, used + new),
+                                 _with_room(self.values, value_states, used + new))
+        keys, values = room
         keys[:, :, used:used + new] = key_states
         values[:, :, used:used + new] = value_states
         self.keys, self.values = keys[:, :, :used + new], values[:, :, :used + new]
@@ -39,7 +42,7 @@ class RoomyLayer(DynamicLayer):
 
     def _owns_views(self) -> bool:
         """Whether keys and values are still the leading columns of the buffers (no reshape replaced them)."""
-        if self._room is None:
+        if self._room is None or self.keys is None or self.values is None:
             return False
         return all(t.numel() and t.data_ptr() == room.data_ptr() and t.shape[:2] == room.shape[:2]
                    and t.stride() == room.stride() for t, room in zip((self.keys, self.values), self._room))
