@@ -55,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    if not onednn_mm._ENABLED:
+    if not onednn_mm.enabled():
         raise SystemExit("oneDNN is off (TUNEFORGE_NATIVE=0, or torch built without mkldnn)")
     torch.manual_seed(0)
     print(f"{torch.get_num_threads()} threads, torch {torch.__version__}")

@@ -186,7 +186,7 @@ def matmul_peak_gflops(device: str, dtype: str, repeats: int = 6) -> dict:
 
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     products = {"torch": torch.mm}
-    if device == "cpu" and dtype == "fp32" and onednn_mm._ENABLED:
+    if device == "cpu" and dtype == "fp32" and onednn_mm.enabled():
         products["onednn"] = onednn_mm.mm
     out = {f"{name}_gflops": 0.0 for name in products}
     for m, k, n in PEAK_SHAPES:

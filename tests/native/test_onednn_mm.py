@@ -7,7 +7,7 @@ from torch import nn
 
 from tuneforge.native import onednn_mm
 
-needs_onednn = pytest.mark.skipif(not onednn_mm._ENABLED, reason="oneDNN off (TUNEFORGE_NATIVE=0 or no mkldnn)")
+needs_onednn = pytest.mark.skipif(not onednn_mm.enabled(), reason="oneDNN off (TUNEFORGE_NATIVE=0 or no mkldnn)")
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_routed_linear_layer_gives_torch_outputs_and_gradients(bias, train_weigh
     with torch.no_grad():
         torch.testing.assert_close(routed(x), plain(x), rtol=1e-5, atol=1e-5)
     # forward, input and weight gradients, and the no-grad forward: all oneDNN where it is on
-    assert len(calls) == (3 + train_weight if onednn_mm._ENABLED else 0)
+    assert len(calls) == (3 + train_weight if onednn_mm.enabled() else 0)
 
 
 def test_only_plain_linear_layers_are_routed():
@@ -93,3 +93,19 @@ def test_only_plain_linear_layers_are_routed():
     model = nn.Sequential(nn.Linear(4, 4), Custom(4, 4), nn.ReLU(), nn.Linear(4, 2))
     assert onednn_mm.use_onednn_linear(model) == 2
     assert "forward" not in vars(model[1])
+
+
+@pytest.mark.parametrize("off", ["env", "no_mkldnn"])
+def test_off_switches_leave_every_product_to_torch(off, monkeypatch, calls):
+    if off == "env":
+        monkeypatch.setenv("TUNEFORGE_NATIVE", "0")
+    else:
+        monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    onednn_mm.enabled.cache_clear()
+    try:
+        assert not onednn_mm.enabled()
+        x, w = torch.randn(4, 8), torch.randn(6, 8)
+        assert torch.equal(onednn_mm.linear(x, w), nn.functional.linear(x, w))
+        assert not calls
+    finally:
+        onednn_mm.enabled.cache_clear()

@@ -11,15 +11,30 @@ and `use_onednn_linear` routes a model's plain linear layers through it. Measure
 
 from __future__ import annotations
 
+import logging
 import os
 import types
+from functools import cache
 
 import torch
 from torch import nn
 
-# Off with the compiled kernels (`TUNEFORGE_NATIVE=0`): then every product is torch's own.
-_ENABLED = (os.environ.get("TUNEFORGE_NATIVE", "1") != "0" and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+log = logging.getLogger(__name__)
+
+
+@cache
+def enabled() -> bool:
+    """Whether this torch's oneDNN computes float32 inner products here: off with the compiled kernels
+    (`TUNEFORGE_NATIVE=0`), and off where a first small product fails or disagrees with torch's."""
+    if os.environ.get("TUNEFORGE_NATIVE", "1") == "0" or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        x, w = torch.arange(24.0).view(3, 8) / 7, torch.arange(40.0).view(5, 8) / 11  # no draw from torch's RNG
+        product = torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
+        return bool(torch.allclose(product, x @ w.t(), rtol=1e-4, atol=1e-5))
+    except (AttributeError, RuntimeError) as err:  # no such op in this build, or no kernel for this CPU
+        log.info("oneDNN float32 products unavailable (%s): torch's own run instead", err)
+        return False
 
 
 def _inner_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -32,9 +47,9 @@ def _strided_ok(t: torch.Tensor) -> bool:
 
 
 def _applies(x: torch.Tensor, w: torch.Tensor) -> bool:
-    return (_ENABLED and x.dtype == w.dtype == torch.float32 and x.device.type == w.device.type == "cpu"
+    return (x.dtype == w.dtype == torch.float32 and x.device.type == w.device.type == "cpu"
             and w.dim() == 2 and x.dim() >= 2 and x.shape[-1] > 0 and _strided_ok(w) and _strided_ok(x)
-            and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)))
+            and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)) and enabled())
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
