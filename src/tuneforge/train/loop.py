@@ -69,6 +69,19 @@ def evaluate(loss_fn: nn.Module, batches: Sequence[Batch], device: torch.device)
     return (total / count if count else float("nan")), count
 
 
+def step_slice(n_batches: int, steps: int, k: int, per_step: int, world: int) -> slice:
+    """The micro-batches of step `k` of an epoch of `n_batches`, where every epoch has `steps` steps (the
+    count made from the first epoch). `per_step` each, the last step taking what is left; but packing
+    can give a later epoch more or fewer micro-batches than the first, and then `per_step` slices would
+    skip the extra ones or leave the last steps empty (an optimizer step on no data: Adam's momentum
+    and weight decay still move the weights). Such an epoch spreads its micro-batches evenly over the
+    same steps instead, where each step still gets one per process. (Fewer than `world` left over is
+    the first epoch's case under DDP: those are left out, as `train_loop` says.)"""
+    if (steps - 1) * per_step < n_batches < steps * per_step + world or n_batches // steps < world:
+        return slice(k * per_step, (k + 1) * per_step)
+    return slice(k * n_batches // steps, (k + 1) * n_batches // steps)
+
+
 def train_loop(
     model: nn.Module,
     loss_fn: nn.Module,
@@ -150,7 +163,8 @@ def train_loop(
             epoch, in_epoch = divmod(state.step, steps_per_epoch)
             if epoch_cache is None or epoch_cache[0] != epoch:
                 epoch_cache = (epoch, batches_of(epoch))
-            step_batches = epoch_cache[1][in_epoch * per_step:(in_epoch + 1) * per_step]
+            step_batches = epoch_cache[1][step_slice(len(epoch_cache[1]), steps_per_epoch, in_epoch, per_step,
+                                                     world)]
             mine = step_batches[rank::world]  # this process's micro-batches of the global step
             t0 = time.perf_counter()
 
