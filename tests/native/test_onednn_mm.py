@@ -109,3 +109,11 @@ def test_off_switches_leave_every_product_to_torch(off, monkeypatch, calls):
         assert not calls
     finally:
         onednn_mm.enabled.cache_clear()
+
+
+def test_autocast_keeps_torchs_cast(calls):
+    layer = nn.Linear(8, 4)
+    onednn_mm.use_onednn_linear(layer)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(torch.randn(3, 8))
+    assert out.dtype == torch.bfloat16 and not calls

@@ -87,7 +87,8 @@ class Linear(torch.autograd.Function):
 
 
 def _forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    if not _applies(x.detach(), self.weight.detach()):
+    # Under autocast torch's linear casts to the autocast dtype; this path would stay in float32.
+    if torch.is_autocast_enabled(x.device.type) or not _applies(x.detach(), self.weight.detach()):
         return nn.functional.linear(x, self.weight, self.bias)
     flat = x.reshape(-1, x.shape[-1])
     if not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad
@@ -98,8 +99,9 @@ def _forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 
 def use_onednn_linear(model: nn.Module) -> int:
-    """Route every plain `nn.Linear` of `model` (not subclasses, not those peft wraps: `fused_lora`
-    handles those) through `_forward`; returns how many."""
+    """Route every plain `nn.Linear` of `model` through `_forward` (not subclasses, such as quantized
+    layers; the base layers inside peft's LoRA layers too, which `fused_lora` bypasses where it
+    applies); returns how many."""
     routed = 0
     for module in model.modules():
         if type(module) is nn.Linear:
