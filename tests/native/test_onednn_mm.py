@@ -13,6 +13,7 @@ needs_onednn = pytest.mark.skipif(not onednn_mm.enabled(), reason="oneDNN off (T
 @pytest.fixture
 def calls(monkeypatch):
     """How many products went to oneDNN."""
+    onednn_mm.enabled()  # the one-time probe runs before counting starts
     seen = []
     real = onednn_mm._inner_product
 

@@ -29,9 +29,14 @@ _SOURCE = Path(__file__).with_name("kernels.c")
 _FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3", "-march=native"], ["-O3"])
 
 
+def switched_off() -> bool:
+    """`TUNEFORGE_NATIVE=0`: every native path (the compiled kernels, oneDNN's products) steps aside."""
+    return os.environ.get("TUNEFORGE_NATIVE", "1") == "0"
+
+
 @cache
 def library() -> ctypes.CDLL | None:
-    if os.environ.get("TUNEFORGE_NATIVE", "1") == "0":
+    if switched_off():
         return None
     try:
         lib = ctypes.CDLL(str(_checked(_built())))

@@ -12,33 +12,33 @@ and `use_onednn_linear` routes a model's plain linear layers through it. Measure
 from __future__ import annotations
 
 import logging
-import os
 import types
 from functools import cache
 
 import torch
 from torch import nn
 
+from tuneforge.native.build import switched_off
+
 log = logging.getLogger(__name__)
-
-
-@cache
-def enabled() -> bool:
-    """Whether this torch's oneDNN computes float32 inner products here: off with the compiled kernels
-    (`TUNEFORGE_NATIVE=0`), and off where a first small product fails or disagrees with torch's."""
-    if os.environ.get("TUNEFORGE_NATIVE", "1") == "0" or not torch.backends.mkldnn.is_available():
-        return False
-    try:
-        x, w = torch.arange(24.0).view(3, 8) / 7, torch.arange(40.0).view(5, 8) / 11  # no draw from torch's RNG
-        product = torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
-        return bool(torch.allclose(product, x @ w.t(), rtol=1e-4, atol=1e-5))
-    except (AttributeError, RuntimeError) as err:  # no such op in this build, or no kernel for this CPU
-        log.info("oneDNN float32 products unavailable (%s): torch's own run instead", err)
-        return False
 
 
 def _inner_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+@cache
+def enabled() -> bool:
+    """Whether this torch's oneDNN computes float32 inner products here: off with `TUNEFORGE_NATIVE=0`,
+    and off where a first small product fails or disagrees with torch's."""
+    if switched_off() or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        x, w = torch.arange(24.0).view(3, 8) / 7, torch.arange(40.0).view(5, 8) / 11  # no draw from torch's RNG
+        return bool(torch.allclose(_inner_product(x, w, None), x @ w.t(), rtol=1e-4, atol=1e-5))
+    except (AttributeError, RuntimeError) as err:  # no such op in this build, or no kernel for this CPU
+        log.info("oneDNN float32 products unavailable (%s): torch's own run instead", err)
+        return False
 
 
 def _strided_ok(t: torch.Tensor) -> bool:
@@ -46,24 +46,28 @@ def _strided_ok(t: torch.Tensor) -> bool:
     return t.stride(-1) == 1 or (t.dim() == 2 and t.stride(0) == 1)
 
 
-def _applies(x: torch.Tensor, w: torch.Tensor) -> bool:
+def _fits(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> bool:
+    """float32 CPU operands oneDNN takes (autograd aside)."""
     return (x.dtype == w.dtype == torch.float32 and x.device.type == w.device.type == "cpu"
             and w.dim() == 2 and x.dim() >= 2 and x.shape[-1] > 0 and _strided_ok(w) and _strided_ok(x)
-            and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)) and enabled())
+            and (bias is None or (bias.dtype == torch.float32 and bias.dim() == 1)) and enabled())
+
+
+def _tracked(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd would record a product of these (then only an autograd function may compute it)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """x W^T (+ b), x (..., in), W (out, in): `F.linear` without autograd."""
-    if _applies(x, weight) and (bias is None or (bias.dtype == torch.float32 and bias.dim() == 1)):
-        if x.dim() > 2 and not x.is_contiguous():
-            x = x.contiguous()
-        return _inner_product(x, weight, bias)
+    if _fits(x, weight, bias) and not _tracked(x, weight, bias):
+        return _inner_product(x if x.dim() == 2 or x.is_contiguous() else x.contiguous(), weight, bias)
     return nn.functional.linear(x, weight, bias)
 
 
 def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a @ b for matrices a (n, k), b (k, m), without autograd."""
-    if a.dim() == 2 and _applies(a, b):
+    if a.dim() == 2 and _fits(a, b) and not _tracked(a, b):
         return _inner_product(a, b.t(), None)
     return a @ b
 
@@ -75,7 +79,7 @@ class Linear(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         ctx.save_for_backward(x if weight.requires_grad else None, weight)
         ctx.has_bias = bias is not None
-        return linear(x, weight, bias)
+        return _inner_product(x, weight, bias)  # the caller checked `_fits`
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # grad (N, out)
@@ -88,13 +92,13 @@ class Linear(torch.autograd.Function):
 
 def _forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     # Under autocast torch's linear casts to the autocast dtype; this path would stay in float32.
-    if torch.is_autocast_enabled(x.device.type) or not _applies(x.detach(), self.weight.detach()):
+    if torch.is_autocast_enabled(x.device.type) or not _fits(x, self.weight, self.bias):
         return nn.functional.linear(x, self.weight, self.bias)
     flat = x.reshape(-1, x.shape[-1])
-    if not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad
-                                         or (self.bias is not None and self.bias.requires_grad))):
-        return linear(flat, self.weight, self.bias).view(*x.shape[:-1], self.out_features)
-    out = Linear.apply(flat, self.weight, self.bias)
+    if _tracked(x, self.weight, self.bias):
+        out = Linear.apply(flat, self.weight, self.bias)
+    else:
+        out = _inner_product(flat, self.weight, self.bias)
     return out.view(*x.shape[:-1], self.out_features)
 
 

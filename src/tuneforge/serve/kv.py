@@ -49,8 +49,9 @@ class RoomyLayer(DynamicLayer):
 
 
 def _with_room(current: torch.Tensor, new: torch.Tensor, needed: int) -> torch.Tensor:
-    """A (B, H, needed + room, D) buffer holding `current`'s columns first (`current` empty or (B, H, T, D))."""
-    room = torch.empty(*new.shape[:2], needed + max(32, needed // 2), new.shape[-1], dtype=new.dtype, device=new.device)
+    """A (B, H, needed + room, D) buffer holding `current`'s columns first (`current` empty or (B, H, T, D)).
+    The room, 32 columns and a quarter more, keeps copies rare at the cost of at most ~25% more cache."""
+    room = torch.empty(*new.shape[:2], needed + 32 + needed // 4, new.shape[-1], dtype=new.dtype, device=new.device)
     if current.numel():
         room[:, :, :current.shape[-2]] = current
     return room
