@@ -1,5 +1,7 @@
-"""Float32 CPU matrix products: torch's own (`@`, MKL's sgemm) vs oneDNN's inner product, which
-tuneforge's linear layers use (`tuneforge.native.onednn_mm`), on the default model's shapes.
+"""Float32 CPU matrix products on the default model's shapes: torch's own vs oneDNN's.
+
+torch's own is `@` (MKL's sgemm); oneDNN's inner product is what tuneforge's linear layers use
+(`tuneforge.native.onednn_mm`).
 
 For each product of a LoRA training step (forward x W^T, input gradient dY W, weight gradient dY^T x)
 and of decoding (few rows), at the layer shapes of smollm2-135m (hidden 576, intermediate 1536,
