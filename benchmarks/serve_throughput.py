@@ -6,10 +6,12 @@ Reported: aggregate generated tokens/s of each side (best round), the ratio, and
 are identical (both decode greedily, so they should be).
 
     python benchmarks/serve_throughput.py [--requests 16] [--max-new-tokens 64] [--rounds 2] [--threads N]
-                                          [--torch-matmul]
+                                          [--products auto|onednn|torch]
 
-Both sides run on the model as `tuneforge serve` loads it, its float32 linear layers on oneDNN's
-products (`native/onednn_mm.py`); `--torch-matmul` leaves them on torch's own (MKL), as before.
+Both sides run on the same model with the same float32 products, chosen by `--products`: `auto` as
+`tuneforge serve` loads it (on AMD CPUs MKL's fast kernels, `native/mkl_dispatch.py`; elsewhere oneDNN's
+products, `native/onednn_mm.py`), `onednn` oneDNN's with MKL on its generic kernels, `torch` torch's
+own with MKL on its generic kernels (as before either existed).
 
 On a machine whose cores are busy with other work, `--threads 1` keeps both sides from fighting over
 cores that are not free (with more threads than free cores every small op waits for a straggler).
@@ -66,20 +68,28 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads for both sides (default: torch's own choice)")
-    parser.add_argument("--torch-matmul", action="store_true",
-                        help="keep the linear layers on torch's own float32 products, not oneDNN's")
+    parser.add_argument("--products", choices=("auto", "onednn", "torch"), default="auto",
+                        help="auto: as `tuneforge serve` chooses them; onednn / torch: those products, with MKL "
+                             "on its generic kernels")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     from tuneforge.models import load_model
+    from tuneforge.native import mkl_dispatch
     from tuneforge.native.onednn_mm import use_onednn_linear
     from tuneforge.serve.engine import Engine
     from tuneforge.types import Message
 
+    if args.products == "auto":
+        mkl_dispatch.enable()  # as `load_engine` does first thing
+    else:
+        torch.ones(2, 2) @ torch.ones(2, 2)  # a first product: MKL settles on its generic kernels
     model, tokenizer = load_model("smollm2-135m-instruct")
-    if not args.torch_matmul:
-        use_onednn_linear(model)  # as `tuneforge serve` loads it (`load_engine`)
+    if args.products != "torch":
+        use_onednn_linear(model)  # as `load_engine` does (it steps aside where MKL's fast kernels run)
+    products = {"auto": "MKL fast" if mkl_dispatch.enable() else "oneDNN", "onednn": "oneDNN",
+                "torch": "torch (MKL generic)"}[args.products]
     engine = Engine(model, tokenizer, max_batch_size=args.requests)
     questions = (QUESTIONS * (args.requests // len(QUESTIONS) + 1))[:args.requests]
     prompts = [engine.encode_chat([Message("user", q)]) for q in questions]
@@ -109,11 +119,11 @@ def main() -> None:
     print(f"{'model.generate, one by one':<34} {best['plain']:12.1f}")
     print(f"ratio {ratio:.2f}x · identical greedy replies {same}/{len(prompts)} · torch threads "
           f"{torch.get_num_threads()} · {platform.processor() or platform.machine()} · "
-          f"{'torch' if args.torch_matmul else 'oneDNN'} products")
+          f"{products} products")
     print(json.dumps({"benchmark": "serve_throughput", "requests": len(prompts),
                       "max_new_tokens": args.max_new_tokens, "engine_tok_s": round(best["engine"], 1),
                       "plain_generate_tok_s": round(best["plain"], 1), "ratio": round(ratio, 2),
-                      "identical_replies": same, "products": "torch" if args.torch_matmul else "onednn"}))
+                      "identical_replies": same, "products": products}))
 
 
 if __name__ == "__main__":

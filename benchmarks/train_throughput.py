@@ -400,6 +400,10 @@ def child(args) -> None:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device is visible to torch")
+    if args.child in ("peak", "breakdown") or (args.child.startswith("trl") and args.trl_fast_mkl):
+        from tuneforge.native import mkl_dispatch
+
+        mkl_dispatch.enable()  # as tuneforge's training does first thing (the tuneforge run's own call)
     if args.child == "peak":
         out = matmul_peak_gflops(args.device, args.dtype)
     elif args.child == "breakdown":
@@ -437,6 +441,7 @@ def spawn(args, name: str, workdir: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", name, "--workdir", str(run_dir), "--samples", str(args.samples),
            "--model", args.model, "--dtype", args.dtype, "--device", args.device,
            "--lora-dropout", str(args.lora_dropout), "--data", args.data, "--cutoff", str(args.cutoff)]
+    cmd += ["--trl-fast-mkl"] if args.trl_fast_mkl else []
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -469,7 +474,7 @@ def report(args, results: dict[str, list[dict]], peaks: list[dict]) -> None:
     print(f"\n{args.data} data, {args.samples} samples, cutoff {args.cutoff}, {first['trained']} trained tokens "
           f"({first['tokens']} non-pad), {args.model_shape} {args.dtype} on {args.device}, LoRA dropout "
           f"{args.lora_dropout}, batch {first['batch']}; {len(peaks)} peak timings, best {peak:.1f} GFLOP/s ({by}); "
-          f"medians of {args.repeats} alternating runs")
+          f"medians of {args.repeats} alternating runs{'; TRL with MKL fast' if args.trl_fast_mkl else ''}")
     print(f"{'run':<12} {'trained tok/s':>14} {'non-pad tok/s':>14} {'peak RSS MB':>12} {'final loss':>11} "
           f"{'held-out loss':>14} {'steps':>6} {'MFU':>6} {'MFU np':>6} {'MFU attn':>8}   runs (trained tok/s)")
     for name, r in rows.items():
@@ -487,6 +492,7 @@ def report(args, results: dict[str, list[dict]], peaks: list[dict]) -> None:
     print(json.dumps({"benchmark": "train_throughput", "data": args.data, "cutoff": args.cutoff,
                       "samples": args.samples, "model": args.model_shape,
                       "dtype": args.dtype, "device": args.device, "peak_gflops": round(peak, 1),
+                      "trl_fast_mkl": args.trl_fast_mkl,
                       "runs": {k: {m: (round(v, 4) if isinstance(v, float) else v) for m, v in r.items()}
                                for k, r in rows.items()},
                       "ratios": {k: {m: round(v, 3) for m, v in r.items()} for k, r in ratios.items()}}))
@@ -508,6 +514,9 @@ def main() -> None:
     parser.add_argument("--cutoff", type=int, default=CUTOFF, help="template.cutoff_len and packed row length")
     parser.add_argument("--breakdown", action="store_true",
                         help="profile one packed micro-batch of --cutoff tokens instead of the comparison")
+    parser.add_argument("--trl-fast-mkl", action="store_true",
+                        help="let MKL run its fast kernels in TRL's runs too, as tuneforge does on AMD CPUs "
+                             "(native/mkl_dispatch.py), to tell that part of the lead apart")
     parser.add_argument("--child", choices=RUNS + ("peak", "breakdown"), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="smollm2-135m-instruct", help=argparse.SUPPRESS)

@@ -8,6 +8,26 @@ import pytest
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
+def pytest_configure(config):
+    """The suite's products run on the kernels the CLI, training and serving choose: MKL's fast ones
+    on AMD CPUs (`mkl_dispatch`), set before the process's first product as they set them."""
+    from tuneforge.native import mkl_dispatch
+
+    mkl_dispatch.enable()
+
+
+@pytest.fixture
+def onednn_on(monkeypatch):
+    """oneDNN's products switched on as on a CPU where MKL keeps its generic kernels; the fixture's
+    value says whether they can run here (not with TUNEFORGE_NATIVE=0 or without mkldnn)."""
+    from tuneforge.native import mkl_dispatch, onednn_mm
+
+    monkeypatch.setattr(mkl_dispatch, "enable", lambda: False)
+    onednn_mm.enabled.cache_clear()
+    yield onednn_mm.enabled()
+    onednn_mm.enabled.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def shared_datasets() -> Path:
     if not SHARED_DATASETS.is_dir():

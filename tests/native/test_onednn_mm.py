@@ -6,14 +6,20 @@ import torch
 from torch import nn
 
 from tuneforge.native import onednn_mm
+from tuneforge.native.build import switched_off
 
-needs_onednn = pytest.mark.skipif(not onednn_mm.enabled(), reason="oneDNN off (TUNEFORGE_NATIVE=0 or no mkldnn)")
+needs_onednn = pytest.mark.skipif(switched_off() or not torch.backends.mkldnn.is_available(),
+                                  reason="oneDNN off (TUNEFORGE_NATIVE=0 or no mkldnn)")
+
+
+@pytest.fixture(autouse=True)
+def _onednn(onednn_on):
+    """Every test here sees oneDNN's products where they can run."""
 
 
 @pytest.fixture
 def calls(monkeypatch):
     """How many products went to oneDNN."""
-    onednn_mm.enabled()  # the one-time probe runs before counting starts
     seen = []
     real = onednn_mm._inner_product
 

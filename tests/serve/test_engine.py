@@ -259,15 +259,16 @@ def test_lora_adapters_and_the_base_mix_in_one_batch(make_engine, adapters):
         assert text == (base_alone if name == "tiny" else REPLIES[name])
 
 
-def test_served_linear_layers_run_through_onednn(engine, monkeypatch):
-    """A loaded engine's float32 CPU linear layers take oneDNN's products (the same numbers, faster)."""
+def test_served_linear_layers_run_through_onednn(engine, monkeypatch, onednn_on):
+    """A loaded engine's float32 CPU linear layers take oneDNN's products (the same numbers, faster)
+    where MKL keeps its generic kernels."""
     from torch import nn
 
     from tuneforge.native import onednn_mm
 
     linears = [m for m in engine.models.base.modules() if type(m) is nn.Linear]
     assert linears and all("forward" in vars(m) for m in linears)
-    if not onednn_mm.enabled():  # (also runs the one-time probe before counting)
+    if not onednn_on:
         return
     calls = []
     real = onednn_mm._inner_product

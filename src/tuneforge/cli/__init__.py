@@ -37,6 +37,9 @@ def _options(verbose: bool = typer.Option(
 ) -> None:
     if not verbose:
         _quiet_libraries()
+    from tuneforge.native import mkl_dispatch
+
+    mkl_dispatch.enable()  # before any command makes a product: MKL settles its kernels at its first
 
 
 # Loggers of libraries that speak up on import or load about their own internals, e.g. bitsandbytes on a

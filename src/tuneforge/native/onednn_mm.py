@@ -5,7 +5,9 @@ among them) runs well below the cores' AVX-512 peak: ~210 GFLOP/s on a 2-core EP
 inner product, on the same tensors and still in IEEE float32, reaches ~450-500, and 3× at decoding's
 few rows. `linear` and `mm` compute what `F.linear` and `@` compute, through oneDNN where it applies
 (float32 CPU tensors, neither needing autograd, row- or column-major), and fall back to torch
-elsewhere, and with `TUNEFORGE_NATIVE=0`. `Linear` is the autograd function for a whole `nn.Linear`,
+elsewhere, and with `TUNEFORGE_NATIVE=0`. Where `mkl_dispatch` has MKL run its fast kernels (on AMD
+CPUs, when it comes before the process's first product), they match or beat oneDNN's, without the
+copies oneDNN's layouts cost, and this module steps aside. `Linear` is the autograd function for a whole `nn.Linear`,
 and `use_onednn_linear` routes a model's plain linear layers through it. Measurements: benchmarks/RESULTS.md.
 """
 
@@ -18,6 +20,7 @@ from functools import cache
 import torch
 from torch import nn
 
+from tuneforge.native import mkl_dispatch
 from tuneforge.native.build import switched_off
 
 log = logging.getLogger(__name__)
@@ -29,9 +32,11 @@ def _inner_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
 
 @cache
 def enabled() -> bool:
-    """Whether this torch's oneDNN computes float32 inner products here: off with `TUNEFORGE_NATIVE=0`,
-    and off where a first small product fails or disagrees with torch's."""
-    if switched_off() or not torch.backends.mkldnn.is_available():
+    """Whether tuneforge's float32 products go through oneDNN here: not with `TUNEFORGE_NATIVE=0`, not
+    where MKL runs its fast kernels (`mkl_dispatch`: then torch's own products are as fast or faster,
+    without the copies oneDNN's layouts cost), and not where a first small product fails or
+    disagrees with torch's."""
+    if switched_off() or not torch.backends.mkldnn.is_available() or mkl_dispatch.enable():
         return False
     try:
         x, w = torch.arange(24.0).view(3, 8) / 7, torch.arange(40.0).view(5, 8) / 11  # no draw from torch's RNG

@@ -26,7 +26,7 @@ from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.formatting import TokenizeStats, tool_templates
 from tuneforge.formatting.encode import cutoff_drop_warning
 from tuneforge.io import ReadReport, iter_samples, read_samples
-from tuneforge.native import speed_up
+from tuneforge.native import mkl_dispatch, speed_up
 from tuneforge.train import mixing
 from tuneforge.train.checkpoint import pick_checkpoint, read_fingerprint, read_state, remove_leftovers
 from tuneforge.train.fingerprint import check_resume, config_changes, fingerprint
@@ -188,6 +188,7 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
     from tuneforge.models import load_model
 
     started = time.time()
+    mkl_dispatch.enable()  # before any product: MKL settles its kernels at its first
     tc = cfg.train
     run_dir = Path(tc.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
