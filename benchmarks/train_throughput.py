@@ -178,16 +178,18 @@ PEAK_SHAPES = ((4096, 4096, 4096), (2048, 2048, 2048), (2048, 576, 1536), (2048,
 
 def matmul_peak_gflops(device: str, dtype: str, repeats: int = 6) -> dict:
     """The machine's dense matmul rate: the best of `repeats` timings of each of `PEAK_SHAPES`, by torch's
-    own `@` and, for fp32 on CPU, by oneDNN's inner product (which tuneforge's layers use; on CPUs that
-    MKL does not tune for it is ~2x torch's): `gflops` is the best of all, the peak MFU divides by."""
+    own `@` (MKL, on its fast kernels where `mkl_dispatch` could switch them on) and, for fp32 on CPU, by
+    oneDNN's inner product (~2x MKL's generic kernels on AMD CPUs): `gflops` is the best of all, the
+    peak MFU divides by."""
     import torch
 
     from tuneforge.native import onednn_mm
+    from tuneforge.native.build import switched_off
 
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     products = {"torch": torch.mm}
-    if device == "cpu" and dtype == "fp32" and onednn_mm.enabled():
-        products["onednn"] = onednn_mm.mm
+    if device == "cpu" and dtype == "fp32" and torch.backends.mkldnn.is_available() and not switched_off():
+        products["onednn"] = lambda a, b: onednn_mm._inner_product(a, b.t(), None)
     out = {f"{name}_gflops": 0.0 for name in products}
     for m, k, n in PEAK_SHAPES:
         a = torch.randn(m, k, dtype=dt, device=device)
@@ -303,12 +305,13 @@ CATEGORIES = (
     ("attention fwd", ("scaled_dot_product", "attention"), ()),
     ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::linear", "aten::matmul",
                 "mkldnn::_linear_pointwise"), ()),
-    ("LoRA kernels", ("Lora",), ()),  # tuneforge's native LoRA layers (autograd functions around C kernels)
-)
+    ("LoRA kernels", ("lora",), ()),  # tuneforge's native LoRA layers (autograd functions around C kernels)
+)  # matched in lower case: SDPA's operators, and tuneforge's _PackedCausalAttention(Backward)
 PROFILED_STEPS = 3
 
 
 def _category(name: str) -> str:
+    name = name.lower()
     for label, any_of, also in CATEGORIES:
         if any(k in name for k in any_of) and all(k in name for k in also):
             return label

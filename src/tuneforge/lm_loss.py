@@ -18,6 +18,7 @@ from torch import nn
 
 from tuneforge.constants import IGNORE
 from tuneforge.methods._peft import peft_quiet
+from tuneforge.native.fused_attention import packed_causal_attention
 from tuneforge.native.onednn_mm import linear, mm
 
 
@@ -134,6 +135,10 @@ def _segment_attention(module, query, key, value, attention_mask, dropout: float
     if segment_lengths is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
+    fused = packed_causal_attention(query, key, value, segment_lengths,
+                                    query.shape[-1] ** -0.5 if scaling is None else scaling, dropout)
+    if fused is not None:  # float32 on CPU: tuneforge's kernels, all samples at once
+        return fused, None
     groups = query.shape[1] // key.shape[1]
     # Repeated kv heads and contiguous slices: SDPA's GQA mode on strided slices is ~3x slower on CPU.
     key, value = repeat_kv(key, groups), repeat_kv(value, groups)

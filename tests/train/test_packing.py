@@ -5,8 +5,10 @@ import torch
 from torch import nn
 
 from tuneforge.constants import IGNORE
+from tuneforge import lm_loss
 from tuneforge.lm_loss import CausalLMLoss, logits_loss_sum, segment_lengths
 from tuneforge.models import tiny_llama
+from tuneforge.native import library
 from tuneforge.train.batching import collate_packed, collate_padded, epoch_batches, pack_rows
 
 
@@ -80,8 +82,21 @@ def test_segment_lengths_follow_position_restarts():
     assert segment_lengths(pos) == [[3, 2, 1], [4, 2]]
 
 
+@pytest.mark.parametrize("kernel", ["fused", "sdpa"])
 @pytest.mark.parametrize("checkpointing", [False, True], ids=["plain", "activation-checkpointing"])
-def test_per_sample_attention_equals_the_block_diagonal_mask_in_loss_and_gradients(checkpointing, monkeypatch):
+def test_per_sample_attention_equals_the_block_diagonal_mask_in_loss_and_gradients(checkpointing, kernel,
+                                                                                     monkeypatch):
+    """tuneforge's packed attention kernel (float32 CPU) and its SDPA fallback, per sample, against the
+    block-diagonal mask."""
+    fused_calls = []
+    if kernel == "sdpa":
+        monkeypatch.setattr(lm_loss, "packed_causal_attention", lambda *a, **k: None)
+    elif library() is None:
+        pytest.skip("no C compiler here: the kernel is off")
+    else:
+        fused = lm_loss.packed_causal_attention
+        monkeypatch.setattr(lm_loss, "packed_causal_attention", lambda *a, **k: fused_calls.append(fused(*a, **k))
+                            or fused_calls[-1])
     model = tiny_llama(vocab_size=128).train()
     packed = collate_packed(_examples(6), [[0, 1, 2], [3, 4, 5]], pad_id=0).tensors
     row = packed["input_ids"].shape[1]
@@ -109,8 +124,12 @@ def test_per_sample_attention_equals_the_block_diagonal_mask_in_loss_and_gradien
     assert torch.allclose(ours, ref, rtol=1e-5)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ours_grads, ref_grads))
     samples = sum(len(r) for r in segment_lengths(packed["position_ids"]))
-    assert len(lengths) == model.config.num_hidden_layers * samples * (2 if checkpointing else 1)
-    assert max(lengths) < row  # never the whole row under a mask
+    passes = model.config.num_hidden_layers * (2 if checkpointing else 1)
+    if kernel == "fused":  # every layer's attention in the kernel, all samples at once
+        assert len(fused_calls) == passes and all(out is not None for out in fused_calls) and not lengths
+    else:
+        assert len(lengths) == passes * samples
+        assert max(lengths) < row  # never the whole row under a mask
 
     lengths.clear()  # the model's own forward (generation, padded batches) is SDPA as before
     again = logits_loss_sum(model(input_ids=packed["input_ids"], position_ids=packed["position_ids"],

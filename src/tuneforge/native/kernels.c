@@ -11,9 +11,16 @@
  * depend on the thread count. r, the LoRA rank, a multiple of 8.
  *
  * SwiGLU, silu(g) * u, RMSNorm and rotary position embeddings: forward and backward each in one pass
- * (eager torch makes three to six passes forward and more backward). */
+ * (eager torch makes three to six passes forward and more backward).
+ *
+ * Causal attention over the samples packed in a row, forward and backward (at the end). */
+#include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define GAMMA 0x9e3779b97f4a7c15ULL
 #define SEG 256  /* row elements handled at once: a multiple of 8 */
@@ -303,4 +310,171 @@ void rope(const float *q, float *q_out, int64_t hq, const int64_t *qs, const flo
             rope_row(k + b * ks[0] + h * ks[1] + p * ks[2], k_out + b * ks[3] + h * ks[4] + p * ks[5], c, s, d / 2,
                      transpose);
     }
+}
+
+/* Causal attention over packed samples, forward and backward, float32, heads of width d.
+ *
+ * A row of T tokens holds samples [starts[s], starts[s+1]); each attends causally within itself.
+ * q (T, hq heads), k and v (T, hkv heads), each head d contiguous floats, at the given row and head
+ * strides (no copies of transposed or sliced projections); query head h reads kv head h / (hq / hkv).
+ * A task is one sample, one query head and one block of QB query rows: its scores against every key up
+ * to the block's diagonal fit in the core's cache, so the softmax is exact in one pass (no running
+ * rescale) and never leaves the cache, and the blocks above the diagonal are never computed. The
+ * products run on `gemm`, a Fortran sgemm (MKL's, from libtorch), single-threaded inside each task.
+ * Tasks go longest first to the threads. Backward recomputes the scores from the saved log-sum-exp;
+ * each thread adds its dk and dv into its own part (dk_parts[thread]), summed by the caller. */
+
+#define QB 64 /* query rows per task */
+
+typedef void (*sgemm_fn)(const char *, const char *, const int *, const int *, const int *, const float *,
+                         const float *, const int *, const float *, const int *, const float *, float *, const int *);
+
+/* Row-major C (m x n, ldc) = alpha op(A) op(B) + beta C through a column-major sgemm: C^T = op(B)^T op(A)^T. */
+static void gemm_rm(sgemm_fn gemm, char ta, char tb, int m, int n, int k, float alpha, const float *a, int lda,
+                    const float *b, int ldb, float beta, float *c, int ldc) {
+    gemm(&tb, &ta, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
+}
+
+typedef struct { int64_t start, len, h, row0; } task_t;
+
+static int longest_first(const void *a, const void *b) {
+    const task_t *x = a, *y = b;
+    int64_t ex = x->row0 + (x->len - x->row0 < QB ? x->len - x->row0 : QB);
+    int64_t ey = y->row0 + (y->len - y->row0 < QB ? y->len - y->row0 : QB);
+    return ex < ey ? 1 : (ex > ey ? -1 : 0);
+}
+
+static task_t *make_tasks(const int64_t *starts, int64_t nseg, int64_t hq, int64_t *count) {
+    int64_t n = 0;
+    for (int64_t s = 0; s < nseg; s++) n += hq * ((starts[s + 1] - starts[s] + QB - 1) / QB);
+    task_t *tasks = malloc(sizeof(task_t) * (n ? n : 1));
+    if (!tasks) return NULL;
+    int64_t i = 0;
+    for (int64_t s = 0; s < nseg; s++)
+        for (int64_t h = 0; h < hq; h++)
+            for (int64_t r = 0; r < starts[s + 1] - starts[s]; r += QB)
+                tasks[i++] = (task_t){starts[s], starts[s + 1] - starts[s], h, r};
+    qsort(tasks, n, sizeof(task_t), longest_first);
+    *count = n;
+    return tasks;
+}
+
+static inline int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* scores (rows x e, ld e) of queries row0.. of a sample against its keys 0..e-1, scaled */
+static void scores(sgemm_fn gemm, const float *q, const float *k, int64_t q_row, int64_t k_row, int64_t d,
+                   int64_t rows, int64_t e, float scale, float *s) {
+    gemm_rm(gemm, 'N', 'T', (int)rows, (int)e, (int)d, scale, q, (int)q_row, k, (int)k_row, 0.0f, s, (int)e);
+}
+
+/* o: (T, hq, d) contiguous; lse: (hq, T). Returns 0, or -1 when out of memory. */
+int attention_forward(void *gemm_ptr, const float *q, const float *k, const float *v, float *o, float *lse,
+                      const int64_t *starts, int64_t nseg, int64_t T, int64_t hq, int64_t hkv, int64_t d,
+                      int64_t q_row, int64_t q_head, int64_t k_row, int64_t k_head, int64_t v_row, int64_t v_head,
+                      float scale, int threads) {
+    sgemm_fn gemm = (sgemm_fn)gemm_ptr;
+    int64_t ntasks, longest = 0, group = hq / hkv;
+    for (int64_t s = 0; s < nseg; s++) longest = starts[s + 1] - starts[s] > longest ? starts[s + 1] - starts[s] : longest;
+    task_t *tasks = make_tasks(starts, nseg, hq, &ntasks);
+    if (!tasks) return -1;
+    int failed = 0;
+#pragma omp parallel num_threads(threads)
+    {
+        float *s = malloc(sizeof(float) * QB * (longest ? longest : 1));
+        if (!s) failed = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < ntasks; t++) {
+            if (!s) continue;
+            task_t tk = tasks[t];
+            int64_t rows = tk.len - tk.row0 < QB ? tk.len - tk.row0 : QB, e = tk.row0 + rows;
+            int64_t first = tk.start + tk.row0, g = tk.h / group;
+            scores(gemm, q + first * q_row + tk.h * q_head, k + tk.start * k_row + g * k_head, q_row, k_row, d, rows, e,
+                   scale, s);
+            float inv[QB];
+            for (int64_t r = 0; r < rows; r++) {
+                float *row = s + r * e, m = -INFINITY, sum = 0.0f;
+                int64_t n = tk.row0 + r + 1; /* keys 0 .. the query's own position */
+#pragma omp simd reduction(max : m)
+                for (int64_t j = 0; j < n; j++) m = row[j] > m ? row[j] : m;
+#pragma omp simd reduction(+ : sum)
+                for (int64_t j = 0; j < n; j++) {
+                    row[j] = exp_clamped(row[j] - m);
+                    sum += row[j];
+                }
+                for (int64_t j = n; j < e; j++) row[j] = 0.0f;
+                inv[r] = 1.0f / sum;
+                lse[tk.h * T + first + r] = m + logf(sum);
+            }
+            float *ob = o + (first * hq + tk.h) * d; /* the unnormalised product, then each row over its sum */
+            gemm_rm(gemm, 'N', 'N', (int)rows, (int)d, (int)e, 1.0f, s, (int)e, v + tk.start * v_row + g * v_head,
+                    (int)v_row, 0.0f, ob, (int)(hq * d));
+            for (int64_t r = 0; r < rows; r++)
+#pragma omp simd
+                for (int64_t c = 0; c < d; c++) ob[r * hq * d + c] *= inv[r];
+        }
+        free(s);
+    }
+    free(tasks);
+    return failed ? -1 : 0;
+}
+
+/* dout, o, dq: (T, hq, d) contiguous; dk_parts, dv_parts: (threads, T, hkv, d) contiguous, zeroed. */
+int attention_backward(void *gemm_ptr, const float *q, const float *k, const float *v, const float *o,
+                       const float *dout, const float *lse, float *dq, float *dk_parts, float *dv_parts,
+                       const int64_t *starts, int64_t nseg, int64_t T, int64_t hq, int64_t hkv, int64_t d,
+                       int64_t q_row, int64_t q_head, int64_t k_row, int64_t k_head, int64_t v_row, int64_t v_head,
+                       float scale, int threads) {
+    sgemm_fn gemm = (sgemm_fn)gemm_ptr;
+    int64_t ntasks, longest = 0, group = hq / hkv, o_row = hq * d, kv_row = hkv * d;
+    for (int64_t s = 0; s < nseg; s++) longest = starts[s + 1] - starts[s] > longest ? starts[s + 1] - starts[s] : longest;
+    task_t *tasks = make_tasks(starts, nseg, hq, &ntasks);
+    if (!tasks) return -1;
+    int failed = 0;
+#pragma omp parallel num_threads(threads)
+    {
+        float *p = malloc(sizeof(float) * QB * (longest ? longest : 1));
+        float *dp = malloc(sizeof(float) * QB * (longest ? longest : 1));
+        float *dk = dk_parts + thread_id() * T * kv_row, *dv = dv_parts + thread_id() * T * kv_row;
+        if (!p || !dp) failed = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < ntasks; t++) {
+            if (!p || !dp) continue;
+            task_t tk = tasks[t];
+            int64_t rows = tk.len - tk.row0 < QB ? tk.len - tk.row0 : QB, e = tk.row0 + rows;
+            int64_t first = tk.start + tk.row0, g = tk.h / group;
+            const float *qb = q + first * q_row + tk.h * q_head, *kb = k + tk.start * k_row + g * k_head;
+            const float *vb = v + tk.start * v_row + g * v_head, *dob = dout + (first * hq + tk.h) * d;
+            const float *ob = o + (first * hq + tk.h) * d;
+            scores(gemm, qb, kb, q_row, k_row, d, rows, e, scale, p);
+            gemm_rm(gemm, 'N', 'T', (int)rows, (int)e, (int)d, 1.0f, dob, (int)o_row, vb, (int)v_row, 0.0f, dp, (int)e);
+            for (int64_t r = 0; r < rows; r++) {
+                float *pr = p + r * e, *dpr = dp + r * e, l = lse[tk.h * T + first + r], delta = 0.0f;
+                int64_t n = tk.row0 + r + 1;
+#pragma omp simd reduction(+ : delta)
+                for (int64_t c = 0; c < d; c++) delta += dob[r * o_row + c] * ob[r * o_row + c];
+#pragma omp simd
+                for (int64_t j = 0; j < n; j++) {
+                    pr[j] = exp_clamped(pr[j] - l);
+                    dpr[j] = pr[j] * (dpr[j] - delta);
+                }
+                for (int64_t j = n; j < e; j++) pr[j] = dpr[j] = 0.0f;
+            }
+            gemm_rm(gemm, 'N', 'N', (int)rows, (int)d, (int)e, scale, dp, (int)e, kb, (int)k_row, 0.0f,
+                    dq + (first * hq + tk.h) * d, (int)o_row);
+            gemm_rm(gemm, 'T', 'N', (int)e, (int)d, (int)rows, scale, dp, (int)e, qb, (int)q_row, 1.0f,
+                    dk + tk.start * kv_row + g * d, (int)kv_row);
+            gemm_rm(gemm, 'T', 'N', (int)e, (int)d, (int)rows, 1.0f, p, (int)e, dob, (int)o_row, 1.0f,
+                    dv + tk.start * kv_row + g * d, (int)kv_row);
+        }
+        free(p);
+        free(dp);
+    }
+    free(tasks);
+    return failed ? -1 : 0;
 }
