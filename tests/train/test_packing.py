@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from tuneforge.constants import IGNORE
 from tuneforge import lm_loss
+from tuneforge.constants import IGNORE
 from tuneforge.lm_loss import CausalLMLoss, logits_loss_sum, segment_lengths
 from tuneforge.models import tiny_llama
 from tuneforge.native import library

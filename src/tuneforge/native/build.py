@@ -59,9 +59,9 @@ def library() -> ctypes.CDLL | None:
     for name, argtypes in signatures.items():
         getattr(lib, name).argtypes, getattr(lib, name).restype = argtypes, None
     # the packed causal attention (0, or -1 when out of memory)
-    sample_layout = [pointer, size] + [size] * 10 + [ctypes.c_float, ctypes.c_int]  # starts, count, T, heads, ...
-    lib.attention_forward.argtypes = [pointer] * 6 + sample_layout
-    lib.attention_backward.argtypes = [pointer] * 10 + sample_layout
+    sample_layout: list[type] = [pointer, size, *[size] * 10, ctypes.c_float, ctypes.c_int]  # starts, count, T, ...
+    lib.attention_forward.argtypes = [*[pointer] * 6, *sample_layout]
+    lib.attention_backward.argtypes = [*[pointer] * 10, *sample_layout]
     lib.attention_forward.restype = lib.attention_backward.restype = ctypes.c_int
     return lib
 
