@@ -74,6 +74,8 @@ def test_accumulation_4x1_equals_1x4():
 _KILLED_RUN = """
 import os, signal, sys
 import torch
+from tuneforge.native import mkl_dispatch
+mkl_dispatch.enable()  # the kernels the test process runs on (tests/conftest.py), as training chooses them
 torch.set_num_threads(1)
 sys.path.insert(0, {tests!r})
 from test_loop import _cfg, _data, _run

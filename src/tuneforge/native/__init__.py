@@ -6,10 +6,14 @@ dtypes, cases it does not cover, no C compiler):
 - `fast_dropout`: LoRA's dropout masks drawn from a seed, never stored (`FastDropout`);
 - `fused_lora`: a peft LoRA linear layer as one autograd function, dropout inside its products;
 - `onednn_mm`: float32 matrix products through oneDNN rather than MKL (2× on CPUs MKL does not tune
-  for), in the LoRA layers, the loss's LM head and every other plain linear layer;
+  for), in the LoRA layers, the loss's LM head and every other plain linear layer, where `mkl_dispatch`
+  (which the CLI, training and serving call before their first product) could not put MKL on its fast
+  kernels;
 - `fused_mlp`: the SwiGLU of Llama-family MLPs in one pass each way;
 - `fused_norm`: Llama-family RMSNorms in one pass each way, keeping one activation less;
 - `fused_rope`: the rotary position embedding of Llama-family attention's q and k in one pass each way;
+- `fused_attention`: causal attention over the samples of packed rows, forward and backward, in the C
+  kernels (`lm_loss._segment_attention` calls it);
 - `lora_kernels`: the Python side of the C kernels the LoRA parts use, `build` compiles and loads them all;
 - `kernel_hub`: keeps the norm and RoPE routes through transformers' `train()` / `eval()`, which reset the
   forwards of the layers its kernel hub may replace.
