@@ -26,7 +26,7 @@ from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.formatting import TokenizeStats, tool_templates
 from tuneforge.formatting.encode import cutoff_drop_warning
 from tuneforge.io import ReadReport, iter_samples, read_samples
-from tuneforge.native import mkl_dispatch, speed_up
+from tuneforge.native import heap, mkl_dispatch, speed_up
 from tuneforge.train import mixing
 from tuneforge.train.checkpoint import pick_checkpoint, read_fingerprint, read_state, remove_leftovers
 from tuneforge.train.fingerprint import check_resume, config_changes, fingerprint
@@ -197,6 +197,8 @@ def run_training(cfg: Config, *, on_log: Callable[[dict], None] | None = None,
     torch.manual_seed(tc.seed)
 
     model, tokenizer = load_model(cfg.model)
+    if next(model.parameters()).device.type == "cpu":
+        heap.keep_allocations_on_heap()  # each step's activations on reused pages, not fresh mappings
     samples, read_report = read_training_samples(cfg)
     if not samples:
         raise TuneforgeError("no training samples: check data.datasets")

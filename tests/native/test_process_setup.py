@@ -1,6 +1,7 @@
-"""MKL runs its fast kernels on AMD CPUs when `mkl_dispatch.enable()` comes before the first product:
-the CLI, training and serving call it; later it changes nothing and says so; the products stay right.
-Each case runs in a fresh interpreter, since MKL keeps its first choice for the process."""
+"""What the CLI, training and serving set up for their process. MKL runs its fast kernels on AMD CPUs when
+`mkl_dispatch.enable()` comes before the first product: they call it; later it changes nothing and
+says so; the products stay right. CPU training serves large tensors from malloc's heap (`heap`).
+Each case runs in a fresh interpreter, since both settings hold for the whole process."""
 
 import os
 import subprocess
@@ -94,3 +95,33 @@ def test_import_slots_finds_the_entry_only_where_there_is_one(tmp_path):
     text = tmp_path / "not-elf.so"
     text.write_text("not a shared library")
     assert mkl_dispatch.import_slots(str(text), b"mkl_serv_intel_cpu_true") == []
+
+
+MAPPED_BYTES = """
+import ctypes, torch
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Info
+big = torch.ones(4096, 1024)  # 16 MB
+print(libc.mallinfo2().hblkhd)  # bytes in allocations mmap serves on their own
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux" or switched_off(), reason="glibc's malloc (and TUNEFORGE_NATIVE not 0)")
+@pytest.mark.parametrize("training", [False, True])
+def test_cpu_training_serves_large_tensors_from_the_heap(training, tiny_model_dir, tmp_path):
+    """A 16 MB tensor gets pages of its own from mmap by default; once CPU training has started, the heap
+    serves it, and the next step reuses its pages."""
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}\n')
+    train = f"""
+        from tuneforge.config import build_config
+        from tuneforge.train.run import run_training
+        run_training(build_config({{"model": {{"name_or_path": {str(tiny_model_dir)!r}}},
+                                    "data": {{"datasets": [{{"path": {str(data)!r}}}]}},
+                                    "method": {{"name": "lora", "r": 2}},
+                                    "train": {{"output_dir": {str(tmp_path / "run")!r}, "max_steps": 1}}}}))"""
+    mapped = int(in_fresh_python(train if training else "", MAPPED_BYTES, HF_HUB_OFFLINE="1")[-1])
+    assert (mapped < 16 * 2**20) if training else (mapped >= 16 * 2**20)
