@@ -27,15 +27,16 @@ Final loss: the last optimizer step's training loss, and the token-mean loss of 
 the next 8 records of the file (held out), computed by the same code for every run.
 MFU: 4 x parameters x tokens/s (forward + activation gradients; LoRA trains no base weights) over
 this machine's fp32 matmul peak, the best of several timings of square products (4096^3, 2048^3) and
-of the default model's MLP products, made in this run by torch's `@` and by oneDNN (on a 2-core
-EPYC oneDNN reaches ~2x torch's MKL product, so MFU is over oneDNN's rate; figures recorded before
-this change divided by torch's, ~215 GFLOP/s). Printed twice:
+of the default model's MLP products, made in this run by torch's `@` (MKL, on its fast kernels where
+`native/mkl_dispatch.py` switches them on, as tuneforge's training does) and by oneDNN; on a 2-core EPYC
+both reach ~510 GFLOP/s, where MKL's generic kernels, which AMD CPUs get by default, reach ~215 (MFU
+figures recorded before the peak took oneDNN's rate divided by that). Printed twice:
 over trained tokens (`MFU`, the strict figure: prompt tokens cost forward and backward work but earn
 no credit) and over non-pad tokens (`MFU np`: every token runs forward and backward through every
 layer; it over-counts prompt tokens by the LM head, which runs only where there are labels).
 
     python benchmarks/train_throughput.py [--samples 64] [--repeats 2] [--runs tuneforge,trl-default,trl-best]
-    python benchmarks/train_throughput.py --data long [--cutoff 2048] [--breakdown]
+    python benchmarks/train_throughput.py --data long [--cutoff 2048] [--breakdown] [--trl-same-process-setup]
     python benchmarks/train_throughput.py --model-shape llama-3.2-1b --dtype bf16 --device cuda
 
 `--data long`: long multi-turn dialogue, the prompt turns plus the chosen reply of each record of
@@ -49,6 +50,10 @@ of attention, which grows with L^2, is told apart from the 4N per token. `--brea
 packed micro-batch of `--cutoff` tokens through tuneforge's training step (torch.profiler, self time
 per operator) and prints where it goes: attention forward and backward, matmuls, element-wise work,
 the optimizer, and the rest (Python, autograd bookkeeping, the native LoRA kernels).
+
+TRL's runs get torch and glibc as its users get them. `--trl-same-process-setup` gives them the process
+settings tuneforge's training makes for itself (MKL's fast kernels on AMD CPUs, large tensors from
+malloc's heap: `native/mkl_dispatch.py`, `native/heap.py`), to tell that part of the lead from the rest.
 
 `--model-shape llama-3.2-1b` trains a random-initialised model of Llama-3.2-1B's shape (no download),
 written once to a temporary directory with the default model's tokenizer; it needs `--device cuda`.
@@ -308,6 +313,7 @@ CATEGORIES = (
     ("LoRA kernels", ("lora",), ()),  # tuneforge's native LoRA layers (autograd functions around C kernels)
 )  # matched in lower case: SDPA's operators, and tuneforge's _PackedCausalAttention(Backward)
 PROFILED_STEPS = 3
+TRL_SETUP_NOTE = "; TRL with tuneforge's process setup"
 
 
 def _category(name: str) -> str:
@@ -403,10 +409,12 @@ def child(args) -> None:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device is visible to torch")
-    if args.child in ("peak", "breakdown") or (args.child.startswith("trl") and args.trl_fast_mkl):
-        from tuneforge.native import mkl_dispatch
+    if args.child in ("peak", "breakdown") or (args.child.startswith("trl") and args.trl_same_process_setup):
+        from tuneforge.native import heap, mkl_dispatch
 
         mkl_dispatch.enable()  # as tuneforge's training does first thing (the tuneforge run's own call)
+        if args.child != "peak" and args.device == "cpu":
+            heap.keep_allocations_on_heap()  # as tuneforge's training does on CPU
     if args.child == "peak":
         out = matmul_peak_gflops(args.device, args.dtype)
     elif args.child == "breakdown":
@@ -444,7 +452,7 @@ def spawn(args, name: str, workdir: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", name, "--workdir", str(run_dir), "--samples", str(args.samples),
            "--model", args.model, "--dtype", args.dtype, "--device", args.device,
            "--lora-dropout", str(args.lora_dropout), "--data", args.data, "--cutoff", str(args.cutoff)]
-    cmd += ["--trl-fast-mkl"] if args.trl_fast_mkl else []
+    cmd += ["--trl-same-process-setup"] if args.trl_same_process_setup else []
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -477,7 +485,7 @@ def report(args, results: dict[str, list[dict]], peaks: list[dict]) -> None:
     print(f"\n{args.data} data, {args.samples} samples, cutoff {args.cutoff}, {first['trained']} trained tokens "
           f"({first['tokens']} non-pad), {args.model_shape} {args.dtype} on {args.device}, LoRA dropout "
           f"{args.lora_dropout}, batch {first['batch']}; {len(peaks)} peak timings, best {peak:.1f} GFLOP/s ({by}); "
-          f"medians of {args.repeats} alternating runs{'; TRL with MKL fast' if args.trl_fast_mkl else ''}")
+          f"medians of {args.repeats} alternating runs{TRL_SETUP_NOTE if args.trl_same_process_setup else ''}")
     print(f"{'run':<12} {'trained tok/s':>14} {'non-pad tok/s':>14} {'peak RSS MB':>12} {'final loss':>11} "
           f"{'held-out loss':>14} {'steps':>6} {'MFU':>6} {'MFU np':>6} {'MFU attn':>8}   runs (trained tok/s)")
     for name, r in rows.items():
@@ -495,7 +503,7 @@ def report(args, results: dict[str, list[dict]], peaks: list[dict]) -> None:
     print(json.dumps({"benchmark": "train_throughput", "data": args.data, "cutoff": args.cutoff,
                       "samples": args.samples, "model": args.model_shape,
                       "dtype": args.dtype, "device": args.device, "peak_gflops": round(peak, 1),
-                      "trl_fast_mkl": args.trl_fast_mkl,
+                      "trl_same_process_setup": args.trl_same_process_setup,
                       "runs": {k: {m: (round(v, 4) if isinstance(v, float) else v) for m, v in r.items()}
                                for k, r in rows.items()},
                       "ratios": {k: {m: round(v, 3) for m, v in r.items()} for k, r in ratios.items()}}))
@@ -517,9 +525,10 @@ def main() -> None:
     parser.add_argument("--cutoff", type=int, default=CUTOFF, help="template.cutoff_len and packed row length")
     parser.add_argument("--breakdown", action="store_true",
                         help="profile one packed micro-batch of --cutoff tokens instead of the comparison")
-    parser.add_argument("--trl-fast-mkl", action="store_true",
-                        help="let MKL run its fast kernels in TRL's runs too, as tuneforge does on AMD CPUs "
-                             "(native/mkl_dispatch.py), to tell that part of the lead apart")
+    parser.add_argument("--trl-same-process-setup", action="store_true",
+                        help="give TRL's runs the process settings tuneforge's training makes (MKL's fast kernels "
+                             "on AMD CPUs, native/mkl_dispatch.py; large tensors from the heap, native/heap.py), "
+                             "to tell that part of the lead apart")
     parser.add_argument("--child", choices=RUNS + ("peak", "breakdown"), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="smollm2-135m-instruct", help=argparse.SUPPRESS)
