@@ -344,9 +344,14 @@ static int longest_first(const void *a, const void *b) {
     return ex < ey ? 1 : (ex > ey ? -1 : 0);
 }
 
-static task_t *make_tasks(const int64_t *starts, int64_t nseg, int64_t hq, int64_t *count) {
+/* The tasks, longest first; their count, and the longest sample's length (the scratch rows' width). */
+static task_t *make_tasks(const int64_t *starts, int64_t nseg, int64_t hq, int64_t *count, int64_t *longest) {
     int64_t n = 0;
-    for (int64_t s = 0; s < nseg; s++) n += hq * ((starts[s + 1] - starts[s] + QB - 1) / QB);
+    *longest = 1;
+    for (int64_t s = 0; s < nseg; s++) {
+        n += hq * ((starts[s + 1] - starts[s] + QB - 1) / QB);
+        *longest = starts[s + 1] - starts[s] > *longest ? starts[s + 1] - starts[s] : *longest;
+    }
     task_t *tasks = malloc(sizeof(task_t) * (n ? n : 1));
     if (!tasks) return NULL;
     int64_t i = 0;
@@ -379,14 +384,13 @@ int attention_forward(void *gemm_ptr, const float *q, const float *k, const floa
                       int64_t q_row, int64_t q_head, int64_t k_row, int64_t k_head, int64_t v_row, int64_t v_head,
                       float scale, int threads) {
     sgemm_fn gemm = (sgemm_fn)gemm_ptr;
-    int64_t ntasks, longest = 0, group = hq / hkv;
-    for (int64_t s = 0; s < nseg; s++) longest = starts[s + 1] - starts[s] > longest ? starts[s + 1] - starts[s] : longest;
-    task_t *tasks = make_tasks(starts, nseg, hq, &ntasks);
+    int64_t ntasks, longest, group = hq / hkv;
+    task_t *tasks = make_tasks(starts, nseg, hq, &ntasks, &longest);
     if (!tasks) return -1;
     int failed = 0;
 #pragma omp parallel num_threads(threads)
     {
-        float *s = malloc(sizeof(float) * QB * (longest ? longest : 1));
+        float *s = malloc(sizeof(float) * QB * longest);
         if (!s) failed = 1;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < ntasks; t++) {
@@ -431,15 +435,14 @@ int attention_backward(void *gemm_ptr, const float *q, const float *k, const flo
                        int64_t q_row, int64_t q_head, int64_t k_row, int64_t k_head, int64_t v_row, int64_t v_head,
                        float scale, int threads) {
     sgemm_fn gemm = (sgemm_fn)gemm_ptr;
-    int64_t ntasks, longest = 0, group = hq / hkv, o_row = hq * d, kv_row = hkv * d;
-    for (int64_t s = 0; s < nseg; s++) longest = starts[s + 1] - starts[s] > longest ? starts[s + 1] - starts[s] : longest;
-    task_t *tasks = make_tasks(starts, nseg, hq, &ntasks);
+    int64_t ntasks, longest, group = hq / hkv, o_row = hq * d, kv_row = hkv * d;
+    task_t *tasks = make_tasks(starts, nseg, hq, &ntasks, &longest);
     if (!tasks) return -1;
     int failed = 0;
 #pragma omp parallel num_threads(threads)
     {
-        float *p = malloc(sizeof(float) * QB * (longest ? longest : 1));
-        float *dp = malloc(sizeof(float) * QB * (longest ? longest : 1));
+        float *p = malloc(sizeof(float) * QB * longest);
+        float *dp = malloc(sizeof(float) * QB * longest);
         float *dk = dk_parts + thread_id() * T * kv_row, *dv = dv_parts + thread_id() * T * kv_row;
         if (!p || !dp) failed = 1;
 #pragma omp for schedule(dynamic, 1)
