@@ -19,21 +19,18 @@ from __future__ import annotations
 
 import ctypes
 from functools import cache
-from pathlib import Path
 
 import torch
 
 from tuneforge.native.build import library, loaded
+from tuneforge.native.mkl_dispatch import torch_library
 
 
 @cache
 def _sgemm() -> int | None:
     """The address of libtorch's Fortran `sgemm_` (MKL's), or None where this torch has none."""
-    path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
-    try:
-        return ctypes.cast(ctypes.CDLL(str(path)).sgemm_, ctypes.c_void_p).value
-    except (OSError, AttributeError):
-        return None
+    lib = torch_library()
+    return ctypes.cast(lib.sgemm_, ctypes.c_void_p).value if lib is not None and hasattr(lib, "sgemm_") else None
 
 
 def _fits(*tensors: torch.Tensor) -> bool:

@@ -131,24 +131,28 @@ def _redirect(libc: ctypes.CDLL, slot: int, target: int) -> None:
 def mkl_level() -> int | None:
     """MKL's kernel choice (`mkl_serv_cpu_detect()`: 0 generic code, higher for AVX2, AVX-512, ...);
     asking settles it, as a first product would. None where libtorch carries no MKL."""
+    lib = torch_library()
+    return int(lib.mkl_serv_cpu_detect()) if lib is not None and hasattr(lib, "mkl_serv_cpu_detect") else None
+
+
+@cache
+def torch_library() -> ctypes.CDLL | None:
+    """libtorch's CPU library, where MKL lives (already loaded by `import torch`), or None where there is none."""
+    path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
     try:
-        return int(ctypes.CDLL(str(_torch_library())).mkl_serv_cpu_detect())
-    except (OSError, AttributeError):
+        return ctypes.CDLL(str(path)) if path.is_file() else None
+    except OSError:
         return None
-
-
-def _torch_library() -> Path:
-    return Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
 
 
 @cache
 def enable() -> bool:
     """Let MKL run the kernels this AMD CPU's instructions allow; whether it now does (see the module's doc)."""
     if (switched_off() or sys.platform != "linux" or platform.machine() != "x86_64" or not _amd_cpu()
-            or not torch.backends.mkl.is_available() or not _torch_library().is_file()):
+            or not torch.backends.mkl.is_available() or (torch_lib := torch_library()) is None):
         return False
     try:
-        libc, torch_lib = _libc(), ctypes.CDLL(str(_torch_library()))
+        libc = _libc()
         real = ctypes.cast(getattr(torch_lib, _SYMBOL.decode()), ctypes.c_void_p).value
         info = _DlInfo()
         if not real or not libc.dladdr(real, ctypes.byref(info)) or not info.fname:

@@ -492,5 +492,5 @@ def load_engine(model: str, adapters: dict[str, str] | None = None, *, model_id:
 
     mkl_dispatch.enable()  # before any product: MKL settles its kernels at its first
     base, tokenizer = load_model(ModelConfig(name_or_path=model, dtype=dtype, device=device))
-    use_onednn_linear(base)  # float32 CPU products through oneDNN; other devices and dtypes unchanged
+    use_onednn_linear(base)  # float32 CPU products through oneDNN where MKL stays generic; else unchanged
     return Engine(base, tokenizer, model_id=model_id or Path(model).name, adapters=adapters, **options)
